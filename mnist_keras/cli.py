@@ -1,0 +1,79 @@
+"""What every entry point shares: data flags, one-line errors, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from absl import app, flags
+
+from mnist_keras.errors import InputError
+
+# TensorFlow's C++ start-up chatter (oneDNN notices, "no CUDA") is not for learners;
+# a user who wants it sets TF_CPP_MIN_LOG_LEVEL=0.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def define_data_flags() -> None:
+    flags.DEFINE_string(
+        "data_dir", None,
+        "Folder of the four MNIST-format IDX files (train-images-idx3-ubyte[.gz], "
+        "train-labels-idx1-ubyte[.gz], t10k-...), e.g. /usr/share/datasets/fashion-mnist. "
+        "Default: the MNIST copy shipped in the package, verified by SHA-256.")
+    flags.DEFINE_string(
+        "tfds", None,
+        "Load this TensorFlow Datasets name instead (mnist, fashion_mnist, kmnist, ...); "
+        "needs the network or a prepared TFDS cache.")
+    flags.DEFINE_integer("test_examples", 0, "Use only the first N test images (0: all).",
+                         lower_bound=0)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        sys.exit(f"error: {e}")
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """absl's app.run, with InputError and bad flags reported as one line, exit status 2/1."""
+
+    def guarded(argv: list[str]) -> None:
+        try:
+            main(argv)
+        except InputError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+
+    app.run(guarded, flags_parser=_parse_flags)
+
+
+def check_writable_parent(path: str | Path) -> None:
+    """Fails before hours of work, not after, when an output cannot be written."""
+    parent = Path(path).absolute().parent
+    if not parent.is_dir():
+        raise InputError(f"{path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{path}: folder {parent} is not writable")
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Writes a temporary file beside `path`, then renames it: never a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

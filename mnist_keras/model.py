@@ -1,0 +1,69 @@
+"""The seed's CNN, its loss and its optimizer."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
+
+
+def build_model() -> keras.Sequential:
+    """Conv-Pool-Conv-Pool-Dense-Dense: 421,642 parameters, logits out."""
+    return keras.Sequential(
+        [
+            keras.Input(shape=(*IMAGE_SHAPE, 1), name="images"),
+            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
+            layers.MaxPooling2D(2, name="pool1"),
+            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2"),
+            layers.MaxPooling2D(2, name="pool2"),
+            layers.Flatten(name="flatten"),
+            layers.Dense(128, activation="relu", name="dense"),
+            layers.Dense(NUM_CLASSES, name="logits"),
+        ],
+        name="mnist_cnn",
+    )
+
+
+@keras.saving.register_keras_serializable(package="mnist_keras")
+class MeanBatchLoss(keras.metrics.Metric):
+    """Total loss / number of batches, the figure the seed reports.
+
+    Keras' own `loss` log weights each batch by its size, so the short last batch
+    (32 of 60,000 at batch 64) counts half; this counts every batch once.
+    """
+
+    def __init__(self, name: str = "avg_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.batches = self.add_variable(shape=(), initializer="zeros", name="batches")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        loss = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        self.total.assign_add(keras.ops.cast(keras.ops.mean(loss), self.dtype))
+        self.batches.assign_add(keras.ops.cast(1, self.dtype))
+
+    def result(self):
+        return keras.ops.divide_no_nan(self.total, self.batches)
+
+
+def learning_rate(base: float, schedule: str, total_steps: int):
+    """Adam's learning rate: cosine decay to zero over the run, or constant.
+
+    Measured here, a constant 1e-3 lands at 98.9-99.2% after 5 epochs; decaying it
+    to zero over the same steps lands at 99.2% and clears 99.0% for every seed tried.
+    """
+    if schedule == "constant":
+        return base
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(base, decay_steps=total_steps, alpha=0.0)
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}")
+
+
+def compile_model(model: keras.Model, lr, jit_compile: bool) -> None:
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[MeanBatchLoss(), keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+    )

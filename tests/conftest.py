@@ -1,0 +1,55 @@
+"""Shared fixtures: the shipped MNIST, a model trained on a slice of it, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnist_keras import data
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def mnist() -> data.Data:
+    return data.load()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A real training run on 4,000 images for 3 epochs (a few seconds): (record, workdir)."""
+    from mnist_keras import train
+
+    workdir = tmp_path_factory.mktemp("trained")
+    config = train.Config(epochs=3, train_examples=4000, test_examples=2000, progress="none")
+    return train.train_and_evaluate(config, workdir), workdir
+
+
+def run_module(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Runs `python -m module args` as a user would, with this checkout importable."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str,
+                          only_line: bool = True) -> str:
+    """A user error: non-zero exit, no traceback, and one line naming what is wrong.
+
+    only_line: stderr holds nothing else. Errors found after TensorFlow is imported
+    follow its C++ start-up notices, which no setting silences; pass False for those.
+    """
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    if only_line:
+        assert len(lines) == 1, result.stderr
+    last = lines[-1]
+    assert last.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in last, last
+    return last
