@@ -122,6 +122,7 @@ def define_flags() -> None:
     flags.DEFINE_string("model", "saved_models/mnist.keras", "The .keras model file to evaluate.")
     flags.DEFINE_string("json", None, "Also write the metrics to this JSON file.")
     cli.define_data_flags()
+    flags.adopt_module_key_flags(cli)  # list them in --help too
 
 
 if __name__ == "__main__":

@@ -264,6 +264,7 @@ def define_flags() -> None:
     flags.DEFINE_boolean("resume", defaults.resume,
                          "Continue an unfinished run found in --model_dir; --noresume starts over.")
     cli.define_data_flags()
+    flags.adopt_module_key_flags(cli)  # list them in --help too
 
 
 def main(argv: list[str]) -> None:
