@@ -12,8 +12,9 @@ from absl import app, flags
 
 from mnist_keras.errors import InputError
 
-# TensorFlow's C++ start-up chatter (oneDNN notices, "no CUDA") is not for learners;
-# a user who wants it sets TF_CPP_MIN_LOG_LEVEL=0.
+# Hides TensorFlow's C++ INFO and WARNING logs once its logging is set up (a user who
+# wants them sets TF_CPP_MIN_LOG_LEVEL=0). A few notices printed before that (oneDNN,
+# "no CUDA drivers") cannot be silenced this way and still reach stderr.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -57,6 +58,8 @@ def run(main: Callable[[list[str]], None]) -> None:
 def check_writable_parent(path: str | Path) -> None:
     """Fails before hours of work, not after, when an output cannot be written."""
     parent = Path(path).absolute().parent
+    if Path(path).is_dir():
+        raise InputError(f"{path}: is a folder; name a file")
     if not parent.is_dir():
         raise InputError(f"{path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):

@@ -95,8 +95,12 @@ def read_checksums(folder: Path) -> dict[str, str] | None:
     listing = folder / "SHA256SUMS"
     if not listing.is_file():
         return None
+    try:
+        text = listing.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{listing}: unreadable checksum list ({e})") from None
     sums = {}
-    for number, line in enumerate(listing.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         parts = line.split()

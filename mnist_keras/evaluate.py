@@ -13,7 +13,7 @@ import numpy as np
 from absl import flags
 
 from mnist_keras import cli
-from mnist_keras.data import NUM_CLASSES
+from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
 from mnist_keras.errors import InputError
 
 
@@ -40,10 +40,15 @@ def load_model(path: str | Path):
     from mnist_keras import model as _  # noqa: F401  registers MeanBatchLoss for compile()
 
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        model = keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # a damaged archive fails deep inside Keras or h5py
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise InputError(f"{path}: cannot load Keras model: {first_line}") from None
+    shapes = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
+    if shapes != ((None, *IMAGE_SHAPE, 1), (None, NUM_CLASSES)):
+        raise InputError(f"{path}: a Keras model from {shapes[0]} to {shapes[1]}, not a digit "
+                         f"classifier from (None, 28, 28, 1) to (None, {NUM_CLASSES})")
+    return model
 
 
 def predict_classes(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -27,6 +27,9 @@ BEST_FILE = "best.keras"
 HISTORY_FILE = "history.json"
 LOGS_DIR = "logs"
 BACKUP_DIR = "backup"
+# What Keras' BackupAndRestore (double_checkpoint=True) writes into BACKUP_DIR.
+BACKUP_FILES = ("latest.weights.h5", "latest.weights.h5.bkp",
+                "training_metadata.json", "training_metadata.json.bkp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,16 @@ class Config:
 
 
 NOT_RESUME_KEYS = ("progress", "resume")
+
+
+def validate(config: Config) -> None:
+    """What flag bounds cannot say: NaN passes every bound, and a rate of 0 learns nothing."""
+    if config.epochs < 1:
+        raise InputError(f"--epochs={config.epochs}: must be at least 1")
+    if config.batch_size < 1:
+        raise InputError(f"--batch_size={config.batch_size}: must be at least 1")
+    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
+        raise InputError(f"--learning_rate={config.learning_rate}: must be a positive number")
 
 
 def resume_point(workdir: Path, config: Config) -> tuple[int, list[dict]]:
@@ -76,10 +89,34 @@ def resume_point(workdir: Path, config: Config) -> tuple[int, list[dict]]:
     return finished, history["epochs"][:finished]
 
 
+def check_backup_dir(workdir: Path) -> None:
+    """Keras deletes the whole backup folder when a run ends: it must hold nothing of the user's."""
+    backup = workdir / BACKUP_DIR
+    foreign = sorted(p.name for p in backup.iterdir() if p.name not in BACKUP_FILES) if backup.is_dir() else []
+    if backup.exists() and not backup.is_dir() or foreign:
+        raise InputError(f"{backup}: holds files that training did not write ({', '.join(foreign) or backup.name}), "
+                         "and would be deleted at the end of the run: move them or use another --model_dir")
+
+
+def _remove_if_empty(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def remove_backup(workdir: Path) -> None:
+    """Deletes Keras' backup files: done after the model is saved, so a kill before that resumes."""
+    for name in BACKUP_FILES:
+        (workdir / BACKUP_DIR / name).unlink(missing_ok=True)
+    _remove_if_empty(workdir / BACKUP_DIR)
+
+
 def start_fresh(workdir: Path) -> None:
-    """Removes what an earlier run in workdir left that would mix with this one."""
-    for name in (BACKUP_DIR, LOGS_DIR):
-        shutil.rmtree(workdir / name, ignore_errors=True)
+    """Removes what an earlier run in workdir wrote that would mix with this one, and only that."""
+    remove_backup(workdir)
+    for events in (workdir / LOGS_DIR).glob("*/events.out.tfevents.*"):
+        events.unlink()
+    for folder in ("train", "validation", ""):
+        _remove_if_empty(workdir / LOGS_DIR / folder)
     (workdir / HISTORY_FILE).unlink(missing_ok=True)
 
 
@@ -108,6 +145,12 @@ def describe_device(tf) -> tuple[str, bool]:
     return f"CPU ({os.cpu_count()} cores)", False
 
 
+def finite(value) -> float | None:
+    """A float for history.json, which stays strict JSON: NaN and infinity become null."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def make_callbacks(keras, workdir: Path, record: dict, best_so_far: float | None) -> list:
     """Keras callbacks: per-epoch report, best checkpoint, TensorBoard, and backup for resume.
 
@@ -122,10 +165,10 @@ def make_callbacks(keras, workdir: Path, record: dict, best_so_far: float | None
         def on_epoch_end(self, epoch, logs=None):
             entry = {
                 "epoch": epoch + 1,
-                "avg_loss": float(logs["avg_loss"]),
-                "loss": float(logs["loss"]),
+                "avg_loss": finite(logs["avg_loss"]),
+                "loss": finite(logs["loss"]),
                 "accuracy": 100.0 * float(logs["accuracy"]),
-                "test_avg_loss": float(logs["val_avg_loss"]),
+                "test_avg_loss": finite(logs["val_avg_loss"]),
                 "test_accuracy": 100.0 * float(logs["val_accuracy"]),
                 "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
                 "wall_seconds": round(time.perf_counter() - self.wall, 3),
@@ -134,7 +177,7 @@ def make_callbacks(keras, workdir: Path, record: dict, best_so_far: float | None
             record["epochs"].append(entry)
             cli.write_atomic(workdir / HISTORY_FILE, json.dumps(record, indent=2) + "\n")
             print(f"Epoch {entry['epoch']}/{record['settings']['epochs']}: "
-                  f"average loss {entry['avg_loss']:.4f} ({record['steps_per_epoch']} batches), "
+                  f"average loss {logs['avg_loss']:.4f} ({record['steps_per_epoch']} batches), "
                   f"test accuracy {entry['test_accuracy']:.2f}%, "
                   f"{entry['wall_seconds']:.1f} s ({entry['cpu_seconds']:.1f} CPU-s)", flush=True)
 
@@ -142,6 +185,8 @@ def make_callbacks(keras, workdir: Path, record: dict, best_so_far: float | None
         """ModelCheckpoint that saves under a temporary name and renames, like save_model_atomic."""
 
         def on_epoch_end(self, epoch, logs=None):
+            if not math.isfinite(logs["avg_loss"]):
+                return  # a diverged model is nobody's best
             final = Path(self.filepath)
             tmp = final.with_name(f".{final.stem}.partial.keras")
             self.filepath = str(tmp)
@@ -159,19 +204,27 @@ def make_callbacks(keras, workdir: Path, record: dict, best_so_far: float | None
         AtomicModelCheckpoint(str(workdir / BEST_FILE), monitor="val_accuracy", mode="max",
                               save_best_only=True, initial_value_threshold=best_so_far),
         keras.callbacks.TensorBoard(log_dir=str(workdir / LOGS_DIR)),
-        keras.callbacks.BackupAndRestore(str(workdir / BACKUP_DIR), double_checkpoint=True),
+        keras.callbacks.TerminateOnNaN(),
+        # Deleted by remove_backup() once the model is saved, not by Keras when fit() ends.
+        keras.callbacks.BackupAndRestore(str(workdir / BACKUP_DIR), double_checkpoint=True,
+                                         delete_checkpoint=False),
     ]
 
 
 def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     """Trains per `config`, writing into workdir; returns what history.json holds."""
+    validate(config)
     workdir = Path(workdir)
     dataset = data.take(data.load(config.data_dir, config.tfds),
                         config.train_examples, config.test_examples)
     if workdir.exists() and not workdir.is_dir():
         raise InputError(f"--model_dir={workdir}: exists and is not a folder")
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--model_dir={workdir}: cannot create it: {e.strerror}") from None
     cli.check_writable_parent(workdir / MODEL_FILE)
+    check_backup_dir(workdir)
     if not config.resume:
         start_fresh(workdir)
     first_epoch, done = resume_point(workdir, config)
@@ -213,8 +266,10 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     print(f"Model: {model.count_params():,} parameters; Adam, learning rate {config.learning_rate:g}"
           f" ({config.lr_schedule}); writing to {workdir}/")
     if first_epoch:
+        then = (f"continuing with epoch {first_epoch + 1}" if first_epoch < config.epochs
+                else "finishing the run")
         print(f"Resuming the unfinished run in {workdir}/{BACKUP_DIR}: "
-              f"{first_epoch} of {config.epochs} epochs done, continuing with epoch {first_epoch + 1}")
+              f"{first_epoch} of {config.epochs} epochs done, {then}")
 
     best = max((e["test_accuracy"] / 100 for e in done), default=None)
     model.fit(
@@ -227,9 +282,15 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         shuffle=False,  # the dataset shuffles itself, reproducibly
     )
 
+    diverged = [e["epoch"] for e in record["epochs"] if e["avg_loss"] is None]
+    if diverged:  # TerminateOnNaN stopped it; the backup holds NaN weights, useless to resume
+        remove_backup(workdir)
+        raise InputError(f"--learning_rate={config.learning_rate:g}: training diverged in epoch "
+                         f"{diverged[0]} (the loss became NaN or infinite); try a lower learning rate")
     record["test"] = evaluate.evaluate(model, dataset.x_test, dataset.y_test)
     save_model_atomic(model, workdir / MODEL_FILE)
     cli.write_atomic(workdir / HISTORY_FILE, json.dumps(record, indent=2) + "\n")
+    remove_backup(workdir)
     test = record["test"]
     print(f"Saved {workdir / MODEL_FILE}, {workdir / BEST_FILE} (best epoch), {workdir / HISTORY_FILE}; "
           f"TensorBoard: tensorboard --logdir {workdir / LOGS_DIR}")

@@ -118,6 +118,10 @@ def _bad_label(folder):
     path.write_bytes(path.read_bytes()[:-1] + b"\x0c")
 
 
+def _binary_checksums(folder):
+    (folder / "SHA256SUMS").write_bytes(b"\xff\xfe\x00garbage")
+
+
 def _empty_file(folder):
     (folder / "t10k-labels-idx1-ubyte").write_bytes(b"")
 
@@ -132,6 +136,7 @@ BAD_FOLDERS = {
     "missing file": (False, False, _missing_file, ["missing train-labels-idx1-ubyte.gz"]),
     "label range": (True, False, _bad_label, ["label 12 out of range"]),
     "empty file": (True, False, _empty_file, ["t10k-labels-idx1-ubyte", "too short"]),
+    "binary SHA256SUMS": (False, True, _binary_checksums, ["SHA256SUMS", "unreadable checksum list"]),
 }
 
 

@@ -63,6 +63,7 @@ def _truncated_model(path, source):
     ("no config", "no config.json inside", True),
     ("truncated", "not a Keras model file", True),
     ("broken config", "cannot load Keras model", False),
+    ("other model", "a Keras model from (None, 5) to (None, 3), not a digit classifier", False),
 ])
 def test_bad_model_is_one_clear_line(trained, tmp_path, case, fragment, only_line):
     path = tmp_path / "model.keras"
@@ -76,11 +77,18 @@ def test_bad_model_is_one_clear_line(trained, tmp_path, case, fragment, only_lin
         _truncated_model(path, trained[1] / train.MODEL_FILE)
     elif case == "broken config":
         _zip_with_broken_config(path)
+    elif case == "other model":
+        import keras
+
+        keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)]).save(path)
     result = run_module("mnist_keras.evaluate", f"--model={path}", cwd=tmp_path)
     assert_one_line_error(result, str(path), fragment, only_line=only_line)
 
 
-def test_json_into_missing_folder_fails_before_evaluating(trained, tmp_path):
+@pytest.mark.parametrize("target, fragment", [("no/such/dir/m.json", "does not exist"),
+                                              (".", "is a folder")])
+def test_unwritable_json_fails_before_evaluating(trained, tmp_path, target, fragment):
     result = run_module("mnist_keras.evaluate", f"--model={trained[1] / train.MODEL_FILE}",
-                        "--json=no/such/dir/m.json", cwd=tmp_path)
-    assert_one_line_error(result, "no/such/dir/m.json", "does not exist")
+                        f"--json={target}", cwd=tmp_path)
+    assert_one_line_error(result, f"{target}: ", fragment)
+    assert "Test accuracy" not in result.stdout

@@ -24,7 +24,8 @@ def test_layers_shapes_and_parameter_count():
     assert [layer.name for layer in model.layers] == list(SHAPES)
     assert {layer.name: tuple(layer.output.shape) for layer in model.layers} == SHAPES
     assert model.count_params() == 421_642
-    assert model.get_layer("conv1").activation.__name__ == "relu"
+    for name in ("conv1", "conv2", "dense"):
+        assert model.get_layer(name).activation.__name__ == "relu", name
     assert model.get_layer("logits").activation.__name__ == "linear"  # logits, not softmax
 
 

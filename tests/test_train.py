@@ -15,6 +15,7 @@ import pytest
 
 from conftest import REPO, assert_one_line_error, run_module
 from mnist_keras import evaluate, train
+from mnist_keras.errors import InputError
 
 
 def test_training_learns_and_writes_its_outputs(trained, mnist):
@@ -27,6 +28,7 @@ def test_training_learns_and_writes_its_outputs(trained, mnist):
     # The final evaluation counts what Keras' validation measured after the last epoch.
     assert record["test"]["accuracy"] == pytest.approx(record["epochs"][-1]["test_accuracy"], abs=1e-3)
     assert record["epochs"][-1]["learning_rate"] == 0.0  # cosine decay ends at zero
+    assert record["device"].startswith("CPU") and record["jit_compile"] is False  # XLA is slower on CPU
 
     assert json.loads((workdir / train.HISTORY_FILE).read_text()) == record
     saved = evaluate.evaluate(evaluate.load_model(workdir / train.MODEL_FILE),
@@ -83,6 +85,8 @@ def test_command_line_run_prints_epochs_bar_and_accuracy(tmp_path):
     ("--learning_rate=-0.1", "flag --learning_rate=-0.1"),
     ("--lr_schedule=linear", "flag --lr_schedule=linear"),
     ("--epoch=5", "Unknown command line flag 'epoch'"),
+    ("--learning_rate=nan", "--learning_rate=nan: must be a positive number"),
+    ("--learning_rate=0", "--learning_rate=0.0: must be a positive number"),
 ])
 def test_bad_flag_is_one_clear_line(tmp_path, flag, fragment):
     assert_one_line_error(run_module("mnist_keras.train", flag, cwd=tmp_path), fragment)
@@ -93,6 +97,48 @@ def test_model_dir_that_is_a_file(tmp_path):
     (tmp_path / "taken").write_text("not a folder")
     result = run_module("mnist_keras.train", "--model_dir=taken", cwd=tmp_path)
     assert_one_line_error(result, "--model_dir=taken", "not a folder")
+    result = run_module("mnist_keras.train", "--model_dir=taken/sub", cwd=tmp_path)
+    assert_one_line_error(result, "--model_dir=taken/sub", "cannot create it")
+
+
+TINY = dict(epochs=1, train_examples=300, test_examples=100, progress="none")
+
+
+def test_fresh_run_deletes_only_what_training_wrote(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "notes.txt").write_text("mine")
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "thesis.tex").write_text("mine")
+    with pytest.raises(InputError, match=r"backup: holds files that training did not write \(thesis.tex\)"):
+        train.train_and_evaluate(train.Config(**TINY), tmp_path)
+    (tmp_path / "backup" / "thesis.tex").unlink()
+    train.train_and_evaluate(train.Config(**TINY), tmp_path)
+    train.train_and_evaluate(train.Config(**TINY), tmp_path)  # a second fresh run clears the first's logs
+    assert (tmp_path / "logs" / "notes.txt").read_text() == "mine"
+    assert len(list((tmp_path / "logs" / "train").glob("events.out.tfevents.*"))) == 1
+
+
+def test_noresume_starts_over(tmp_path, capsys):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    (tmp_path / "history.json").write_text(json.dumps({"settings": {"seed": 99}, "epochs": [{}]}))
+    with pytest.raises(InputError, match="unfinished run with other settings"):
+        train.train_and_evaluate(train.Config(**TINY), tmp_path)
+    record = train.train_and_evaluate(train.Config(**TINY, resume=False), tmp_path)
+    assert "Resuming" not in capsys.readouterr().out
+    assert [e["epoch"] for e in record["epochs"]] == [1] and record["settings"]["seed"] == 0
+    assert not backup.exists()
+
+
+def test_diverged_run_is_an_error_and_leaves_no_model(tmp_path):
+    config = train.Config(**{**TINY, "epochs": 2}, learning_rate=1e6)
+    with pytest.raises(InputError, match=r"--learning_rate=1e\+06: training diverged in epoch 1"):
+        train.train_and_evaluate(config, tmp_path)
+    assert not (tmp_path / "mnist.keras").exists() and not (tmp_path / "best.keras").exists()
+    assert not (tmp_path / "backup").exists()  # nothing to resume from
+    history = json.loads((tmp_path / "history.json").read_text())  # strict JSON: NaN is null
+    assert history["epochs"][0]["avg_loss"] is None
 
 
 def test_killed_run_resumes_where_it_stopped(tmp_path):
@@ -112,7 +158,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     finally:
         run.wait()
     assert run.returncode == -signal.SIGKILL
-    assert not (tmp_path / "saved_models" / "mnist.keras").exists()  # no half-done model
+    assert evaluate.load_model(tmp_path / "saved_models" / "best.keras").count_params() == 421_642
 
     other = run_module("mnist_keras.train", *args[:-1], "--seed=1", "--progress=none", cwd=tmp_path)
     assert_one_line_error(other, "unfinished run", "--seed=0 then, 1 now", only_line=False)
