@@ -54,7 +54,7 @@ NOT_RESUME_KEYS = ("progress", "resume")
 
 
 def validate(config: Config) -> None:
-    """What flag bounds cannot say: NaN passes every bound, and a rate of 0 learns nothing."""
+    """For callers from Python too; and NaN passes every flag bound, and a rate of 0 learns nothing."""
     if config.epochs < 1:
         raise InputError(f"--epochs={config.epochs}: must be at least 1")
     if config.batch_size < 1:
@@ -87,15 +87,6 @@ def resume_point(workdir: Path, config: Config) -> tuple[int, list[dict]]:
                          "rerun with the same flags to resume, --noresume to start over, "
                          "or another --model_dir")
     return finished, history["epochs"][:finished]
-
-
-def check_backup_dir(workdir: Path) -> None:
-    """Keras deletes the whole backup folder when a run ends: it must hold nothing of the user's."""
-    backup = workdir / BACKUP_DIR
-    foreign = sorted(p.name for p in backup.iterdir() if p.name not in BACKUP_FILES) if backup.is_dir() else []
-    if backup.exists() and not backup.is_dir() or foreign:
-        raise InputError(f"{backup}: holds files that training did not write ({', '.join(foreign) or backup.name}), "
-                         "and would be deleted at the end of the run: move them or use another --model_dir")
 
 
 def _remove_if_empty(folder: Path) -> None:
@@ -205,7 +196,8 @@ def make_callbacks(keras, workdir: Path, record: dict, best_so_far: float | None
                               save_best_only=True, initial_value_threshold=best_so_far),
         keras.callbacks.TensorBoard(log_dir=str(workdir / LOGS_DIR)),
         keras.callbacks.TerminateOnNaN(),
-        # Deleted by remove_backup() once the model is saved, not by Keras when fit() ends.
+        # Deleted by remove_backup() once the model is saved, not by Keras when fit() ends
+        # (which would also delete the whole folder, whatever else it held).
         keras.callbacks.BackupAndRestore(str(workdir / BACKUP_DIR), double_checkpoint=True,
                                          delete_checkpoint=False),
     ]
@@ -224,7 +216,6 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     except OSError as e:
         raise InputError(f"--model_dir={workdir}: cannot create it: {e.strerror}") from None
     cli.check_writable_parent(workdir / MODEL_FILE)
-    check_backup_dir(workdir)
     if not config.resume:
         start_fresh(workdir)
     first_epoch, done = resume_point(workdir, config)
@@ -240,8 +231,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     from mnist_keras import model as model_lib
 
     device, on_gpu = describe_device(tf)
-    # XLA: on a GPU it fuses this small model's kernels; on CPU it measured 2-3x slower
-    # here (about 13 s an epoch without, 24-42 s with).
+    # XLA: on a GPU it fuses this small model's kernels; on these 2-core CPUs it made an
+    # epoch twice as slow (23 s and 41 CPU-s against 12 s and 19.5 CPU-s; see README).
     jit = {"auto": on_gpu, "true": True, "false": False}[config.jit_compile]
     steps = pipeline.steps_per_epoch(len(dataset.x_train), config.batch_size)
     record = {
