@@ -178,3 +178,11 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     uninterrupted = json.loads((tmp_path / "whole" / "history.json").read_text())
     np.testing.assert_allclose([e["avg_loss"] for e in history["epochs"]],
                                [e["avg_loss"] for e in uninterrupted["epochs"]], rtol=1e-4)
+
+
+def test_help_explains_every_flag(tmp_path):
+    result = run_module("mnist_keras.train", "--help", cwd=tmp_path)  # absl exits 1 after help
+    for flag in ("epochs", "batch_size", "learning_rate", "lr_schedule", "seed", "data_dir", "tfds",
+                 "model_dir", "train_examples", "test_examples", "jit_compile", "progress", "[no]resume"):
+        assert re.search(rf"^  --{re.escape(flag)}: \S", result.stdout, re.M), flag
+    assert "tensorflow" not in result.stderr.lower()  # --help answers without importing TensorFlow
