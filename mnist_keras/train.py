@@ -216,9 +216,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     except OSError as e:
         raise InputError(f"--model_dir={workdir}: cannot create it: {e.strerror}") from None
     cli.check_writable_parent(workdir / MODEL_FILE)
-    if not config.resume:
-        start_fresh(workdir)
-    first_epoch, done = resume_point(workdir, config)
+    first_epoch, done = resume_point(workdir, config) if config.resume else (0, [])
     if first_epoch == 0:
         start_fresh(workdir)
     remove_partial_files(workdir)
