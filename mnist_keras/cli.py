@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from mnist_keras.errors import InputError
 
@@ -43,6 +43,8 @@ def run(main: Callable[[list[str]], None]) -> None:
     """absl's app.run, with InputError and bad flags reported as one line, exit status 2/1."""
 
     def guarded(argv: list[str]) -> None:
+        if not flags.FLAGS["verbosity"].present:  # TensorFlow's INFO lines drown the output
+            logging.set_verbosity(logging.WARNING)
         try:
             main(argv)
         except InputError as e:

@@ -1,0 +1,272 @@
+"""Export to a SavedModel and four .tflite files, each checked against the Keras model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, assert_one_line_error, run_module
+from mnist_keras import evaluate, export, litert, train, verify
+
+TFLITE = list(export.TFLITE_FORMATS)
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    """`python -m mnist_keras.export` on the small trained model, as a user runs it."""
+    _, workdir = trained
+    out = tmp_path_factory.mktemp("exported")
+    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}",
+                        f"--serving_dir={out / 'serving'}", f"--export_dir={out / 'export'}",
+                        "--test_examples=2000", cwd=out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result, out, workdir / train.MODEL_FILE
+
+
+@pytest.fixture(scope="module")
+def keras_probabilities(trained, mnist):
+    _, workdir = trained
+    model = evaluate.load_model(workdir / train.MODEL_FILE)
+    logits = model.predict(mnist.x_test[:1000, ..., None].astype(np.float32) / 255, verbose=0)
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def test_export_writes_every_artifact_and_prints_the_table(exported):
+    result, out, _ = exported
+    assert sorted(p.name for p in (out / "serving").iterdir()) == ["1"]
+    assert (out / "serving" / "1" / "saved_model.pb").is_file()
+    names = {p.name for p in (out / "export").iterdir()}
+    for fmt in TFLITE:
+        assert {f"mnist_{fmt}.tflite", f"mnist_{fmt}.json"} <= names
+    assert (out / "export" / "labels.txt").read_text().split() == [str(c) for c in range(10)]
+    assert not [p for p in out.rglob("*") if p.name.startswith(export.PARTIAL)]
+    table = result.stdout
+    for row in ["Keras", "SavedModel", *[f"TFLite {fmt}" for fmt in TFLITE]]:
+        line = next(line for line in table.splitlines() if line.startswith(row + " "))
+        assert "MB" in line or "kB" in line
+        assert row == "Keras" or "ok (" in line, line
+    summary = json.loads((out / "export" / "export.json").read_text())
+    assert [a["artifact"] for a in summary["artifacts"]] == \
+        ["Keras", "SavedModel", *[f"TFLite {fmt}" for fmt in TFLITE]]
+    assert all(a["passed"] for a in summary["artifacts"][1:])
+
+
+def test_full_integer_model_is_a_quarter_of_float32(exported):
+    _, out, _ = exported
+    sizes = {fmt: (out / "export" / f"mnist_{fmt}.tflite").stat().st_size for fmt in TFLITE}
+    assert sizes["int8"] <= 0.27 * sizes["float32"], sizes
+    assert sizes["dynamic_int8"] <= 0.27 * sizes["float32"], sizes
+    assert sizes["float16"] <= 0.52 * sizes["float32"], sizes
+
+
+def test_saved_model_serving_signature(exported, mnist, keras_probabilities):
+    import tensorflow as tf
+
+    _, out, _ = exported
+    signature = tf.saved_model.load(str(out / "serving" / "1")).signatures["serving_default"]
+    (inputs,) = signature.structured_input_signature[1].items()
+    assert inputs[0] == "images"
+    assert inputs[1].dtype == tf.float32 and inputs[1].shape.as_list() == [None, 28, 28, 1]
+    outputs = signature.structured_outputs
+    assert set(outputs) == {"probabilities", "classes"}
+    assert outputs["probabilities"].dtype == tf.float32
+    assert outputs["probabilities"].shape.as_list() == [None, 10]
+    assert outputs["classes"].dtype == tf.int64 and outputs["classes"].shape.as_list() == [None]
+
+    images = mnist.x_test[:1000, ..., None].astype(np.float32) / 255
+    served = signature(images=tf.constant(images))
+    np.testing.assert_allclose(served["probabilities"].numpy(), keras_probabilities, atol=1e-5)
+    np.testing.assert_array_equal(served["classes"].numpy(), keras_probabilities.argmax(axis=1))
+
+
+def test_each_export_adds_a_version_and_keeps_the_older_ones(trained, tmp_path):
+    _, workdir = trained
+    serving = tmp_path / "serving"
+    (serving / "7").mkdir(parents=True)
+    (serving / "7" / "marker").write_text("an older version")
+    (serving / "notes").mkdir()
+    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}",
+                        f"--serving_dir={serving}", f"--export_dir={tmp_path / 'export'}",
+                        "--formats=savedmodel", "--test_examples=500", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in serving.iterdir()) == ["7", "8", "notes"]
+    assert (serving / "7" / "marker").read_text() == "an older version"
+    assert (serving / "8" / "saved_model.pb").is_file()
+    assert not list((tmp_path / "export").glob("*.tflite"))
+
+
+def test_publish_version_never_replaces_a_version(tmp_path):
+    for name in ["1", "2"]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "saved_model.pb").write_text(name)
+    partial = export.partial_path(tmp_path, "savedmodel", is_dir=True)
+    (partial / "saved_model.pb").write_text("new")
+    assert export.publish_version(partial, tmp_path) == tmp_path / "3"
+    assert [(tmp_path / n / "saved_model.pb").read_text() for n in "123"] == ["1", "2", "new"]
+    assert not partial.exists()
+
+
+@pytest.mark.parametrize("fmt", TFLITE)
+def test_tflite_tensors_and_quantization(exported, fmt):
+    _, out, _ = exported
+    interpreter = litert.load(out / "export" / f"mnist_{fmt}.tflite")
+    (inp,), (outp,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert list(inp["shape_signature"]) == [-1, 28, 28, 1]
+    assert list(outp["shape_signature"]) == [-1, 10]
+    assert interpreter.get_signature_list() == {
+        "serving_default": {"inputs": ["images"], "outputs": ["probabilities"]}}
+    tensor_types = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
+    if fmt == "int8":
+        assert inp["dtype"] == np.uint8 and outp["dtype"] == np.uint8
+        scale, zero_point = inp["quantization"]
+        assert scale == pytest.approx(1 / 255) and zero_point == 0  # raw pixels go in as is
+        assert outp["quantization"] == (pytest.approx(1 / 256), 0)
+        assert "float32" not in tensor_types and "int8" in tensor_types
+    else:
+        assert inp["dtype"] == np.float32 and outp["dtype"] == np.float32
+        assert inp["quantization"] == (0.0, 0)
+        expected_weights = {"float32": "float32", "float16": "float16", "dynamic_int8": "int8"}[fmt]
+        assert expected_weights in tensor_types
+
+
+@pytest.mark.parametrize("fmt, atol, min_agreement", [
+    ("float32", 1e-5, 100.0), ("float16", 5e-3, 99.8), ("dynamic_int8", 5e-2, 99.0),
+    ("int8", 5e-2, 99.0)])
+def test_tflite_agrees_with_keras(exported, mnist, keras_probabilities, fmt, atol, min_agreement):
+    _, out, _ = exported
+    probabilities = litert.predict(litert.load(out / "export" / f"mnist_{fmt}.tflite"),
+                                   mnist.x_test[:1000])
+    assert np.abs(probabilities - keras_probabilities).max() <= atol
+    agreement = 100 * np.mean(probabilities.argmax(axis=1) == keras_probabilities.argmax(axis=1))
+    assert agreement >= min_agreement
+
+
+def test_json_description_matches_the_file_and_its_accuracy(exported, mnist):
+    _, out, model_path = exported
+    for fmt in TFLITE:
+        path = out / "export" / f"mnist_{fmt}.tflite"
+        description = json.loads(path.with_suffix(".json").read_text())
+        assert description["sha256"] == verify.sha256(path)
+        assert description["size_bytes"] == path.stat().st_size
+        assert description["source_model_sha256"] == verify.sha256(model_path)
+        assert description["input"]["signature_name"] == "images"
+        assert "white digit on black" in description["input"]["pixels"]
+        classes = litert.predict(litert.load(path), mnist.x_test[:2000]).argmax(axis=1)
+        assert description["test_correct"] == int(np.sum(classes == mnist.y_test[:2000]))
+        assert description["test_images"] == 2000
+    int8 = json.loads((out / "export" / "mnist_int8.json").read_text())
+    assert int8["input"]["dtype"] == "uint8" and int8["input"]["quantization"]["zero_point"] == 0
+
+
+def test_verify_command_checks_artifacts_against_keras(exported):
+    _, out, model_path = exported
+    result = run_module("mnist_keras.verify", str(out / "export" / "mnist_int8.tflite"),
+                        str(out / "serving" / "1"), f"--model={model_path}", "--test_examples=2000",
+                        cwd=out)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "ok (" in line]
+    assert len(rows) == 2 and "drop <= 0.3" in rows[0] and "within 0.05" in rows[1]
+
+
+def test_an_artifact_that_misses_its_bar_is_not_kept(trained, mnist, tmp_path):
+    """Calibrated on images 50x too faint, the int8 model saturates: it must be discarded."""
+    _, workdir = trained
+    model = evaluate.load_model(workdir / train.MODEL_FILE)
+    images, labels = mnist.x_test[:500], mnist.y_test[:500]
+    reference, _ = verify.keras_classes(model, images)
+    keras = verify.Result("Keras", "m", 0, int(np.sum(reference == labels)), len(labels), 0.0)
+    source = export.partial_path(tmp_path, "tflite-source", is_dir=True)
+    export.write_saved_model(model, source, outputs="probabilities")
+    result = export.export_tflite(source, "int8", tmp_path, mnist.x_train[:200] // 50, images,
+                                  labels, keras, reference, max_drop=0.3, provenance={})
+    assert result.passed is False and result.change < -0.3
+    assert "misses its bar" in verify.failure_message(result, keras)
+    assert not (tmp_path / "mnist_int8.tflite").exists()
+    assert not (tmp_path / "mnist_int8.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [source.name]  # no partial .tflite left
+
+
+def test_a_killed_export_leaves_nothing_half_written(trained, tmp_path):
+    _, workdir = trained
+    serving, out = tmp_path / "serving", tmp_path / "export"
+    args = [f"--model={workdir / train.MODEL_FILE}", f"--serving_dir={serving}",
+            f"--export_dir={out}", "--test_examples=500"]
+    process = subprocess.Popen([sys.executable, "-m", "mnist_keras.export", *args], cwd=tmp_path,
+                               env=dict(os.environ, PYTHONPATH=str(REPO)),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (serving.is_dir() and any(p.name.startswith(export.PARTIAL) for p in serving.iterdir())):
+        assert process.poll() is None and time.monotonic() < deadline, "export never began writing"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not [p for p in serving.iterdir() if p.name.isdigit()]  # no half-made version
+    assert not list(out.glob("*.tflite")) and not list(out.glob("*.json"))
+
+    result = run_module("mnist_keras.export", *args, "--formats=savedmodel", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in serving.iterdir()) == ["1"]  # the leftover is cleaned up
+
+
+def _corrupt(path: Path, source: Path, how: str) -> None:
+    data = source.read_bytes()
+    path.write_bytes({"truncated": data[:len(data) // 3], "garbage": b"\x00not a flatbuffer" * 64,
+                      "empty": b""}[how])
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
+def test_verify_rejects_a_corrupted_tflite(exported, tmp_path, how):
+    _, out, model_path = exported
+    bad = tmp_path / "model.tflite"
+    _corrupt(bad, out / "export" / "mnist_int8.tflite", how)
+    result = run_module("mnist_keras.verify", str(bad), f"--model={model_path}", cwd=tmp_path)
+    assert_one_line_error(result, str(bad), "not a valid TFLite model")
+
+
+def test_verify_rejects_a_tflite_changed_after_export(exported, tmp_path):
+    _, out, model_path = exported
+    for suffix in [".tflite", ".json"]:
+        source = out / "export" / f"mnist_int8{suffix}"
+        (tmp_path / source.name).write_bytes(source.read_bytes())
+    replaced = tmp_path / "mnist_int8.tflite"
+    replaced.write_bytes((out / "export" / "mnist_dynamic_int8.tflite").read_bytes())
+    result = run_module("mnist_keras.verify", str(replaced), f"--model={model_path}", cwd=tmp_path)
+    assert_one_line_error(result, str(replaced), "SHA-256 differs")
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("missing model", "no such model file"),
+    ("not a model", "not a Keras model file"),
+    ("export dir is a file", "exists and is not a folder"),
+    ("export dir cannot be created", "cannot create folder"),
+    ("unknown format", "--formats: unknown onnx"),
+])
+def test_export_bad_input_is_one_line(trained, tmp_path, case, fragment):
+    _, workdir = trained
+    model = workdir / train.MODEL_FILE
+    (tmp_path / "notes.txt").write_text("not a model")
+    args = {
+        "missing model": ["--model=nowhere/mnist.keras"],
+        "not a model": ["--model=notes.txt"],
+        "export dir is a file": [f"--model={model}", "--export_dir=notes.txt"],
+        "export dir cannot be created": [f"--model={model}", "--export_dir=notes.txt/export"],
+        "unknown format": [f"--model={model}", "--formats=int8,onnx"],
+    }[case]
+    result = run_module("mnist_keras.export", *args, cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written
+
+
+def test_verify_rejects_a_folder_that_is_not_a_saved_model(exported, tmp_path):
+    _, _, model_path = exported
+    result = run_module("mnist_keras.verify", str(tmp_path), f"--model={model_path}", cwd=tmp_path)
+    assert_one_line_error(result, str(tmp_path), "not a SavedModel folder")
