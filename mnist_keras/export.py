@@ -57,7 +57,7 @@ def check_folder(path: Path) -> None:
     """Says in one line why an output folder cannot be written, before anything is."""
     if path.exists() and not path.is_dir():
         raise InputError(f"{path}: exists and is not a folder")
-    existing = next(p for p in [path, *path.absolute().parents] if p.exists())
+    existing = next(p for p in [path, *path.parents] if p.exists())
     if not existing.is_dir():
         raise InputError(f"{path}: cannot create folder: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
