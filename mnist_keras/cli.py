@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -43,6 +44,8 @@ def run(main: Callable[[list[str]], None]) -> None:
     """absl's app.run, with InputError and bad flags reported as one line, exit status 2/1."""
 
     def guarded(argv: list[str]) -> None:
+        # SIGTERM (docker stop, timeout) unwinds like Ctrl-C, so temporary files are removed.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         if not flags.FLAGS["verbosity"].present:  # TensorFlow's INFO lines drown the output
             logging.set_verbosity(logging.WARNING)
         try:

@@ -22,7 +22,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -45,6 +47,7 @@ FORMATS = (SAVED_MODEL, *TFLITE_FORMATS)
 PIXELS = ("28x28x1 grayscale, white digit on black as in MNIST (0 = background, 255 = ink), "
           "the digit's 20x20 box centred by its centre of mass")
 PARTIAL = ".partial-"  # prefix of what an unfinished export is writing; never served or read
+STALE_SECONDS = 24 * 3600  # a partial this old is a leftover even if its PID is alive again
 
 
 def tflite_name(fmt: str) -> str:
@@ -75,10 +78,17 @@ def prepare_folder(path: Path) -> Path:
 
 
 def remove_stale_partials(folder: Path) -> None:
-    """Deletes what killed exports left behind (.partial-<pid>-...), but not a running one's."""
+    """Deletes what killed exports left behind (.partial-<host>-<pid>-...), not a running one's."""
+    host = socket.gethostname()
     for leftover in folder.glob(f"{PARTIAL}*"):
-        match = re.match(rf"{re.escape(PARTIAL)}(\d+)-", leftover.name)
-        if match and _alive(int(match.group(1))):
+        match = re.match(rf"{re.escape(PARTIAL)}(.+)-(\d+)-", leftover.name)
+        try:
+            age = time.time() - leftover.lstat().st_mtime
+        except FileNotFoundError:
+            continue
+        # Another machine's export (a shared folder) cannot be checked: give it a day.
+        running = match and (_alive(int(match.group(2))) if match.group(1) == host else True)
+        if running and age < STALE_SECONDS:
             continue
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
 
@@ -98,7 +108,7 @@ def partial_path(folder: Path, name: str, is_dir: bool = False) -> Path:
 
     (mkstemp's 0600 would hide a model from a TF Serving container running as another user.)
     """
-    prefix = f"{PARTIAL}{os.getpid()}-{name}."
+    prefix = f"{PARTIAL}{socket.gethostname()}-{os.getpid()}-{name}."
     umask = os.umask(0)
     os.umask(umask)
     if is_dir:
@@ -112,13 +122,13 @@ def partial_path(folder: Path, name: str, is_dir: bool = False) -> Path:
 
 
 def versions(base: Path) -> list[int]:
-    """TF Serving's versions: the sub-folders whose names are integers."""
-    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+    """The numbers taken in base: TF Serving's versions, and any file named like one."""
+    return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit())
 
 
-def publish_version(partial: Path, base: Path) -> Path:
+def publish_version(partial: Path, base: Path, attempts: int = 100) -> Path:
     """Renames a finished SavedModel to the next version; never replaces an existing one."""
-    while True:
+    for _ in range(attempts):
         target = base / str((versions(base) or [0])[-1] + 1)
         try:
             os.rename(partial, target)  # fails if another export took this number first
@@ -126,24 +136,26 @@ def publish_version(partial: Path, base: Path) -> Path:
         except OSError:
             if not target.exists():
                 raise
+    raise InputError(f"{base}: could not claim a new version number in {attempts} tries")
 
 
 # --- Writing the artifacts --------------------------------------------------------------
 
-def write_saved_model(model, path: Path, outputs: str) -> None:
+def write_saved_model(model, path: Path, outputs: str, ends_in_softmax: bool = False) -> None:
     """A SavedModel whose serving_default maps `images` to probabilities (and classes).
 
     outputs="serving": probabilities and classes, the contract TF Serving clients rely on;
     outputs="probabilities": the single output the TFLite files carry.
+    ends_in_softmax: the model outputs probabilities already (this project's outputs logits).
     """
     import keras
     import tensorflow as tf
 
     def serve(images):
-        logits = model(images, training=False)
-        result = {"probabilities": tf.nn.softmax(logits)}
+        scores = model(images, training=False)
+        result = {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores)}
         if outputs == "serving":
-            result["classes"] = tf.argmax(logits, axis=1, output_type=tf.int64)
+            result["classes"] = tf.argmax(scores, axis=1, output_type=tf.int64)
         return result
 
     archive = keras.export.ExportArchive()
@@ -200,23 +212,11 @@ def describe_tflite(path: Path, fmt: str, result: verify.Result, source: dict) -
     }
 
 
-def keep_or_discard(partial: Path, final: Path, result: verify.Result) -> verify.Result:
-    """An artifact that missed its bar is deleted; one that met it replaces `final`."""
-    if result.passed:
-        os.replace(partial, final)
-        result.path = str(final)
-    elif partial.is_dir():
-        shutil.rmtree(partial)
-    else:
-        partial.unlink()
-    return result
-
-
 def export_saved_model(model, base: Path, images, labels, keras: verify.Result,
-                       reference: np.ndarray) -> verify.Result:
+                       reference: np.ndarray, ends_in_softmax: bool) -> verify.Result:
     partial = partial_path(base, "savedmodel", is_dir=True)
     try:
-        write_saved_model(model, partial, outputs="serving")
+        write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax)
         result = verify.judge(verify.measure("SavedModel", partial, images, labels, reference),
                               keras, quantized=False, max_drop=0)
     except BaseException:
@@ -233,23 +233,31 @@ def export_saved_model(model, base: Path, images, labels, keras: verify.Result,
 def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray, images, labels,
                   keras: verify.Result, reference: np.ndarray, max_drop: float,
                   provenance: dict) -> verify.Result:
-    """Converts, verifies on the test set, and keeps the file and its JSON only if it passes."""
+    """Converts, verifies on the test set, and keeps the file and its JSON only if it passes.
+
+    One that fails also removes an earlier export's file of that name, so export/ never
+    mixes this model's files with another's.
+    """
     final = folder / tflite_name(fmt)
+    final_json = final.with_suffix(".json")
     partial = partial_path(folder, final.name)
+    partial_json = partial_path(folder, final_json.name)
     try:
         partial.write_bytes(convert(source, fmt, calibration))
         result = verify.measure("TFLite " + fmt, partial, images, labels, reference)
         verify.judge(result, keras, quantized=TFLITE_FORMATS[fmt][1], max_drop=max_drop)
+        result.path = str(final)
         if result.passed:
-            result.path = str(final)
-            description = describe_tflite(partial, fmt, result, provenance)
-            description["file"] = final.name
-    except BaseException:
+            description = {**describe_tflite(partial, fmt, result, provenance), "file": final.name}
+            partial_json.write_text(json.dumps(description, indent=2) + "\n")
+            os.replace(partial, final)  # the model and its description, back to back
+            os.replace(partial_json, final_json)
+        else:
+            for path in (final, final_json):
+                path.unlink(missing_ok=True)
+    finally:
         partial.unlink(missing_ok=True)
-        raise
-    keep_or_discard(partial, final, result)
-    if result.passed:
-        cli.write_atomic(final.with_suffix(".json"), json.dumps(description, indent=2) + "\n")
+        partial_json.unlink(missing_ok=True)
     return result
 
 
@@ -265,12 +273,21 @@ def main(argv: list[str]) -> None:
     model_path = evaluate.check_keras_file(FLAGS.model)
     formats = FLAGS.formats
     unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise InputError(f"--formats: unknown {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    if unknown or not formats:
+        raise InputError(f"--formats: {'unknown ' + ', '.join(unknown) if unknown else 'empty'}; "
+                         f"choose from {', '.join(FORMATS)}")
+    tflite_formats = [f for f in TFLITE_FORMATS if f in formats]
     serving_dir = Path(FLAGS.serving_dir) if SAVED_MODEL in formats else None
-    export_dir = Path(FLAGS.export_dir)
+    export_dir = Path(FLAGS.export_dir) if tflite_formats else None
     for folder in filter(None, [serving_dir, export_dir]):
         check_folder(folder)
+    if export_dir is not None:
+        outputs = [tflite_name(f) for f in tflite_formats] + [
+            Path(tflite_name(f)).with_suffix(".json").name for f in tflite_formats] + [
+            "labels.txt", "export.json"]
+        taken = [name for name in outputs if (export_dir / name).is_dir()]
+        if taken:
+            raise InputError(f"{export_dir / taken[0]}: is a folder; export writes a file there")
     for folder in filter(None, [serving_dir, export_dir]):
         prepare_folder(folder)
 
@@ -281,9 +298,8 @@ def main(argv: list[str]) -> None:
                                              min(FLAGS.calibration_examples, len(dataset.x_train)),
                                              replace=False)]
     model = evaluate.load_model(model_path)
-    reference, seconds = verify.keras_classes(model, images)
-    keras = verify.Result("Keras", str(model_path), verify.size_bytes(model_path),
-                          int(np.sum(reference == labels)), len(labels), seconds)
+    reference, ends_in_softmax, seconds = verify.keras_outputs(model, images)
+    keras = verify.keras_result(model_path, reference, labels, seconds)
     print(f"Exporting {model_path}: {keras.accuracy:.2f}% on {len(labels)} test images of "
           f"{dataset.source}; each artifact is checked on the same images", flush=True)
     provenance = {
@@ -297,13 +313,13 @@ def main(argv: list[str]) -> None:
 
     results = [keras]
     if serving_dir is not None:
-        results.append(export_saved_model(model, serving_dir, images, labels, keras, reference))
+        results.append(export_saved_model(model, serving_dir, images, labels, keras, reference,
+                                          ends_in_softmax))
         print(f"  {results[-1].artifact}: {'ok' if results[-1].passed else 'FAILED'}", flush=True)
-    tflite_formats = [f for f in TFLITE_FORMATS if f in formats]
     if tflite_formats:
         source = partial_path(export_dir, "tflite-source", is_dir=True)
         try:
-            write_saved_model(model, source, outputs="probabilities")
+            write_saved_model(model, source, outputs="probabilities", ends_in_softmax=ends_in_softmax)
             for fmt in tflite_formats:
                 results.append(export_tflite(source, fmt, export_dir, calibration, images, labels,
                                              keras, reference, FLAGS.max_drop, provenance))
@@ -312,9 +328,8 @@ def main(argv: list[str]) -> None:
         finally:
             shutil.rmtree(source, ignore_errors=True)
         cli.write_atomic(export_dir / "labels.txt", "".join(f"{c}\n" for c in range(NUM_CLASSES)))
-
-    summary = {**provenance, "artifacts": [r.as_dict() for r in results]}
-    cli.write_atomic(export_dir / "export.json", json.dumps(summary, indent=2) + "\n")
+        summary = {**provenance, "artifacts": [r.as_dict() for r in results]}
+        cli.write_atomic(export_dir / "export.json", json.dumps(summary, indent=2) + "\n")
     print()
     print(format_summary(results))
     failed = [r for r in results if r.passed is False]
@@ -338,9 +353,7 @@ def define_flags() -> None:
                         "TF Serving's --model_base_path: each export adds version N+1 here.")
     flags.DEFINE_string("export_dir", "export", "Where the .tflite files and their JSON go.")
     flags.DEFINE_list("formats", list(FORMATS), f"Which artifacts to write: {', '.join(FORMATS)}.")
-    flags.DEFINE_float("max_drop", verify.DEFAULT_MAX_DROP,
-                       "Accuracy points a quantized model may lose against the Keras model "
-                       f"(float ones must stay within {verify.FLOAT_TOLERANCE}).", lower_bound=0)
+    verify.define_max_drop_flag()
     flags.DEFINE_integer("calibration_examples", 1000,
                          "Training images that calibrate the full-integer model's ranges.",
                          lower_bound=1)

@@ -7,6 +7,9 @@ models take pixels scaled to [0, 1]; the full-integer model takes the raw uint8 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -26,8 +29,9 @@ def load(path: str | Path, num_threads: int | None = None):
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        interpreter.allocate_tensors()
+        with _quiet_stderr():
+            interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:  # LiteRT's words for a damaged flatbuffer
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise InputError(f"{path}: not a valid TFLite model: {first_line}") from None
@@ -39,6 +43,20 @@ def load(path: str | Path, num_threads: int | None = None):
         raise InputError(f"{path}: a TFLite model with tensors {shapes}, not a digit "
                          f"classifier from [N, 28, 28, 1] to [N, {NUM_CLASSES}]")
     return interpreter
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Hides LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" line, printed from C++."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def tensor_spec(detail: dict, signature_name: str) -> dict:

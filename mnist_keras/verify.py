@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
 from mnist_keras.errors import InputError
 
 FLOAT_TOLERANCE = 0.05  # accuracy points: 5 of 10,000 test images
+# Largest difference from the Keras model's probabilities a float artifact may show:
+# float16 weights move them by about 1e-4 here; a missing or doubled softmax by 0.5 or more.
+PROBABILITY_TOLERANCE = 0.01
 DEFAULT_MAX_DROP = 0.3
 
 
@@ -40,6 +44,7 @@ class Result:
     total: int
     seconds_per_image: float
     agreement: float | None = None  # % of test images classified as the Keras model does
+    probability_gap: float | None = None  # largest |probability - Keras'|, over images and digits
     change: float | None = None  # accuracy points against the Keras model
     bar: str = ""
     passed: bool | None = None
@@ -65,13 +70,32 @@ def size_bytes(path: str | Path) -> int:
     return path.stat().st_size
 
 
-def keras_classes(model, images: np.ndarray) -> tuple[np.ndarray, float]:
-    """Predicted classes of uint8 images [N, 28, 28], and the median time of one image."""
-    from mnist_keras.evaluate import predict_classes
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
-    classes = predict_classes(model, images)
+
+def are_probabilities(outputs: np.ndarray) -> bool:
+    """Outputs of a model that ends in a softmax (rather than logits, as this project's does)."""
+    return bool(np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3))
+
+
+def keras_outputs(model, images: np.ndarray) -> tuple[np.ndarray, bool, float]:
+    """For uint8 images [N, 28, 28]: probabilities, whether the model outputs them itself
+    (a softmax last layer) rather than logits, and the median time of one image."""
+    from mnist_keras.pipeline import eval_dataset
+
+    outputs = model.predict(eval_dataset(images, np.zeros(len(images), np.uint8), 1000), verbose=0)
+    ends_in_softmax = are_probabilities(outputs)
     one = images[:1, ..., None].astype(np.float32) / 255.0
-    return classes, _median_seconds(lambda: model.predict_on_batch(one))
+    seconds = _median_seconds(lambda: model.predict_on_batch(one))
+    return (outputs if ends_in_softmax else softmax(outputs)), ends_in_softmax, seconds
+
+
+def keras_result(path: str | Path, probabilities: np.ndarray, labels: np.ndarray,
+                 seconds: float) -> Result:
+    return Result("Keras", str(path), size_bytes(path),
+                  int(np.sum(probabilities.argmax(axis=1) == labels)), len(labels), seconds)
 
 
 def load_saved_model(path: str | Path):
@@ -100,24 +124,30 @@ def load_saved_model(path: str | Path):
     return signature
 
 
-def saved_model_classes(path: str | Path, images: np.ndarray,
-                        batch_size: int = 1000) -> tuple[np.ndarray, float]:
+def saved_model_outputs(path: str | Path, images: np.ndarray,
+                        batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray, float]:
+    """Classes and probabilities from the serving signature, and the time of one image."""
     import tensorflow as tf
 
     signature = load_saved_model(path)
     scaled = images[..., None].astype(np.float32) / 255.0
-    classes = np.concatenate([
-        signature(images=tf.constant(scaled[i:i + batch_size]))["classes"].numpy()
-        for i in range(0, len(images), batch_size)])
+    batches = [signature(images=tf.constant(scaled[i:i + batch_size]))
+               for i in range(0, len(images), batch_size)]
+    classes = np.concatenate([b["classes"].numpy() for b in batches])
+    probabilities = np.concatenate([b["probabilities"].numpy() for b in batches])
     one = tf.constant(scaled[:1])
-    return classes, _median_seconds(lambda: signature(images=one))
+    return classes, probabilities, _median_seconds(lambda: signature(images=one))
 
 
-def tflite_classes(path: str | Path, images: np.ndarray) -> tuple[np.ndarray, float]:
-    classes = np.argmax(litert.predict(litert.load(path), images), axis=1)
-    # Latency as a phone app sees it: one image at a time, one thread.
-    seconds = litert.seconds_per_image(litert.load(path, num_threads=1), images[:100])
-    return classes, seconds
+def tflite_outputs(path: str | Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    try:
+        probabilities = litert.predict(litert.load(path), images)
+        # Latency as a phone app sees it: one image at a time, one thread.
+        seconds = litert.seconds_per_image(litert.load(path, num_threads=1), images[:100])
+    except RuntimeError as e:  # a damaged model that LiteRT only notices when it runs
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise InputError(f"{path}: LiteRT cannot run it: {first_line}") from None
+    return probabilities.argmax(axis=1), probabilities, seconds
 
 
 def is_quantized(path: str | Path) -> bool:
@@ -141,19 +171,20 @@ def check_recorded_hash(path: Path) -> None:
 
 
 def measure(artifact: str, path: str | Path, images: np.ndarray, labels: np.ndarray,
-            reference: np.ndarray | None = None) -> Result:
-    """Runs one artifact on the test images; reference: the Keras model's classes."""
+            reference: np.ndarray) -> Result:
+    """Runs one artifact on the test images; reference: the Keras model's probabilities."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        classes, seconds = saved_model_classes(path, images)
+        classes, probabilities, seconds = saved_model_outputs(path, images)
     else:
-        classes, seconds = tflite_classes(path, images)
+        classes, probabilities, seconds = tflite_outputs(path, images)
     return Result(artifact=artifact, path=str(path), size_bytes=size_bytes(path),
                   correct=int(np.sum(classes == labels)), total=len(labels),
                   seconds_per_image=seconds,
-                  agreement=None if reference is None else 100.0 * float(np.mean(classes == reference)))
+                  agreement=100.0 * float(np.mean(classes == reference.argmax(axis=1))),
+                  probability_gap=float(np.abs(probabilities - reference).max()))
 
 
 def judge(result: Result, keras: Result, quantized: bool, max_drop: float) -> Result:
@@ -165,11 +196,16 @@ def judge(result: Result, keras: Result, quantized: bool, max_drop: float) -> Re
         result.passed = -difference <= max_drop / 100 * result.total + 1e-9
     else:
         result.bar = f"within {FLOAT_TOLERANCE:g}"
-        result.passed = abs(difference) <= FLOAT_TOLERANCE / 100 * result.total + 1e-9
+        result.passed = (abs(difference) <= FLOAT_TOLERANCE / 100 * result.total + 1e-9
+                         and result.probability_gap <= PROBABILITY_TOLERANCE)
     return result
 
 
 def failure_message(result: Result, keras: Result) -> str:
+    if result.probability_gap is not None and result.probability_gap > PROBABILITY_TOLERANCE \
+            and result.bar.startswith("within"):
+        return (f"{result.path}: probabilities differ from the Keras model's by up to "
+                f"{result.probability_gap:.3f} (a float artifact may differ by {PROBABILITY_TOLERANCE})")
     return (f"{result.path}: test accuracy {result.accuracy:.2f}% against the Keras model's "
             f"{keras.accuracy:.2f}% ({result.change:+.2f} points) misses its bar ({result.bar} points)")
 
@@ -192,8 +228,13 @@ def _time(seconds: float) -> str:
 
 
 def format_table(results: list[Result]) -> str:
-    """Artifact, size, accuracy, change against Keras, agreement with it, time per image."""
-    header = ["artifact", "file", "size", "test accuracy", "change", "same class", "time/image", "bar"]
+    """Artifact, size, accuracy, change against Keras, agreement with it, time per image.
+
+    max |dp|: the largest difference from the Keras model's probability for any digit of
+    any test image.
+    """
+    header = ["artifact", "file", "size", "test accuracy", "change", "same class", "max |dp|",
+              "time/image", "bar"]
     rows = [header]
     for r in results:
         verdict = "" if r.passed is None else f"{'ok' if r.passed else 'FAILED'} ({r.bar})"
@@ -202,6 +243,7 @@ def format_table(results: list[Result]) -> str:
             f"{r.accuracy:.2f}% ({r.correct}/{r.total})",
             "" if r.change is None else f"{r.change:+.2f}",
             "" if r.agreement is None else f"{r.agreement:.2f}%",
+            "" if r.probability_gap is None else f"{r.probability_gap:.1e}",
             _time(r.seconds_per_image), verdict])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
@@ -210,6 +252,14 @@ def format_table(results: list[Result]) -> str:
 
 
 FLAGS = flags.FLAGS
+
+
+def define_max_drop_flag() -> None:
+    """--max_drop, for export and verify alike; NaN would pass absl's bounds and every bar fail."""
+    flags.DEFINE_float("max_drop", DEFAULT_MAX_DROP,
+                       "Accuracy points a quantized artifact may lose against the Keras model "
+                       f"(float ones must stay within {FLOAT_TOLERANCE}).", lower_bound=0)
+    flags.register_validator("max_drop", math.isfinite, message="must be a finite number")
 
 
 def main(argv: list[str]) -> None:
@@ -229,9 +279,8 @@ def main(argv: list[str]) -> None:
             litert.load(path)
     dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
     images, labels = dataset.x_test, dataset.y_test
-    reference, seconds = keras_classes(evaluate.load_model(model_path), images)
-    keras = Result("Keras", str(model_path), size_bytes(model_path),
-                   int(np.sum(reference == labels)), len(labels), seconds)
+    reference, _, seconds = keras_outputs(evaluate.load_model(model_path), images)
+    keras = keras_result(model_path, reference, labels, seconds)
     results = [keras]
     for path in paths:
         result = measure("SavedModel" if path.is_dir() else "TFLite", path, images, labels, reference)
@@ -246,9 +295,7 @@ def main(argv: list[str]) -> None:
 
 def define_flags() -> None:
     flags.DEFINE_string("model", "saved_models/mnist.keras", "The Keras model the artifacts came from.")
-    flags.DEFINE_float("max_drop", DEFAULT_MAX_DROP,
-                       "Accuracy points a quantized artifact may lose against the Keras model.",
-                       lower_bound=0)
+    define_max_drop_flag()
     cli.define_data_flags()
     flags.adopt_module_key_flags(cli)
 

@@ -19,27 +19,6 @@ from mnist_keras import evaluate, export, litert, train, verify
 TFLITE = list(export.TFLITE_FORMATS)
 
 
-@pytest.fixture(scope="module")
-def exported(trained, tmp_path_factory):
-    """`python -m mnist_keras.export` on the small trained model, as a user runs it."""
-    _, workdir = trained
-    out = tmp_path_factory.mktemp("exported")
-    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}",
-                        f"--serving_dir={out / 'serving'}", f"--export_dir={out / 'export'}",
-                        "--test_examples=2000", cwd=out)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result, out, workdir / train.MODEL_FILE
-
-
-@pytest.fixture(scope="module")
-def keras_probabilities(trained, mnist):
-    _, workdir = trained
-    model = evaluate.load_model(workdir / train.MODEL_FILE)
-    logits = model.predict(mnist.x_test[:1000, ..., None].astype(np.float32) / 255, verbose=0)
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
 def test_export_writes_every_artifact_and_prints_the_table(exported):
     result, out, _ = exported
     assert sorted(p.name for p in (out / "serving").iterdir()) == ["1"]
@@ -182,17 +161,19 @@ def test_an_artifact_that_misses_its_bar_is_not_kept(trained, mnist, tmp_path):
     _, workdir = trained
     model = evaluate.load_model(workdir / train.MODEL_FILE)
     images, labels = mnist.x_test[:500], mnist.y_test[:500]
-    reference, _ = verify.keras_classes(model, images)
-    keras = verify.Result("Keras", "m", 0, int(np.sum(reference == labels)), len(labels), 0.0)
+    reference, _, _ = verify.keras_outputs(model, images)
+    keras = verify.keras_result(workdir / train.MODEL_FILE, reference, labels, 0.0)
     source = export.partial_path(tmp_path, "tflite-source", is_dir=True)
     export.write_saved_model(model, source, outputs="probabilities")
+    (tmp_path / "mnist_int8.tflite").write_bytes(b"an earlier export's model")
+    (tmp_path / "mnist_int8.json").write_text("{}")
     result = export.export_tflite(source, "int8", tmp_path, mnist.x_train[:200] // 50, images,
                                   labels, keras, reference, max_drop=0.3, provenance={})
     assert result.passed is False and result.change < -0.3
+    assert result.path == str(tmp_path / "mnist_int8.tflite")
     assert "misses its bar" in verify.failure_message(result, keras)
-    assert not (tmp_path / "mnist_int8.tflite").exists()
-    assert not (tmp_path / "mnist_int8.json").exists()
-    assert [p.name for p in tmp_path.iterdir()] == [source.name]  # no partial .tflite left
+    # Neither the rejected model nor an earlier one of that name is left to be mistaken for it.
+    assert [p.name for p in tmp_path.iterdir()] == [source.name]
 
 
 def test_a_killed_export_leaves_nothing_half_written(trained, tmp_path):
@@ -270,3 +251,69 @@ def test_verify_rejects_a_folder_that_is_not_a_saved_model(exported, tmp_path):
     _, _, model_path = exported
     result = run_module("mnist_keras.verify", str(tmp_path), f"--model={model_path}", cwd=tmp_path)
     assert_one_line_error(result, str(tmp_path), "not a SavedModel folder")
+
+
+def test_a_model_that_ends_in_softmax_is_not_given_a_second_one(mnist, tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.save(tmp_path / "softmax.keras")
+    result = run_module("mnist_keras.export", "--model=softmax.keras", "--serving_dir=serving",
+                        "--export_dir=export", "--formats=savedmodel,float32",
+                        "--test_examples=200", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = model.predict(mnist.x_test[:20, ..., None] / 255, verbose=0)
+    probabilities = litert.predict(litert.load(tmp_path / "export" / "mnist_float32.tflite"),
+                                   mnist.x_test[:20])
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+
+
+def test_a_file_named_like_a_version_is_skipped_not_replaced(tmp_path):
+    (tmp_path / "1").mkdir()
+    (tmp_path / "2").write_text("not a SavedModel, but the name is taken")
+    partial = export.partial_path(tmp_path, "savedmodel", is_dir=True)
+    assert export.publish_version(partial, tmp_path) == tmp_path / "3"
+    assert (tmp_path / "2").read_text().startswith("not a SavedModel")
+
+
+def test_a_killed_tflite_export_leaves_only_whole_verified_files(trained, tmp_path):
+    _, workdir = trained
+    out = tmp_path / "export"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnist_keras.export", f"--model={workdir / train.MODEL_FILE}",
+         f"--export_dir={out}", "--formats=float32,float16,int8", "--test_examples=500"],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out.is_dir() and any("mnist_float16" in p.name for p in out.iterdir())):
+        assert process.poll() is None and time.monotonic() < deadline, "never reached float16"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = sorted(out.glob("*.tflite"))
+    assert [p.name for p in finished] in ([], ["mnist_float32.tflite"])
+    for model in finished:  # whatever is there under a final name is whole and described
+        assert json.loads(model.with_suffix(".json").read_text())["sha256"] == verify.sha256(model)
+    assert not list(out.glob("mnist_float16.*")) and not list(out.glob("mnist_int8.*"))
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--formats="], "--formats: empty"),
+    (["--max_drop=nan"], "must be a finite number"),
+    (["--max_drop=-1"], "max_drop"),
+])
+def test_export_bad_flags(trained, tmp_path, args, fragment):
+    _, workdir = trained
+    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}", *args,
+                        cwd=tmp_path)
+    assert_one_line_error(result, fragment)
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_output_name_taken_by_a_folder_is_refused_before_any_work(trained, tmp_path):
+    _, workdir = trained
+    (tmp_path / "export" / "mnist_int8.tflite").mkdir(parents=True)
+    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}",
+                        "--formats=int8", cwd=tmp_path)
+    assert_one_line_error(result, "mnist_int8.tflite: is a folder")
