@@ -1,0 +1,119 @@
+"""Load generator for the TF Serving REST API: N requests from C concurrent clients.
+
+    python -m mnist_keras.serve &                # or tensorflow/serving on port 8501
+    python scripts/load.py --requests 2000 --clients 1,8,32
+
+Each client is a thread with one keep-alive HTTP connection, sending single-image
+:predict requests (real MNIST test digits, row format) back to back. Prints, per
+concurrency, throughput and latency percentiles. Client and server share this machine's
+cores, so the figures are for the pair, as on a laptop.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import platform
+import socket
+import threading
+import time
+import urllib.parse
+
+import numpy as np
+from absl import app, flags
+
+from mnist_keras import data
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("url", "http://127.0.0.1:8501/v1/models/mnist:predict", "The :predict URL.")
+flags.DEFINE_integer("requests", 2000, "Requests per concurrency level.", lower_bound=1)
+flags.DEFINE_list("clients", ["1", "8", "32"], "Concurrency levels to measure.")
+flags.DEFINE_integer("images", 1, "Images per request.", lower_bound=1)
+flags.DEFINE_integer("warmup", 50, "Requests sent first and not counted.", lower_bound=0)
+
+
+def request_bodies(images_per_request: int, count: int = 64) -> list[bytes]:
+    x = data.load().x_test
+    bodies = []
+    for i in range(count):
+        batch = x[i * images_per_request:(i + 1) * images_per_request, :, :, None] / 255.0
+        bodies.append(json.dumps({"instances": np.round(batch, 4).tolist()}).encode())
+    return bodies
+
+
+def run_level(url: str, bodies: list[bytes], requests: int, clients: int) -> dict:
+    """Sends `requests` requests from `clients` threads; latencies in seconds, errors counted."""
+    target = urllib.parse.urlsplit(url)
+    latencies: list[float] = []
+    errors: list[str] = []
+    counter = iter(range(requests))
+    lock = threading.Lock()
+
+    def connect() -> http.client.HTTPConnection:
+        connection = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=60)
+        connection.connect()
+        # As curl and urllib3 do: without it the body, sent after the headers, waits for
+        # their delayed ACK (Nagle's algorithm), 40 ms and more.
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection
+
+    def client() -> None:
+        connection = connect()
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                break
+            start = time.perf_counter()
+            try:
+                connection.request("POST", target.path, bodies[i % len(bodies)],
+                                   {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                payload = response.read()
+                ok = response.status == 200 and b"predictions" in payload
+            except (OSError, http.client.HTTPException) as e:
+                ok, payload = False, str(e).encode()
+                connection.close()
+                connection = connect()
+            elapsed = time.perf_counter() - start
+            with lock:
+                (latencies if ok else errors).append(elapsed if ok else payload[:200].decode(errors="replace"))
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - start
+    ms = np.array(latencies) * 1000 if latencies else np.array([np.nan])
+    return {"clients": clients, "requests": requests, "errors": len(errors),
+            "first_error": errors[0] if errors else "", "seconds": wall,
+            "per_second": len(latencies) / wall, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(np.max(ms))}
+
+
+def main(argv: list[str]) -> None:
+    del argv  # unused
+    bodies = request_bodies(FLAGS.images)
+    if FLAGS.warmup:
+        run_level(FLAGS.url, bodies, FLAGS.warmup, 1)
+    print(f"{FLAGS.url}: {FLAGS.images} image(s) per request; {os.cpu_count()} CPU cores, "
+          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    print("clients  requests  errors  requests/s  p50 ms  p99 ms  max ms")
+    failed = False
+    for clients in [int(c) for c in FLAGS.clients]:
+        r = run_level(FLAGS.url, bodies, FLAGS.requests, clients)
+        print(f"{r['clients']:>7}  {r['requests']:>8}  {r['errors']:>6}  {r['per_second']:>10.0f}  "
+              f"{r['p50_ms']:>6.2f}  {r['p99_ms']:>6.2f}  {r['max_ms']:>6.1f}", flush=True)
+        if r["errors"]:
+            print(f"  first error: {r['first_error']}")
+            failed = True
+    if failed:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

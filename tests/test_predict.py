@@ -1,0 +1,193 @@
+"""MNIST-style preprocessing of real-world images, and the predict command."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, assert_one_line_error, run_module
+from mnist_keras import litert, preprocess
+
+N = 200  # test digits per variant
+
+
+def _centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.indices(image.shape)
+    total = image.astype(np.float64).sum()
+    return (rows * image).sum() / total, (cols * image).sum() / total
+
+
+def _redraw(digit: np.ndarray, variant: str, rng: np.random.Generator) -> Image.Image:
+    """An MNIST digit as a person might hand it over: on paper, elsewhere, bigger, in colour."""
+    side = int(rng.integers(60, 240))
+    big = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
+    height, width = side + int(rng.integers(20, 200)), side + int(rng.integers(20, 200))
+    top, left = int(rng.integers(0, height - side)), int(rng.integers(0, width - side))
+    ink = np.zeros((height, width), np.float32)
+    ink[top:top + side, left:left + side] = big / 255.0
+    if variant == "dark on light":
+        return Image.fromarray((255 - 200 * ink).astype(np.uint8))  # grey pencil on white
+    if variant == "light on dark":
+        return Image.fromarray((30 + 225 * ink).astype(np.uint8))
+    if variant == "coloured":  # blue ink on yellowish paper
+        paper, pen = np.array([250, 235, 180]), np.array([20, 40, 160])
+        return Image.fromarray((paper + (pen - paper) * ink[..., None]).astype(np.uint8), "RGB")
+    if variant in ("alpha dark", "alpha light"):  # a drawing on a transparent canvas
+        rgba = np.zeros((height, width, 4), np.uint8)
+        rgba[..., :3] = 10 if variant == "alpha dark" else 245
+        rgba[..., 3] = (255 * ink).astype(np.uint8)
+        return Image.fromarray(rgba, "RGBA")
+    raise ValueError(variant)
+
+
+@pytest.fixture(scope="module")
+def int8_model(exported):
+    _, out, _ = exported
+    return out / "export" / "mnist_int8.tflite"
+
+
+def test_an_mnist_digit_comes_back_as_itself(mnist):
+    """MNIST digits are already made this way: preprocessing must leave them as they are."""
+    for digit in mnist.x_test[:50]:
+        again = preprocess.to_mnist(digit.astype(np.float32))
+        assert np.abs(again.astype(int) - digit).mean() < 2.0  # of 255 grey levels
+
+
+@pytest.mark.parametrize("variant", ["dark on light", "light on dark", "coloured",
+                                     "alpha dark", "alpha light"])
+def test_preprocessing_makes_any_digit_mnist_style(mnist, int8_model, variant, tmp_path):
+    rng = np.random.default_rng(0)
+    interpreter = litert.load(int8_model)
+    raw_correct = litert.predict(interpreter, mnist.x_test[:N]).argmax(axis=1) == mnist.y_test[:N]
+    made = []
+    for i, digit in enumerate(mnist.x_test[:N]):
+        path = tmp_path / f"{i}.png"
+        _redraw(digit, variant, rng).save(path)
+        image = preprocess.preprocess(path)
+        assert image.shape == (28, 28) and image.dtype == np.uint8
+        rows, cols = np.nonzero(image > 0.25 * 255)
+        assert max(np.ptp(rows), np.ptp(cols)) + 1 in (19, 20, 21)  # the 20-pixel box
+        assert np.allclose(_centre_of_mass(image), (14, 14), atol=0.75)
+        assert np.median(image) == 0  # white on black: most of the frame is background
+        made.append(image)
+    correct = litert.predict(interpreter, np.stack(made)).argmax(axis=1) == mnist.y_test[:N]
+    # Read as well as the digits MNIST itself holds, within 2 of 200.
+    assert correct.sum() >= raw_correct.sum() - 4, (correct.mean(), raw_correct.mean())
+
+
+def test_a_naive_resize_is_what_preprocessing_fixes(mnist, int8_model):
+    """The reason for all of the above: squashing a photo to 28x28 misreads most digits."""
+    rng = np.random.default_rng(1)
+    interpreter = litert.load(int8_model)
+    naive, made = [], []
+    for digit in mnist.x_test[:N]:
+        photo = _redraw(digit, "dark on light", rng)
+        naive.append(np.asarray(photo.resize((28, 28), Image.Resampling.BILINEAR)))
+        made.append(preprocess.to_mnist(np.asarray(photo, np.float32)))
+    naive_acc = np.mean(litert.predict(interpreter, np.stack(naive)).argmax(1) == mnist.y_test[:N])
+    made_acc = np.mean(litert.predict(interpreter, np.stack(made)).argmax(1) == mnist.y_test[:N])
+    assert naive_acc < 0.5 and made_acc > 0.9, (naive_acc, made_acc)
+
+
+def _png_of_size(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
+            + chunk(b"IEND", b""))
+
+
+def _bad_images(tmp_path):
+    good = io.BytesIO()
+    _redraw(np.full((28, 28), 255, np.uint8), "dark on light", np.random.default_rng(0)).save(good, "JPEG")
+    bomb = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(bomb, "PNG")  # 400 megapixels in a 50 kB file
+    blank = io.BytesIO()
+    Image.new("L", (300, 200), 250).save(blank, "PNG")
+    files = {
+        "notes.png": (b"these are notes, not pixels\n", "not an image file"),
+        "empty.jpg": (b"", "empty file"),
+        "truncated.jpg": (good.getvalue()[:len(good.getvalue()) // 2], "damaged image"),
+        "zero.png": (_png_of_size(0, 0), "has no pixels (0x0)"),
+        "blank.png": (blank.getvalue(), "no digit found"),
+        "bomb.png": (bomb.getvalue(), "decompression bomb"),
+    }
+    for name, (content, _) in files.items():
+        (tmp_path / name).write_bytes(content)
+    return {name: fragment for name, (_, fragment) in files.items()}
+
+
+def test_each_bad_image_is_one_line_and_the_rest_are_read(mnist, int8_model, tmp_path):
+    bad = _bad_images(tmp_path)
+    Image.fromarray(255 - mnist.x_test[0]).resize((140, 140)).save(tmp_path / "seven.bmp")
+    Image.fromarray(255 - mnist.x_test[1]).save(tmp_path / "two.gif")
+    names = ["seven.bmp", *bad, "two.gif"]
+    result = run_module("mnist_keras.predict", *names, f"--model={int8_model}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == len(bad)
+    for line, (name, fragment) in zip(errors, bad.items()):
+        assert line.startswith(f"error: {name}: ") and fragment in line, line
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["seven.bmp", "two.gif"]
+    assert [int(line.split(": ")[1].split()[0]) for line in lines] == list(mnist.y_test[:2])
+
+
+def test_json_and_top_k(mnist, int8_model, tmp_path):
+    Image.fromarray(255 - mnist.x_test[2]).resize((90, 90)).convert("RGB").save(tmp_path / "d.jpg")
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    result = run_module("mnist_keras.predict", "d.jpg", "bad.png", "--top_k=3", "--json",
+                        f"--model={int8_model}", cwd=tmp_path)
+    assert result.returncode == 1
+    output = json.loads(result.stdout)
+    first, second = output["predictions"]
+    assert first["file"] == "d.jpg" and first["digit"] == mnist.y_test[2]
+    assert [p["digit"] for p in first["top_k"]][0] == first["digit"] and len(first["top_k"]) == 3
+    probabilities = [p["probability"] for p in first["top_k"]]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0 + 1e-6
+    assert second == {"file": "bad.png", "error": "bad.png: not an image file (PNG, JPEG, BMP, GIF, ...)"}
+
+
+@pytest.mark.parametrize("backend", ["keras", "savedmodel", "float32"])
+def test_every_backend_reads_the_same_digit(exported, mnist, tmp_path, backend):
+    _, out, model_path = exported
+    model = {"keras": model_path, "savedmodel": out / "serving" / "1",
+             "float32": out / "export" / "mnist_float32.tflite"}[backend]
+    for i in range(3):
+        Image.fromarray(255 - mnist.x_test[i]).resize((100, 100)).save(tmp_path / f"{i}.png")
+    result = run_module("mnist_keras.predict", "0.png", "1.png", "2.png", "--json",
+                        f"--model={model}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [p["digit"] for p in json.loads(result.stdout)["predictions"]] == list(mnist.y_test[:3])
+
+
+def test_the_tflite_backend_does_not_import_tensorflow(int8_model, mnist, tmp_path):
+    Image.fromarray(mnist.x_test[0]).save(tmp_path / "d.png")
+    code = ("import sys; from absl import flags; from mnist_keras import predict; "
+            "predict.define_flags(); flags.FLAGS(['predict', '--model', sys.argv[1]]); "
+            "predict.main(['predict', 'd.png']); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'")
+    result = subprocess.run([sys.executable, "-c", code, str(int8_model)], cwd=tmp_path,
+                            capture_output=True, text=True, env={"PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"d.png: {mnist.y_test[0]} (")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ([], "name at least one image file"),
+    (["d.png", "--model=missing.tflite"], "missing.tflite: no such model"),
+    (["d.png", "--model=d.png"], "not a valid TFLite model"),
+    (["d.png", "--top_k=11"], "top_k"),
+])
+def test_predict_bad_arguments(tmp_path, args, fragment):
+    (tmp_path / "d.png").write_bytes(b"not a png")
+    assert_one_line_error(run_module("mnist_keras.predict", *args, cwd=tmp_path), fragment)

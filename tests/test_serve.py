@@ -1,0 +1,177 @@
+"""The TF Serving REST API: every route, both formats, every error, and still serving after."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, assert_one_line_error, run_module
+
+MAX_INSTANCES = 8
+
+
+def start_server(*args: str, cwd: Path) -> tuple[subprocess.Popen, int]:
+    """`python -m mnist_keras.serve --port 0 ...`; returns once it listens, with its port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnist_keras.serve", "--port=0", *args], cwd=cwd,
+        env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = process.stdout.readline()
+    match = re.search(r"at http://127\.0\.0\.1:(\d+)/", line)
+    if not match:
+        process.kill()
+        raise AssertionError(f"server did not start: {line!r}")
+    return process, int(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def server(exported):
+    _, out, _ = exported
+    process, port = start_server(f"--model_base_path={out / 'serving'}",
+                                 f"--max_instances={MAX_INSTANCES}", "--max_body_mb=1", cwd=out)
+    yield port
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def call(port: int, method: str, path: str, body: bytes | str | None = None) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request(method, path, body.encode() if isinstance(body, str) else body)
+    response = connection.getresponse()
+    payload = json.loads(response.read())
+    connection.close()
+    return response.status, payload
+
+
+def images(mnist, n: int, start: int = 0) -> list:
+    return (mnist.x_test[start:start + n, :, :, None] / 255.0).tolist()
+
+
+def test_model_status_and_metadata(server):
+    status, body = call(server, "GET", "/v1/models/mnist")
+    assert status == 200
+    assert body == {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                              "status": {"error_code": "OK", "error_message": ""}}]}
+    assert call(server, "GET", "/v1/models/mnist/versions/1") == (200, body)
+    status, body = call(server, "GET", "/v1/models/mnist/metadata")
+    assert status == 200 and body["model_spec"] == {"name": "mnist", "signature_name": "", "version": "1"}
+    signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["method_name"] == "tensorflow/serving/predict"
+    assert signature["inputs"]["images"]["dtype"] == "DT_FLOAT"
+    assert [d["size"] for d in signature["inputs"]["images"]["tensor_shape"]["dim"]] == ["-1", "28", "28", "1"]
+    assert signature["outputs"]["classes"]["dtype"] == "DT_INT64"
+    assert signature["outputs"]["probabilities"]["dtype"] == "DT_FLOAT"
+
+
+@pytest.mark.parametrize("path", ["/v1/models/mnist:predict", "/v1/models/mnist/versions/1:predict"])
+def test_row_and_columnar_formats_answer_as_the_keras_model(server, mnist, keras_probabilities, path):
+    expected = keras_probabilities[:5]
+    status, row = call(server, "POST", path, json.dumps({"instances": images(mnist, 5)}))
+    assert status == 200
+    assert [p["classes"] for p in row["predictions"]] == list(expected.argmax(axis=1))
+    np.testing.assert_allclose([p["probabilities"] for p in row["predictions"]], expected, atol=1e-5)
+
+    status, columnar = call(server, "POST", path, json.dumps({"inputs": images(mnist, 5)}))
+    assert status == 200
+    assert columnar["outputs"]["classes"] == list(expected.argmax(axis=1))
+    np.testing.assert_allclose(columnar["outputs"]["probabilities"], expected, atol=1e-5)
+
+    named_rows = [{"images": image} for image in images(mnist, 5)]
+    assert call(server, "POST", path, json.dumps({"instances": named_rows,
+                                                  "signature_name": "serving_default"}))[1] == row
+    assert call(server, "POST", path, json.dumps({"inputs": {"images": images(mnist, 5)}}))[1] == columnar
+
+
+BAD_REQUESTS = {
+    "malformed JSON": ('{"instances": [[[0.5', 400, "JSON Parse error"),
+    "not an object": ("[1, 2, 3]", 400, "must be a JSON object"),
+    "no instances": ('{"signature_name": "serving_default"}', 400, "Missing 'inputs' or 'instances'"),
+    "both formats": ('{"instances": [], "inputs": []}', 400, "either 'inputs' or 'instances'"),
+    "unknown signature": ('{"signature_name": "classify", "instances": []}', 400, "not found in signature def"),
+    "wrong shape": (json.dumps({"instances": np.zeros((2, 28, 28)).tolist()}), 400, "shape [2, 28, 28]"),
+    "ragged": (json.dumps({"instances": [[[0.0]] * 28, [[0.0]] * 27]}), 400, "unequal length"),
+    "wrong type": (json.dumps({"instances": [[[["a"]] * 28] * 28]}), 400, "must be numbers"),
+    "NaN": ('{"instances": [NaN]}', 400, "NaN is not a number"),
+    "out of range": (json.dumps({"instances": np.full((1, 28, 28, 1), 255).tolist()}), 400,
+                     "pixels must be scaled to [0, 1]"),
+    "too many instances": (json.dumps({"instances": np.zeros((MAX_INSTANCES + 1, 28, 28, 1)).tolist()}),
+                           400, f"at most {MAX_INSTANCES}"),
+    "body over the limit": ('{"instances": [' + " " * (1024 * 1024) + "]}", 400, "over the"),
+    "unknown input name": (json.dumps({"inputs": {"pixels": []}}), 400, "one input: images"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_REQUESTS)
+def test_a_bad_request_gets_tf_serving_error_and_the_server_keeps_serving(server, mnist, case):
+    body, expected_status, fragment = BAD_REQUESTS[case]
+    status, answer = call(server, "POST", "/v1/models/mnist:predict", body)
+    assert status == expected_status and set(answer) == {"error"} and fragment in answer["error"], answer
+    status, answer = call(server, "POST", "/v1/models/mnist:predict",
+                          json.dumps({"instances": images(mnist, 1)}))
+    assert status == 200 and len(answer["predictions"]) == 1
+
+
+@pytest.mark.parametrize("method, path, fragment", [
+    ("GET", "/v1/models/other", "Servable not found for request: Latest(other)"),
+    ("POST", "/v1/models/other:predict", "Servable not found for request: Latest(other)"),
+    ("GET", "/v1/models/mnist/versions/2", "Servable not found for request: Specific(mnist, 2)"),
+    ("POST", "/v1/models/mnist/versions/2:predict", "Servable not found for request: Specific(mnist, 2)"),
+    ("GET", "/v1/nothing/here", "Not Found"),
+])
+def test_unknown_model_or_version_is_404(server, method, path, fragment):
+    status, answer = call(server, method, path, "{}" if method == "POST" else None)
+    assert status == 404 and answer == {"error": fragment}
+
+
+def test_draw_endpoint_reads_an_image_like_predict(server, mnist):
+    picture = io.BytesIO()
+    Image.fromarray(255 - mnist.x_test[0]).resize((150, 150)).save(picture, "PNG")
+    status, answer = call(server, "POST", "/draw", picture.getvalue())
+    assert status == 200 and answer["digit"] == mnist.y_test[0]
+    assert np.array(answer["image"]).shape == (28, 28) and abs(sum(answer["probabilities"]) - 1) < 1e-4
+    status, answer = call(server, "POST", "/draw", b"not an image")
+    assert status == 400 and "not an image file" in answer["error"]
+
+
+def test_the_page_is_served(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    page = response.read().decode()
+    assert response.status == 200 and response.getheader("content-type").startswith("text/html")
+    assert '<canvas id="canvas"' in page and 'fetch("draw"' in page
+
+
+def test_serve_bad_arguments(tmp_path, server):
+    result = run_module("mnist_keras.serve", f"--model_base_path={tmp_path / 'none'}", cwd=tmp_path)
+    assert_one_line_error(result, "no such folder")
+    (tmp_path / "empty").mkdir()
+    result = run_module("mnist_keras.serve", f"--model_base_path={tmp_path / 'empty'}", cwd=tmp_path)
+    assert_one_line_error(result, "no SavedModel versions")
+    (tmp_path / "empty" / "1").mkdir()
+    result = run_module("mnist_keras.serve", f"--model_base_path={tmp_path / 'empty'}",
+                        f"--port={server}", cwd=tmp_path)
+    assert_one_line_error(result, f"127.0.0.1:{server}: cannot listen")
+
+
+def test_load_script_reports_throughput_and_latency(server, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "load.py"),
+         f"--url=http://127.0.0.1:{server}/v1/models/mnist:predict",
+         "--requests=40", "--clients=1,4", "--warmup=5"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if re.match(r"\s+\d+\s+40\s", line)]
+    assert [row[0] for row in rows] == ["1", "4"]
+    for row in rows:
+        assert row[2] == "0" and float(row[3]) > 0 and 0 < float(row[4]) <= float(row[5])
