@@ -313,6 +313,9 @@ def define_flags() -> None:
                       "printed at the end of each epoch.")
     flags.DEFINE_boolean("resume", defaults.resume,
                          "Continue an unfinished run found in --model_dir; --noresume starts over.")
+    flags.DEFINE_boolean("report", False,
+                         "At the end, also write the HTML report of what the network learned "
+                         "(python -m mnist_keras.report) into --model_dir.")
     cli.define_data_flags()
     flags.adopt_module_key_flags(cli)  # list them in --help too
 
@@ -322,6 +325,11 @@ def main(argv: list[str]) -> None:
     config = Config(
         **{field.name: getattr(FLAGS, field.name) for field in dataclasses.fields(Config)})
     train_and_evaluate(config, FLAGS.model_dir)
+    if FLAGS.report:
+        from mnist_keras import report
+
+        dataset = data.take(data.load(config.data_dir, config.tfds), test_examples=config.test_examples)
+        print(f"Report: {report.write_report(Path(FLAGS.model_dir) / MODEL_FILE, dataset)}")
 
 
 if __name__ == "__main__":
