@@ -24,7 +24,7 @@ def train_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed:
 
     The orders depend only on `seed`, so a run resumed at epoch k skips the batches of
     epochs 0..k-1 (unscaled, cheap) and then sees exactly what an uninterrupted run
-    would have; fit() needs steps_per_epoch with it.
+    would have; the training loop takes steps_per_epoch batches from it per epoch.
     """
     batches = (tf.data.Dataset.from_tensor_slices((images, labels))
                .cache()

@@ -43,6 +43,20 @@ FIGURES = {
 }
 MISTAKES_SHOWN = 36
 DIGIT_COLOURS = "tab10"
+FASHION = ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
+           "bag", "ankle boot"]
+EXPECTED_SHAPES = {"conv1 kernels": (3, 3, 1, 32), "pool1": (14, 14, 32), "pool2": (7, 7, 64),
+                   "dense": (128,), "logits": (NUM_CLASSES,)}
+
+
+def class_names(source: str) -> tuple[str, list[str]]:
+    """What the classes are called: digits for MNIST, garments for Fashion-MNIST."""
+    lowered = source.lower()
+    if "fashion" in lowered:
+        return "class", FASHION
+    if "mnist" in lowered and "kmnist" not in lowered:
+        return "digit", [str(c) for c in range(NUM_CLASSES)]
+    return "class", [str(c) for c in range(NUM_CLASSES)]
 
 
 def _pyplot():
@@ -87,8 +101,18 @@ def inner_outputs(model, images: np.ndarray) -> dict[str, np.ndarray]:
                          "project's CNN (conv1, pool1, conv2, pool2, dense, logits)") from None
     probe = keras.Model(model.inputs, outputs)
     scaled = images[..., None].astype(np.float32) / 255.0
-    values = probe.predict(scaled, batch_size=1000, verbose=0)
-    return dict(zip(names, values))
+    values = dict(zip(names, probe.predict(scaled, batch_size=1000, verbose=0)))
+    try:
+        kernels = model.get_layer("conv1").get_weights()[0]
+    except (ValueError, IndexError):
+        kernels = np.zeros(0)
+    shapes = {"conv1 kernels": kernels.shape, **{n: values[n].shape[1:] for n in names}}
+    wrong = [f"{n} {tuple(shapes[n])}" for n in EXPECTED_SHAPES if tuple(shapes[n]) != EXPECTED_SHAPES[n]]
+    if wrong:
+        raise InputError(f"the model's {', '.join(wrong)} differ from this project's CNN "
+                         f"({', '.join(f'{n} {s}' for n, s in EXPECTED_SHAPES.items())}), which the "
+                         "report draws")
+    return {**values, "conv1": kernels}
 
 
 def pca(features: np.ndarray, components: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -101,67 +125,84 @@ def pca(features: np.ndarray, components: int = 2) -> tuple[np.ndarray, np.ndarr
 
 # --- Figures ------------------------------------------------------------------------------
 
-def plot_training_curves(history: dict, folder: Path) -> None:
+def plot_training_curves(history: dict, folder: Path) -> dict:
     epochs = [e["epoch"] for e in history["epochs"]]
     fig = _figure("training_curves.png")
     loss, accuracy = fig.subplots(1, 2)
-    loss.plot(epochs, [e["avg_loss"] for e in history["epochs"]], "o-", label="training")
-    loss.plot(epochs, [e["test_avg_loss"] for e in history["epochs"]], "s-", label="test")
+    loss.plot(epochs, [e["avg_loss"] for e in history["epochs"]], "o-", label="training (during the epoch)")
+    loss.plot(epochs, [e["test_avg_loss"] for e in history["epochs"]], "s-", label="test (end of epoch)")
     loss.set(title="Average loss per epoch", xlabel="epoch", ylabel="cross-entropy (mean over batches)")
-    accuracy.plot(epochs, [e["accuracy"] for e in history["epochs"]], "o-", label="training")
-    accuracy.plot(epochs, [e["test_accuracy"] for e in history["epochs"]], "s-", label="test")
+    accuracy.plot(epochs, [e["accuracy"] for e in history["epochs"]], "o-", label="training (during the epoch)")
+    accuracy.plot(epochs, [e["test_accuracy"] for e in history["epochs"]], "s-", label="test (end of epoch)")
     accuracy.set(title="Accuracy per epoch", xlabel="epoch", ylabel="accuracy (%)")
     for axes in (loss, accuracy):
         axes.set_xticks(epochs)
         axes.grid(alpha=0.3)
         axes.legend()
     fig.tight_layout()
+    drawn = {"lines": [list(line.get_ydata()) for axes in (loss, accuracy) for line in axes.get_lines()]}
     _save(fig, folder, "training_curves.png")
+    return drawn
 
 
-def plot_confusion(result: dict, folder: Path) -> None:
-    confusion = np.array(result["confusion_matrix"])
-    fig = _figure("confusion_matrix.png")
-    matrix, rates = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
-    # Log colour scale: the diagonal holds ~1,000 per cell, the mistakes 0-10.
+def plot_confusion(result: dict, noun: str, names: list[str], folder: Path) -> dict:
+    """Returns the counts written in the cells, read back from the figure."""
     from matplotlib.colors import LogNorm
 
-    image = matrix.imshow(confusion + 1, cmap="Blues", norm=LogNorm(vmin=1, vmax=confusion.max() + 1))
+    confusion = np.array(result["confusion_matrix"])
+    fig = _figure("confusion_matrix.png")
+    matrix, rates = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.15, 1]})
+    # Log colour scale: the diagonal holds ~1,000 per cell, the mistakes 0-10.
+    norm = LogNorm(vmin=1, vmax=confusion.max() + 1)
+    image = matrix.imshow(confusion + 1, cmap="Blues", norm=norm)
     for (row, col), count in np.ndenumerate(confusion):
         if count:
-            matrix.text(col, row, str(count), ha="center", va="center", fontsize=8,
-                        color="white" if row == col else "black")
-    matrix.set(title=f"Confusion matrix ({result['total']} test images)", xlabel="predicted digit",
-               ylabel="true digit", xticks=range(NUM_CLASSES), yticks=range(NUM_CLASSES))
-    fig.colorbar(image, ax=matrix, label="images + 1 (log scale)", fraction=0.046)
+            dark = norm(count + 1) > 0.6
+            matrix.text(col, row, str(count), ha="center", va="center", fontsize=9,
+                        color="white" if dark else "black")
+    matrix.set(title=f"Confusion matrix ({result['total']} test images)", xlabel=f"predicted {noun}",
+               ylabel=f"true {noun}", xticks=range(NUM_CLASSES), yticks=range(NUM_CLASSES))
+    matrix.set_xticklabels(names, rotation=45 if noun == "class" else 0, ha="right" if noun == "class" else "center")
+    matrix.set_yticklabels(names)
+    fig.colorbar(image, ax=matrix, label="number of images (log scale)", fraction=0.046)
     classes = np.arange(NUM_CLASSES)
     precision = [100 * (c["precision"] or 0) for c in result["per_class"]]
     recall = [100 * (c["recall"] or 0) for c in result["per_class"]]
-    rates.bar(classes - 0.2, precision, width=0.4, label="precision")
-    rates.bar(classes + 0.2, recall, width=0.4, label="recall")
-    rates.set(title="Per-class precision and recall", xlabel="digit", ylabel="%",
-              xticks=classes, ylim=(min(precision + recall) - 1, 100.2))
-    rates.grid(axis="y", alpha=0.3)
-    rates.legend(loc="lower right")
+    # Dots on an axis that fits them: bars from 0 would hide 98% against 99.5%.
+    rates.plot(classes, precision, "o", markersize=8, label="precision: of those read as it, right")
+    rates.plot(classes, recall, "s", markersize=7, label="recall: of those it is, found")
+    low = min(precision + recall)
+    rates.set(title=f"Per-{noun} precision and recall", xlabel=noun, ylabel="%", xticks=classes,
+              ylim=(max(0.0, low - (100 - low) * 0.15 - 0.1), 100.05))
+    rates.set_xticklabels(names, rotation=45 if noun == "class" else 0, ha="right" if noun == "class" else "center")
+    rates.grid(alpha=0.3)
+    rates.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14 if noun == "digit" else -0.3), ncol=1,
+                 fontsize=9)
     fig.tight_layout()
+    cells = {(int(round(t.get_position()[1])), int(round(t.get_position()[0]))): int(t.get_text())
+             for t in matrix.texts}
     _save(fig, folder, "confusion_matrix.png")
+    return {"cells": cells}
 
 
-def plot_mistakes(images: np.ndarray, shown: list[dict], folder: Path) -> None:
+def plot_mistakes(images: np.ndarray, shown: list[dict], names: list[str], folder: Path) -> dict:
+    """Returns the images drawn in the tiles, in order, read back from the figure."""
     fig = _figure("mistakes.png")
     grid = fig.subplots(6, 6)
     for axes in grid.flat:
         axes.axis("off")
     for axes, mistake in zip(grid.flat, shown):
         axes.imshow(images[mistake["index"]], cmap="gray_r")
-        axes.set_title(f"#{mistake['index']}: {mistake['true']} read as {mistake['predicted']}\n"
-                       f"{100 * mistake['confidence']:.0f}% sure", fontsize=8)
-    fig.suptitle("The most confident mistakes (true digit, what the model read, its confidence)")
+        axes.set_title(f"#{mistake['index']}: {names[mistake['true']]}, read as\n"
+                       f"{names[mistake['predicted']]} ({100 * mistake['confidence']:.1f}% sure)", fontsize=8)
+    fig.suptitle("The most confident mistakes (true label, what the model read, its confidence)")
     fig.tight_layout()
+    tiles = [np.asarray(axes.images[0].get_array()) for axes in grid.flat if axes.images]
     _save(fig, folder, "mistakes.png")
+    return {"tiles": tiles}
 
 
-def plot_filters(kernels: np.ndarray, folder: Path) -> None:
+def plot_filters(kernels: np.ndarray, folder: Path) -> dict:
     """kernels: conv1's [3, 3, 1, 32]; red excites, blue inhibits."""
     fig = _figure("filters.png")
     limit = np.abs(kernels).max()
@@ -170,48 +211,59 @@ def plot_filters(kernels: np.ndarray, folder: Path) -> None:
         image = axes.imshow(kernels[:, :, 0, i], cmap="RdBu_r", vmin=-limit, vmax=limit)
         axes.set_title(f"filter {i}", fontsize=8)
         axes.axis("off")
-    fig.suptitle("First layer: the 32 learned 3x3 kernels (red: bright pixel adds, blue: subtracts)")
+    fig.suptitle("First layer: the 32 learned 3x3 kernels (red: a bright pixel there adds, blue: subtracts)")
     fig.colorbar(image, ax=grid.ravel().tolist(), fraction=0.02, label="weight")
+    drawn = {"kernels": [np.asarray(axes.images[0].get_array()) for axes in grid.flat]}
     _save(fig, folder, "filters.png")
+    return drawn
 
 
-def plot_feature_maps(image: np.ndarray, label: int, pool1: np.ndarray, pool2: np.ndarray,
-                      folder: Path) -> None:
+def plot_feature_maps(image: np.ndarray, label: str, pool1: np.ndarray, pool2: np.ndarray,
+                      folder: Path) -> dict:
+    """Returns the shape of each map drawn, per stage, read back from the figure."""
     fig = _figure("feature_maps.png")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1, 0.9])
     left, first = top.subfigures(1, 2, width_ratios=[1, 3])
     axes = left.subplots()
     axes.imshow(image, cmap="gray")
-    axes.set_title(f"input: a {label}, 28x28")
+    axes.set_title(f"input: {label}, 28x28")
     axes.axis("off")
-    for panel, maps, rows, title in [
-            (first, pool1, 4, "after conv1 + ReLU + max-pool: 32 maps of 14x14 (edges and strokes)"),
-            (bottom, pool2, 4, "after conv2 + ReLU + max-pool: 64 maps of 7x7 (larger parts of the digit)")]:
-        grid = panel.subplots(rows, maps.shape[-1] // rows)
+    drawn = {}
+    for stage, panel, maps, title in [
+            ("pool1", first, pool1, "after conv1 + ReLU + max-pool: 32 maps of 14x14 (edges and strokes)"),
+            ("pool2", bottom, pool2, "after conv2 + ReLU + max-pool: 64 maps of 7x7 (larger parts)")]:
+        grid = panel.subplots(4, maps.shape[-1] // 4)
+        top_value = float(maps.max()) or 1.0  # one scale per stage: a weak map looks weak
         for i, axes in enumerate(grid.flat):
-            axes.imshow(maps[:, :, i], cmap="viridis")
+            shown = axes.imshow(maps[:, :, i], cmap="viridis", vmin=0, vmax=top_value)
             axes.axis("off")
+        panel.colorbar(shown, ax=grid.ravel().tolist(), fraction=0.015, label="activation")
         panel.suptitle(title, fontsize=11)
+        drawn[stage] = [np.asarray(a.images[0].get_array()).shape for a in grid.flat]
     _save(fig, folder, "feature_maps.png")
+    return drawn
 
 
-def plot_embedding(points: np.ndarray, labels: np.ndarray, explained: np.ndarray,
-                   folder: Path) -> None:
+def plot_embedding(points: np.ndarray, labels: np.ndarray, explained: np.ndarray, noun: str,
+                   names: list[str], folder: Path) -> dict:
     plt = _pyplot()
     fig = _figure("embedding.png")
     axes = fig.subplots()
     colours = plt.get_cmap(DIGIT_COLOURS)
-    for digit in range(NUM_CLASSES):
-        chosen = labels == digit
-        axes.scatter(points[chosen, 0], points[chosen, 1], s=3, alpha=0.5, color=colours(digit),
-                     label=str(digit), rasterized=True)
+    size = float(np.clip(30_000 / len(labels), 3, 40))  # small sets get bigger dots
+    for c in range(NUM_CLASSES):
+        chosen = labels == c
+        axes.scatter(points[chosen, 0], points[chosen, 1], s=size, alpha=0.5, color=colours(c),
+                     label=names[c], rasterized=True)
     axes.set(title=f"The dense layer's 128 features of {len(labels)} test images, projected to 2-D (PCA)",
              xlabel=f"first principal component ({100 * explained[0]:.0f}% of variance)",
              ylabel=f"second principal component ({100 * explained[1]:.0f}% of variance)")
-    axes.legend(title="digit", markerscale=4, loc="best")
+    axes.legend(title=noun, markerscale=max(1.0, 12 / size), loc="best")
     axes.title.set_fontsize(10)
     fig.tight_layout()
+    drawn = {"points": sum(len(c.get_offsets()) for c in axes.collections)}
     _save(fig, folder, "embedding.png")
+    return drawn
 
 
 # --- The page -----------------------------------------------------------------------------
@@ -227,14 +279,15 @@ def export_rows(summary: dict) -> list[list]:
     rows = []
     for a in summary.get("artifacts", []):
         rows.append([a["artifact"], a["path"], f"{a['size_bytes'] / 1e6:.2f} MB",
-                     f"{a['accuracy']:.2f}%", "" if a["change"] is None else f"{a['change']:+.2f}",
+                     f"{a['accuracy']:.2f}%",
+                     "" if a.get("change") is None else f"{a['change']:+.2f} points",
                      f"{a['seconds_per_image'] * 1e6:.0f} us",
-                     "" if a["passed"] is None else ("ok" if a["passed"] else "FAILED")])
+                     "" if a.get("passed") is None else f"{'ok' if a['passed'] else 'FAILED'} ({a.get('bar', '')})"])
     return rows
 
 
 def render_html(record: dict, images: dict[str, str]) -> str:
-    result = record["test"]
+    result, noun = record["test"], record["noun"]
     sections = [f"<h1>What the network learned</h1><p class=meta>Model <code>{html.escape(record['model'])}</code>, "
                 f"{result['accuracy']:.2f}% on {result['total']} test images of "
                 f"{html.escape(record['data'])} ({result['correct']} correct). Written "
@@ -245,41 +298,50 @@ def render_html(record: dict, images: dict[str, str]) -> str:
             sections.append(f"<h2>{heading}</h2><p>{text}</p>"
                             f"<img src=\"{html.escape(name)}\" alt=\"{html.escape(heading)}\">")
 
-    figure("training_curves.png", "Training curves",
-           "The average loss (total loss / number of batches) and the accuracy of each epoch: on "
-           "the training images, averaged while the network was still learning during the epoch, "
-           "and on the test images it never trained on, measured at the epoch's end. Where the "
-           "training loss falls below the test loss, the network starts to fit its training set "
-           "more closely than new digits.")
-    if "training_curves.png" not in images:
-        sections.append("<h2>Training curves</h2><p>No <code>history.json</code> beside the model, "
-                        "so there are no curves to draw.</p>")
+    if "training_curves.png" in images:
+        figure("training_curves.png", "Training curves",
+               "The average loss (total loss / number of batches) and the accuracy of each epoch: on "
+               "the training images, averaged while the network was still learning during the epoch, "
+               "and on the test images it never trained on, measured at the epoch's end. Where the "
+               "training loss falls below the test loss, the network starts to fit its training set "
+               "more closely than new images.")
+    else:
+        sections.append(f"<h2>Training curves</h2><p>{html.escape(record['curves_note'])}</p>")
     figure("confusion_matrix.png", "Confusion matrix",
-           "Each row is the true digit, each column what the network read. The diagonal is right; "
-           "every other count is a mistake, and which digits it confuses says what is hard.")
-    sections.append(_table(["digit", "precision", "recall", "test images"], [
-        [c["class"], "-" if c["precision"] is None else f"{100 * c['precision']:.2f}%",
+           f"Each row is the true {noun}, each column what the network read. The diagonal is right; "
+           "every other count is a mistake, and which classes it confuses says what is hard. "
+           "Precision: of the images read as a class, the share that are; recall: of the images of "
+           "a class, the share read as it.")
+    sections.append(_table([noun, "precision", "recall", "test images"], [
+        [record["names"][c["class"]], "-" if c["precision"] is None else f"{100 * c['precision']:.2f}%",
          "-" if c["recall"] is None else f"{100 * c['recall']:.2f}%", c["support"]]
         for c in result["per_class"]]))
-    figure("mistakes.png", "Mistakes",
-           f"The {len(record['mistakes'])} mistakes the network was most sure of, of "
-           f"{result['total'] - result['correct']}. Many are digits a person would hesitate over too.")
+    wrong = result["total"] - result["correct"]
+    if "mistakes.png" in images:
+        figure("mistakes.png", "Mistakes",
+               f"The {len(record['mistakes'])} mistakes the network was most sure of, of {wrong}. "
+               "Many are images a person would hesitate over too.")
+    else:
+        sections.append("<h2>Mistakes</h2><p>No test image was misclassified.</p>")
     figure("filters.png", "What the first layer looks for",
            "Each of the 32 first-layer filters is a 3x3 pattern of weights. Nobody designed them: "
            "training found edge and stroke detectors of different directions by itself.")
     figure("feature_maps.png", "What the filters see",
-           f"Test digit #{record['feature_map_digit']} after each convolution stage. The first stage "
-           "lights up edges and strokes; the second, after pooling, responds to larger parts of the digit.")
-    figure("embedding.png", "How the network arranges digits",
+           f"Test image #{record['feature_map_digit']} after each convolution stage, on one colour "
+           "scale per stage. The first stage lights up edges and strokes; the second, after "
+           "pooling, responds to larger parts of the shape.")
+    figure("embedding.png", f"How the network arranges {noun}s",
            "The 128 numbers the network computes for each image just before its decision, "
-           "squeezed to two dimensions. Digits of one kind gather together: that is what makes "
-           "them easy to tell apart for the last layer.")
+           "squeezed to two dimensions (PCA). Images of one class gather together: that is what "
+           "makes them easy to tell apart for the last layer.")
     if record.get("export"):
-        sections.append("<h2>Exported models</h2><p>From <code>export/export.json</code>: each artifact "
-                        "checked on the test set against the Keras model.</p>" + _table(
-                            ["artifact", "file", "size", "test accuracy", "change", "time/image", "bar"],
-                            export_rows(record["export"])))
-    style = ("body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;"
+        sections.append(f"<h2>Exported models</h2><p>From <code>{html.escape(record['export_path'])}"
+                        "</code>: each artifact checked on the test set against this Keras model.</p>"
+                        + _table(["artifact", "file", "size", "test accuracy", "change", "time/image", "bar"],
+                                 export_rows(record["export"])))
+    elif record.get("export_note"):
+        sections.append(f"<h2>Exported models</h2><p>{html.escape(record['export_note'])}</p>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:84rem;margin:2rem auto;padding:0 1rem;"
              "color:#222}img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;"
              "margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:right}"
              "p.meta{color:#555}code{background:#f3f3f3;padding:0 .2rem}")
@@ -293,53 +355,102 @@ def report_folder(model_path: Path) -> Path:
     return model_path.parent / f"{model_path.stem}_report"
 
 
+def read_json(path: Path, what: str, required: tuple[str, ...]) -> dict:
+    """A JSON file this report reads, or one line saying why it cannot."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: unreadable {what} ({e})") from None
+    if not isinstance(value, dict) or any(key not in value for key in required):
+        raise InputError(f"{path}: not a {what} (needs {', '.join(required)})")
+    return value
+
+
+def history_for(model_path: Path) -> tuple[dict | None, str]:
+    """The run's history, if it is the run that wrote this model file."""
+    path = model_path.parent / "history.json"
+    if not path.is_file():
+        return None, "No history.json beside the model, so there are no curves to draw."
+    history = read_json(path, "training history", ("epochs", "settings"))
+    for entry in history["epochs"]:
+        if not isinstance(entry, dict) or any(k not in entry for k in (
+                "epoch", "avg_loss", "test_avg_loss", "accuracy", "test_accuracy")):
+            raise InputError(f"{path}: an epoch entry lacks the figures the curves need")
+    if sha256_file(model_path) not in history.get("files_sha256", {}).values():
+        return None, ("The history.json beside the model comes from another or an unfinished run, "
+                      "so its curves are not drawn here.")
+    return history, ""
+
+
+def sha256_file(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def export_for(model_path: Path, export_json: Path | None) -> tuple[dict | None, str]:
+    if export_json is None or not export_json.is_file():
+        return None, ""
+    summary = read_json(export_json, "export table (export.json)", ("artifacts",))
+    for artifact in summary["artifacts"]:
+        if not isinstance(artifact, dict) or any(k not in artifact for k in (
+                "artifact", "path", "size_bytes", "accuracy", "seconds_per_image")):
+            raise InputError(f"{export_json}: an artifact entry lacks the table's figures")
+    if summary.get("source_model_sha256") != sha256_file(model_path):
+        return None, (f"{export_json} describes the export of another model, so its table is not "
+                      "shown here; run python -m mnist_keras.export --model with this model.")
+    return summary, ""
+
+
 def write_report(model_path: str | Path, dataset, export_json: str | Path | None = "export/export.json",
                  feature_map_digit: int = 0) -> Path:
     """Draws everything into a temporary folder, then swaps it in: never half a report."""
     from mnist_keras import evaluate
+    from mnist_keras.verify import are_probabilities, softmax
 
     model_path = Path(model_path)
-    model = evaluate.load_model(model_path)
     final = report_folder(model_path)
     if final.exists() and not final.is_dir():
         raise InputError(f"{final}: exists and is not a folder")
     images, labels = dataset.x_test, dataset.y_test
     if not 0 <= feature_map_digit < len(images):
         raise InputError(f"--feature_map_digit={feature_map_digit}: there are {len(images)} test images")
+    history, curves_note = history_for(model_path)  # bad JSON fails here, before the model loads
+    export_json = Path(export_json) if export_json else None
+    export, export_note = export_for(model_path, export_json)
 
+    model = evaluate.load_model(model_path)
     inner = inner_outputs(model, images)
-    from mnist_keras.verify import softmax
-
-    probabilities = softmax(inner["logits"])
+    logits = inner["logits"]
+    probabilities = logits if are_probabilities(logits) else softmax(logits)
     result = evaluate.metrics(labels, probabilities.argmax(axis=1))
     shown = mistakes(probabilities, labels)
     points, explained = pca(inner["dense"])
-    history_path = model_path.parent / "history.json"
-    history = json.loads(history_path.read_text()) if history_path.is_file() else None
-    export = None
-    if export_json and Path(export_json).is_file():
-        export = json.loads(Path(export_json).read_text())
+    noun, names = class_names(dataset.source)
 
     partial = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=model_path.parent))
     try:
-        if history and history.get("epochs"):
+        if history and history["epochs"]:
             plot_training_curves(history, partial)
-        plot_confusion(result, partial)
-        plot_mistakes(images, shown, partial)
-        plot_filters(model.get_layer("conv1").get_weights()[0], partial)
+        plot_confusion(result, noun, names, partial)
+        if shown:
+            plot_mistakes(images, shown, names, partial)
+        plot_filters(inner["conv1"], partial)
         digit = feature_map_digit
-        plot_feature_maps(images[digit], int(labels[digit]), inner["pool1"][digit],
-                          inner["pool2"][digit], partial)
-        plot_embedding(points, labels, explained, partial)
+        plot_feature_maps(
+            images[digit], f"a {names[int(labels[digit])]}" if noun == "digit" else names[int(labels[digit])],
+            inner["pool1"][digit], inner["pool2"][digit], partial)
+        plot_embedding(points, labels, explained, noun, names, partial)
         record = {
-            "model": str(model_path), "data": dataset.source,
+            "model": str(model_path), "data": dataset.source, "noun": noun, "names": names,
             "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "test": result, "mistakes": shown, "feature_map_digit": digit,
             "feature_map_shapes": {"pool1": list(inner["pool1"].shape[1:]),
                                    "pool2": list(inner["pool2"].shape[1:])},
             "pca_explained_variance": explained.tolist(),
             "figures": sorted(p.name for p in partial.glob("*.png")),
-            "export": export,
+            "curves_note": curves_note, "export": export, "export_note": export_note,
+            "export_path": str(export_json) if export_json else "",
         }
         (partial / "report.json").write_text(json.dumps(record, indent=2) + "\n")
         (partial / "report.html").write_text(render_html(record, {n: n for n in record["figures"]}))
@@ -373,7 +484,13 @@ def main(argv: list[str]) -> None:
     model_path = evaluate.check_keras_file(FLAGS.model)
     if not os.access(model_path.parent, os.W_OK | os.X_OK):
         raise InputError(f"{model_path.parent}: folder is not writable; the report goes beside the model")
-    dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
+    if FLAGS["export_json"].present and not Path(FLAGS.export_json).is_file():
+        raise InputError(f"--export_json={FLAGS.export_json}: no such file")
+    data_dir, tfds_name = FLAGS.data_dir, FLAGS.tfds
+    history, _ = history_for(model_path)
+    if history and not (data_dir or tfds_name):  # the data the model was trained on
+        data_dir, tfds_name = history["settings"].get("data_dir"), history["settings"].get("tfds")
+    dataset = data.take(data.load(data_dir, tfds_name), test_examples=FLAGS.test_examples)
     path = write_report(model_path, dataset, FLAGS.export_json, FLAGS.feature_map_digit)
     print(path)
 
@@ -381,7 +498,7 @@ def main(argv: list[str]) -> None:
 def define_flags() -> None:
     flags.DEFINE_string("model", "saved_models/mnist.keras", "The trained .keras model to report on.")
     flags.DEFINE_string("export_json", "export/export.json",
-                        "The export table to include, if the file exists.")
+                        "The export table to include, if it describes this model.")
     flags.DEFINE_integer("feature_map_digit", 0, "Which test image the feature maps show.",
                          lower_bound=0)
     cli.define_data_flags()

@@ -18,7 +18,9 @@ Errors come back as TF Serving gives them: HTTP 400 or 404 with {"error": "..."}
 
 import gc
 import json
+import re
 import socket
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from mnist_keras import cli
 from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
 from mnist_keras.errors import InputError
 
+BOOLEAN = re.compile(rb"\b(?:true|false)\b")
 MAX_INSTANCES = 1024  # per request; about 5 MB of JSON at 28x28x1 floats each
 MAX_BODY_BYTES = 16 * 1024 * 1024
 SIGNATURE = "serving_default"
@@ -76,7 +79,7 @@ class Servable:
         if name != self.name:
             detail = f"Specific({name}, {version})" if version else f"Latest({name})"
             raise RequestError(f"Servable not found for request: {detail}", 404)
-        if version is not None and version != str(self.version):
+        if version is not None and not (version.isdigit() and int(version) == self.version):
             raise RequestError(f"Servable not found for request: Specific({name}, {version})", 404)
 
 
@@ -101,6 +104,8 @@ def parse_predict(body: bytes, max_instances: int = MAX_INSTANCES) -> tuple[np.n
         request = json.loads(body, parse_constant=_reject_constant)
     except RequestError:
         raise
+    except RecursionError:
+        raise RequestError("JSON Parse error: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise RequestError(f"JSON Parse error: {e}") from None
     if not isinstance(request, dict):
@@ -121,6 +126,9 @@ def parse_predict(body: bytes, max_instances: int = MAX_INSTANCES) -> tuple[np.n
     elif isinstance(values, dict):
         values = _named_input(values, "inputs")
     images = _to_images(values, "instances" if row else "inputs")
+    if BOOLEAN.search(body):  # numpy would have read true as 1.0
+        raise RequestError(f"{'instances' if row else 'inputs'}: values must be numbers (got booleans); "
+                           "images are float32 pixels in [0, 1]")
     if len(images) > max_instances:
         raise RequestError(f"{len(images)} images in one request; at most {max_instances}")
     return images, row
@@ -187,6 +195,14 @@ def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):  # unknown routes, methods
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception):  # a bug: still JSON, still serving
+        return JSONResponse({"error": f"Internal error: {type(error).__name__}: {error}"},
+                            status_code=500)
+
+    # Preprocessing a large upload takes ~0.5 GB for a moment: two at a time, not forty.
+    preprocessing = threading.BoundedSemaphore(2)
 
     async def read_body(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -259,7 +275,8 @@ def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
             from mnist_keras.preprocess import preprocess
 
             try:
-                image = preprocess(body, "image")
+                with preprocessing:
+                    image = preprocess(body, "image")
             except InputError as e:
                 raise RequestError(str(e)) from None
             outputs = servable.run(image[None, ..., None].astype(np.float32) / 255.0)

@@ -57,9 +57,10 @@ def keras_probabilities(trained, mnist):
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def run_module(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_module(module: str, *args: str, cwd: Path, timeout: float = 300,
+               env: dict | None = None) -> subprocess.CompletedProcess:
     """Runs `python -m module args` as a user would, with this checkout importable."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO), **(env or {}))
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

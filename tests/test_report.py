@@ -163,3 +163,124 @@ def test_the_report_opens_offline_in_a_browser(reported):
         widths = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
         browser.close()
     assert len(widths) == len(report.FIGURES) and all(w > 0 for w in widths)
+
+
+@pytest.fixture(scope="module")
+def drawn_inputs(reported, mnist):
+    """The small model's inner outputs on 1,000 test images, as write_report computes them."""
+    _, _, folder = reported
+    model = evaluate.load_model(folder / train.MODEL_FILE)
+    images, labels = mnist.x_test[:1000], mnist.y_test[:1000]
+    inner = report.inner_outputs(model, images)
+    from mnist_keras.verify import softmax
+
+    probabilities = softmax(inner["logits"])
+    return images, labels, inner, probabilities
+
+
+def test_the_mistakes_grid_draws_exactly_the_images_it_names(drawn_inputs, tmp_path):
+    images, labels, _, probabilities = drawn_inputs
+    shown = report.mistakes(probabilities, labels)
+    tiles = report.plot_mistakes(images, shown, [str(c) for c in range(10)], tmp_path)["tiles"]
+    assert len(tiles) == len(shown) > 0
+    for tile, mistake in zip(tiles, shown):
+        np.testing.assert_array_equal(tile, images[mistake["index"]])
+        assert labels[mistake["index"]] != probabilities[mistake["index"]].argmax() == mistake["predicted"]
+
+
+def test_the_confusion_figure_writes_the_counts_of_the_evaluation(drawn_inputs, tmp_path):
+    _, labels, _, probabilities = drawn_inputs
+    result = evaluate.metrics(labels, probabilities.argmax(axis=1))
+    cells = report.plot_confusion(result, "digit", [str(c) for c in range(10)], tmp_path)["cells"]
+    confusion = np.array(result["confusion_matrix"])
+    assert cells == {(r, c): int(n) for (r, c), n in np.ndenumerate(confusion) if n}
+    assert sum(cells.values()) == 1000
+
+
+def test_the_feature_map_figure_draws_32_maps_of_14x14_and_64_of_7x7(drawn_inputs, tmp_path):
+    images, labels, inner, _ = drawn_inputs
+    drawn = report.plot_feature_maps(images[0], "a 7", inner["pool1"][0], inner["pool2"][0], tmp_path)
+    assert drawn["pool1"] == [(14, 14)] * 32 and drawn["pool2"] == [(7, 7)] * 64
+    kernels = report.plot_filters(inner["conv1"], tmp_path)["kernels"]
+    assert len(kernels) == 32 and all(k.shape == (3, 3) for k in kernels)
+    np.testing.assert_array_equal(kernels[5], inner["conv1"][:, :, 0, 5])
+
+
+def test_the_curves_draw_the_history(reported, tmp_path):
+    _, _, folder = reported
+    history = json.loads((folder / train.HISTORY_FILE).read_text())
+    lines = report.plot_training_curves(history, tmp_path)["lines"]
+    assert lines == [[e[key] for e in history["epochs"]]
+                     for key in ("avg_loss", "test_avg_loss", "accuracy", "test_accuracy")]
+
+
+def test_no_curves_and_no_export_table_for_another_model(reported, trained, tmp_path):
+    """A history or an export table that describe another model file are left out, and said so."""
+    _, _, folder = reported
+    _, workdir = trained
+    shutil.copy(workdir / train.HISTORY_FILE, tmp_path / train.HISTORY_FILE)
+    shutil.copy(workdir / train.BEST_FILE, tmp_path / "other.keras")  # not the file the history names
+    with open(tmp_path / "other.keras", "ab") as f:
+        f.write(b"\0")  # same model, other bytes: zip readers ignore trailing data
+    export_json = tmp_path / "export.json"
+    export_json.write_text(json.dumps({"source_model_sha256": "0" * 64, "artifacts": []}))
+    page = report.write_report(tmp_path / "other.keras", data.take(data.load(), test_examples=300),
+                               export_json=export_json)
+    text = page.read_text()
+    assert "another or an unfinished run" in text and "describes the export of another model" in text
+    assert "training_curves.png" not in json.loads((page.parent / "report.json").read_text())["figures"]
+
+
+@pytest.mark.parametrize("history, fragment", [
+    ("{not json", "unreadable training history"),
+    ('{"epochs": [{"epoch": 1}], "settings": {}}', "lacks the figures the curves need"),
+    ('{"something": 1}', "not a training history"),
+])
+def test_a_broken_history_is_one_line(reported, tmp_path, history, fragment):
+    _, _, folder = reported
+    shutil.copy(folder / train.MODEL_FILE, tmp_path / train.MODEL_FILE)
+    (tmp_path / train.HISTORY_FILE).write_text(history)
+    result = run_module("mnist_keras.report", f"--model={tmp_path / train.MODEL_FILE}",
+                        "--test_examples=100", cwd=tmp_path)
+    assert_one_line_error(result, "history.json", fragment, only_line=False)
+    assert not (tmp_path / "mnist_report").exists()
+
+
+def test_a_missing_export_json_named_on_purpose_is_one_line(reported, tmp_path):
+    _, _, folder = reported
+    result = run_module("mnist_keras.report", f"--model={folder / train.MODEL_FILE}",
+                        "--export_json=nowhere.json", cwd=tmp_path)
+    assert_one_line_error(result, "--export_json=nowhere.json: no such file")
+
+
+def test_a_model_of_another_shape_is_one_line(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((28, 28, 1), name="images"),
+                              keras.layers.Conv2D(16, 3, padding="same", name="conv1"),
+                              keras.layers.MaxPooling2D(2, name="pool1"),
+                              keras.layers.Conv2D(64, 3, padding="same", name="conv2"),
+                              keras.layers.MaxPooling2D(2, name="pool2"),
+                              keras.layers.Flatten(name="flatten"), keras.layers.Dense(128, name="dense"),
+                              keras.layers.Dense(10, name="logits")])
+    model.save(tmp_path / "narrow.keras")
+    result = run_module("mnist_keras.report", "--model=narrow.keras", "--test_examples=50", cwd=tmp_path)
+    assert_one_line_error(result, "conv1 kernels (3, 3, 1, 16)", "pool1 (14, 14, 16)", only_line=False)
+
+
+def test_no_mistakes_means_no_mistakes_figure(reported, mnist, tmp_path):
+    _, _, folder = reported
+    model = evaluate.load_model(folder / train.MODEL_FILE)
+    predicted = evaluate.predict_classes(model, mnist.x_test[:300])
+    right = np.flatnonzero(predicted == mnist.y_test[:300])[:40]
+    shutil.copy(folder / train.MODEL_FILE, tmp_path / "m.keras")
+    dataset = data.Data(mnist.x_train[:10], mnist.y_train[:10], mnist.x_test[right], mnist.y_test[right],
+                        "MNIST (40 images it reads right)")
+    page = report.write_report(tmp_path / "m.keras", dataset, export_json=None)
+    assert "No test image was misclassified" in page.read_text()
+    assert not (page.parent / "mistakes.png").exists()
+
+
+def test_fashion_mnist_classes_are_named_as_garments():
+    assert report.class_names("/usr/share/datasets/fashion-mnist") == ("class", report.FASHION)
+    assert report.class_names("MNIST (shipped copy, SHA-256 verified)")[0] == "digit"

@@ -108,15 +108,30 @@ BAD_REQUESTS = {
                            400, f"at most {MAX_INSTANCES}"),
     "body over the limit": ('{"instances": [' + " " * (1024 * 1024) + "]}", 400, "over the"),
     "unknown input name": (json.dumps({"inputs": {"pixels": []}}), 400, "one input: images"),
+    "nested too deeply": ("[" * 50_000, 400, "nested too deeply"),
+    "booleans": (json.dumps({"instances": [[[[True]] * 28] * 28]}).replace("true", "0.5", 1), 400,
+                 "got booleans"),
 }
 
 
 @pytest.mark.parametrize("case", BAD_REQUESTS)
 def test_a_bad_request_gets_tf_serving_error_and_the_server_keeps_serving(server, mnist, case):
     body, expected_status, fragment = BAD_REQUESTS[case]
-    status, answer = call(server, "POST", "/v1/models/mnist:predict", body)
-    assert status == expected_status and set(answer) == {"error"} and fragment in answer["error"], answer
-    status, answer = call(server, "POST", "/v1/models/mnist:predict",
+    connection = http.client.HTTPConnection("127.0.0.1", server, timeout=60)
+    for request in (body, json.dumps({"instances": images(mnist, 1)})):  # one keep-alive connection
+        connection.request("POST", "/v1/models/mnist:predict", request.encode())
+        response = connection.getresponse()
+        answers = (response.status, json.loads(response.read()))
+        if request is body:
+            status, answer = answers
+            assert status == expected_status and set(answer) == {"error"}, answer
+            assert fragment in answer["error"], answer
+    assert answers[0] == 200 and len(answers[1]["predictions"]) == 1
+    connection.close()
+
+
+def test_a_version_number_is_read_as_a_number(server, mnist):
+    status, answer = call(server, "POST", "/v1/models/mnist/versions/01:predict",
                           json.dumps({"instances": images(mnist, 1)}))
     assert status == 200 and len(answer["predictions"]) == 1
 
