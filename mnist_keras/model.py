@@ -8,21 +8,37 @@ from keras import layers
 from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
 
 
-def build_model() -> keras.Sequential:
-    """Conv-Pool-Conv-Pool-Dense-Dense: 421,642 parameters, logits out."""
+def build_model(dtype: str = "float32") -> keras.Sequential:
+    """Conv-Pool-Conv-Pool-Dense-Dense: 421,642 parameters, logits out.
+
+    dtype: "float32", or "mixed_bfloat16": bfloat16 arithmetic on float32 weights, about
+    twice as fast on CPUs with bfloat16 instructions; the logits stay float32 either way.
+    """
     return keras.Sequential(
         [
             keras.Input(shape=(*IMAGE_SHAPE, 1), name="images"),
-            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1"),
-            layers.MaxPooling2D(2, name="pool1"),
-            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2"),
-            layers.MaxPooling2D(2, name="pool2"),
-            layers.Flatten(name="flatten"),
-            layers.Dense(128, activation="relu", name="dense"),
-            layers.Dense(NUM_CLASSES, name="logits"),
+            layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1", dtype=dtype),
+            layers.MaxPooling2D(2, name="pool1", dtype=dtype),
+            layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2", dtype=dtype),
+            layers.MaxPooling2D(2, name="pool2", dtype=dtype),
+            layers.Flatten(name="flatten", dtype=dtype),
+            layers.Dense(128, activation="relu", name="dense", dtype=dtype),
+            layers.Dense(NUM_CLASSES, name="logits", dtype="float32"),
         ],
         name="mnist_cnn",
     )
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """The same weights in a float32 model: what is saved, exported and served.
+
+    (Mixed-precision weights are float32 already; only the arithmetic changes back.)
+    """
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    copy = build_model("float32")
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 @keras.saving.register_keras_serializable(package="mnist_keras")

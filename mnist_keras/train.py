@@ -49,6 +49,7 @@ class Config:
     test_examples: int = 0
     jit_compile: str = "auto"
     strategy: str = "auto"
+    precision: str = "auto"
     cpu_replicas: int = 1
     lr_scaling: str = "linear"
     progress: str = "bar"
@@ -58,6 +59,7 @@ class Config:
 NOT_RESUME_KEYS = ("progress", "resume")
 # How the learning rate grows with the number of replicas (the global batch grows with it).
 LR_SCALINGS = {"linear": lambda replicas: replicas, "sqrt": math.sqrt, "none": lambda replicas: 1}
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # Training steps run per call into TensorFlow (a tf.while_loop): fewer round trips to
 # Python; the progress bar and the callbacks' batch hooks see every 50th step.
 STEPS_PER_CALL = 50
@@ -75,6 +77,8 @@ def validate(config: Config) -> None:
         raise InputError(f"--cpu_replicas={config.cpu_replicas}: must be at least 1")
     if config.strategy not in distribute.STRATEGIES:
         raise InputError(f"--strategy={config.strategy}: choose from {', '.join(distribute.STRATEGIES)}")
+    if config.precision not in PRECISIONS:
+        raise InputError(f"--precision={config.precision}: choose from {', '.join(PRECISIONS)}")
     if config.lr_scaling not in LR_SCALINGS:
         raise InputError(f"--lr_scaling={config.lr_scaling}: choose from {', '.join(LR_SCALINGS)}")
 
@@ -143,6 +147,35 @@ def save_model_atomic(model, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def choose_precision(requested: str, tf, on_gpu: bool) -> tuple[str, str]:
+    """mixed_bfloat16 where the hardware computes in bfloat16 natively, else float32.
+
+    Measured on this project's CPUs (AVX512_BF16 and AMX): an epoch took about 9.5
+    CPU-seconds in mixed_bfloat16 against 17.5 in float32, to the same accuracy (README).
+    Without such instructions bfloat16 is emulated and slower. On a GPU: bfloat16 from
+    compute capability 8.0 (Ampere) on; float16 would need loss scaling, not done here.
+    """
+    if requested != "auto":
+        return requested, "as asked"
+    if on_gpu:
+        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+        if details.get("compute_capability", (0, 0)) >= (8, 0):
+            return "mixed_bfloat16", "this GPU computes in bfloat16"
+        return "float32", "this GPU predates bfloat16"
+    flags_line = next((line for line in _cpuinfo().splitlines() if line.startswith("flags")), "")
+    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags_line.split()]
+    if native:
+        return "mixed_bfloat16", f"this CPU has {' and '.join(f.upper() for f in native)}"
+    return "float32", "this CPU has no bfloat16 instructions"
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def describe_device(tf) -> tuple[str, bool]:
     """Which device Keras will use, and whether it is a GPU."""
     gpus = tf.config.list_physical_devices("GPU")
@@ -193,28 +226,28 @@ def make_callbacks(keras, workdir: Path, record: dict, best_so_far: float | None
                   f"test accuracy {entry['test_accuracy']:.2f}%, "
                   f"{entry['wall_seconds']:.1f} s ({entry['cpu_seconds']:.1f} CPU-s)", flush=True)
 
-    class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-        """ModelCheckpoint that saves under a temporary name and renames, like save_model_atomic."""
+    class BestCheckpoint(keras.callbacks.Callback):
+        """Saves the model (as float32, atomically) after each epoch that beats the best
+        test accuracy so far; ModelCheckpoint would save the mixed-precision model as is."""
+
+        def __init__(self, path: Path, best: float | None):
+            super().__init__()
+            self.path, self.best = path, best
 
         def on_epoch_end(self, epoch, logs=None):
             if not math.isfinite(logs["avg_loss"]):
                 return  # a diverged model is nobody's best
-            final = Path(self.filepath)
-            tmp = final.with_name(f".{final.stem}.partial.keras")
-            self.filepath = str(tmp)
-            try:
-                super().on_epoch_end(epoch, logs)
-                if tmp.exists():
-                    os.replace(tmp, final)
-            finally:
-                self.filepath = str(final)
+            if self.best is None or logs["val_accuracy"] > self.best:
+                self.best = logs["val_accuracy"]
+                from mnist_keras.model import float32_copy
+
+                save_model_atomic(float32_copy(self.model), self.path)
 
     callbacks = [keras.callbacks.ProgbarLogger()] if progress else []
     callbacks += [EpochReport(), keras.callbacks.TerminateOnNaN()]
     if placement.is_chief:
         callbacks += [
-            AtomicModelCheckpoint(str(workdir / BEST_FILE), monitor="val_accuracy", mode="max",
-                                  save_best_only=True, initial_value_threshold=best_so_far),
+            BestCheckpoint(workdir / BEST_FILE, best_so_far),
             keras.callbacks.TensorBoard(log_dir=str(workdir / LOGS_DIR), write_graph=False),
             # Deleted by remove_backup() once the model is saved, not by Keras when training
             # ends (which would also delete the whole folder, whatever else it held).
@@ -390,6 +423,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     # XLA: on a GPU it fuses this small model's kernels; on these 2-core CPUs it made an
     # epoch twice as slow (23 s and 41 CPU-s against 12 s and 19.5 CPU-s; see README).
     jit = {"auto": on_gpu, "true": True, "false": False}[config.jit_compile]
+    precision, why = choose_precision(config.precision, tf, on_gpu)
     global_batch = config.batch_size * placement.replicas
     scale = LR_SCALINGS[config.lr_scaling](placement.replicas)
     steps = pipeline.steps_per_epoch(len(dataset.x_train), global_batch)
@@ -401,6 +435,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         "steps_per_epoch": steps,
         "device": device,
         "jit_compile": jit,
+        "precision": precision,
         "strategy": {"name": placement.name, "replicas": placement.replicas,
                      "workers": placement.workers, "devices": list(placement.devices),
                      "task": placement.task, "global_batch": global_batch,
@@ -408,7 +443,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "epochs": done,
     }
-    print(f"Device: {device}, XLA {'on' if jit else 'off'}")
+    print(f"Device: {device}, XLA {'on' if jit else 'off'}, {precision} ({why})")
     where = f"{placement.name} over {placement.replicas} replica(s)"
     if placement.workers > 1:
         where += f" on {placement.workers} workers; this is {placement.task}" + (
@@ -423,7 +458,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
 
     keras.utils.set_random_seed(config.seed)
     with placement.strategy.scope():
-        model = model_lib.build_model()
+        model = model_lib.build_model(precision)
         model_lib.compile_model(model, model_lib.learning_rate(
             config.learning_rate * scale, config.lr_schedule, steps * config.epochs), jit)
         model.optimizer.build(model.trainable_variables)  # its slots too, before tf.function
@@ -450,7 +485,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
             remove_backup(workdir / BACKUP_DIR)
         raise InputError(f"--learning_rate={config.learning_rate:g}: training diverged in epoch "
                          f"{diverged[0]} (the loss became NaN or infinite); try a lower learning rate")
-    record["test"] = evaluate.evaluate(model, dataset.x_test, dataset.y_test)
+    final = model_lib.float32_copy(model)  # what is saved and evaluated: plain float32
+    record["test"] = evaluate.evaluate(final, dataset.x_test, dataset.y_test)
     record["weights_fingerprints"] = weights_fingerprints(placement.strategy, model)
     prints = record["weights_fingerprints"]
     if placement.replicas > 1:  # every worker prints it: the same on all when they agree
@@ -458,7 +494,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         print(f"Weights: {same} the {len(prints)} local replica(s), fingerprint {', '.join(sorted(set(prints)))}")
     test = record["test"]
     if chief:
-        save_model_atomic(model, workdir / MODEL_FILE)
+        save_model_atomic(final, workdir / MODEL_FILE)
         # Which model files this history describes: the report draws its curves only for them.
         record["files_sha256"] = {name: hashlib.sha256((workdir / name).read_bytes()).hexdigest()
                                   for name in (MODEL_FILE, BEST_FILE) if (workdir / name).exists()}
@@ -498,6 +534,9 @@ def define_flags() -> None:
                       "(or --cpu_replicas), MultiWorkerMirroredStrategy when TF_CONFIG names a "
                       "cluster, else the one device; one_device; mirrored; multi_worker (cluster "
                       "from the TF_CONFIG environment variable).")
+    flags.DEFINE_enum("precision", defaults.precision, list(PRECISIONS),
+                      "auto: mixed_bfloat16 where the CPU or GPU computes in bfloat16 natively "
+                      "(twice as fast here), else float32. The saved model is float32 either way.")
     flags.DEFINE_integer("cpu_replicas", defaults.cpu_replicas,
                          "Split the CPU into this many logical devices and mirror over them: a "
                          "try-out of data parallelism without GPUs.", lower_bound=1)

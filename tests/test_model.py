@@ -51,3 +51,31 @@ def test_cosine_schedule_decays_to_zero():
     assert np.isclose(float(schedule(50)), 5e-4)
     assert float(schedule(100)) == 0.0
     assert model_lib.learning_rate(1e-3, "constant", 100) == 1e-3
+
+
+def test_mixed_bfloat16_computes_in_bfloat16_and_saves_as_float32(mnist):
+    mixed = model_lib.build_model("mixed_bfloat16")
+    assert mixed.count_params() == 421_642
+    assert mixed.get_layer("conv2").compute_dtype == "bfloat16"
+    assert mixed.get_layer("conv2").kernel.dtype == "float32"  # weights stay float32
+    assert mixed.get_layer("logits").compute_dtype == "float32"  # and so do the logits
+    images = mnist.x_test[:200, ..., None].astype("float32") / 255
+    copy = model_lib.float32_copy(mixed)
+    assert all(layer.compute_dtype == "float32" for layer in copy.layers)
+    for ours, theirs in zip(mixed.get_weights(), copy.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    # bfloat16 keeps 8 bits of mantissa: the two agree to a few parts in a hundred.
+    np.testing.assert_allclose(mixed.predict(images, verbose=0), copy.predict(images, verbose=0),
+                               atol=0.05)
+    plain = model_lib.build_model()
+    assert model_lib.float32_copy(plain) is plain
+
+
+def test_precision_follows_the_hardware(monkeypatch):
+    from mnist_keras import train
+
+    monkeypatch.setattr(train, "_cpuinfo", lambda: "flags\t\t: fpu sse avx512f avx512_bf16\n")
+    assert train.choose_precision("auto", None, on_gpu=False)[0] == "mixed_bfloat16"
+    monkeypatch.setattr(train, "_cpuinfo", lambda: "flags\t\t: fpu sse avx2\n")
+    assert train.choose_precision("auto", None, on_gpu=False)[0] == "float32"
+    assert train.choose_precision("float32", None, on_gpu=False) == ("float32", "as asked")

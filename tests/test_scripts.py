@@ -20,3 +20,28 @@ def test_accuracy_by_seed_reports_each_run(tmp_path):
     assert all(row[1] == row[2] for row in rows)  # one epoch: first and final are the same model
     summary = re.search(r"^2 runs on CPU .*, 1 epochs: final test accuracy min ([\d.]+)%", result.stdout, re.M)
     assert summary and float(summary.group(1)) == min(float(row[2]) for row in rows)
+
+
+def test_benchmark_prints_every_row(exported, tmp_path):
+    """A tiny setting, no timing asserted: each row is there, with a number in it."""
+    _, out, model_path = exported
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--quick", f"--model={model_path}",
+         f"--saved_model={out / 'serving'}", f"--export_dir={out / 'export'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^Machine: \d+ CPU cores", result.stdout, re.M)
+    assert re.search(r"^Versions: .*TensorFlow 2\.21", result.stdout, re.M)
+    expected = [r"training +epoch of 640 images.* s wall +[\d.]+ CPU-s",
+                r"training +images per second +[\d,]+",
+                r"floor .*float32 matmul speed \(\d+ GFLOP/s\) +[\d.]+ s +epoch = [\d.]+x floor",
+                r"floor .*bfloat16 matmul speed",
+                *[rf"inference +mnist_{fmt}\.tflite: one image, 1 thread.* +[\d.]+ us"
+                  for fmt in ("dynamic_int8", "float16", "float32", "int8")],
+                *[rf"inference +mnist_{fmt}\.tflite: batches of 1000.* +\d+ img/s"
+                  for fmt in ("dynamic_int8", "float16", "float32", "int8")],
+                r"inference +Keras model: batches of 1000.* \d+ img/s",
+                r"inference +SavedModel 1: batches of 1000.* \d+ img/s",
+                r"start-up +python -m mnist_keras.predict one.png.* [\d.]+ s"]
+    for pattern in expected:
+        assert re.search(pattern, result.stdout, re.M), pattern

@@ -1,0 +1,222 @@
+"""How fast training and inference are, against the arithmetic floor of this machine.
+
+    python scripts/benchmark.py                 # ~3 minutes: 3 training runs, all artifacts
+    python scripts/benchmark.py --quick         # seconds: a tiny setting, every row
+
+Rows (each the median of --repeats measurements, with min-max):
+- training: the second epoch of `python -m mnist_keras.train --epochs 2` (the first
+  includes tracing), wall time and CPU-seconds, images per second, and the ratio to the
+  floor: the epoch's FLOPs over the matrix-product speed this machine reaches, float32 and
+  bfloat16, measured here with TensorFlow;
+- inference: each exported .tflite (LiteRT, one thread) as the median of single-image
+  invokes with the input already in place (no Python-side copies), and batched throughput
+  (batches of 1,000, all cores) for the .tflite files, the Keras model and the SavedModel;
+- start-up: `python -m mnist_keras.predict one.png` with the default .tflite, wall time.
+Needs a trained and exported model (python -m mnist_keras.train; python -m mnist_keras.export).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("repeats", 3, "Measurements per row; the median is printed.", lower_bound=1)
+flags.DEFINE_integer("train_examples", 0, "Training images per epoch (0: all 60,000).", lower_bound=0)
+flags.DEFINE_integer("invokes", 10_000, "Single-image invokes per .tflite latency.", lower_bound=10)
+flags.DEFINE_string("model", "saved_models/mnist.keras", "The Keras model.")
+flags.DEFINE_string("saved_model", "saved_models/mnist", "SavedModel versions (the newest is used).")
+flags.DEFINE_string("export_dir", "export", "Where the .tflite files are.")
+flags.DEFINE_list("train_flags", [], "Extra flags for the training runs, e.g. --train_flags=--jit_compile=true.")
+flags.DEFINE_bool("quick", False, "A tiny setting that still prints every row (for tests).")
+
+REPO = Path(__file__).resolve().parent.parent
+TRAIN_IMAGES = 60_000
+
+
+def flops_per_training_image() -> float:
+    """Forward multiply-adds x 2, and x 3 for forward + backward (two matrix products each)."""
+    conv1 = 28 * 28 * 32 * 3 * 3 * 1
+    conv2 = 14 * 14 * 64 * 3 * 3 * 32
+    dense = 7 * 7 * 64 * 128 + 128 * 10
+    return 3 * 2 * (conv1 + conv2 + dense)
+
+
+def matmul_flops_per_second(dtype: str, size: int = 2048, repeats: int = 5) -> float:
+    """What one large matrix product reaches here: the speed no layer of this model can beat."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    multiply = tf.function(lambda x: tf.matmul(x, x))
+    multiply(a).numpy()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        multiply(a).numpy()
+        times.append(time.perf_counter() - start)
+    return 2 * size ** 3 / min(times)
+
+
+def median_spread(values: list[float], digits: int = 1, unit: str = "") -> str:
+    values = sorted(values)
+    middle = float(np.median(values))
+    if len(values) == 1:
+        return f"{middle:.{digits}f}{unit}"
+    return f"{middle:.{digits}f}{unit} ({values[0]:.{digits}f}-{values[-1]:.{digits}f})"
+
+
+def training_epochs(repeats: int, train_examples: int, extra: list[str]) -> list[tuple[float, float]]:
+    """(wall, CPU) of the second epoch of each of `repeats` training runs."""
+    pattern = re.compile(r"^Epoch 2/2: .*, ([\d.]+) s \(([\d.]+) CPU-s\)", re.M)
+    epochs = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as folder:
+            result = subprocess.run(
+                [sys.executable, "-m", "mnist_keras.train", "--epochs=2", "--progress=none",
+                 f"--model_dir={folder}", f"--train_examples={train_examples}", "--test_examples=1000",
+                 *extra], capture_output=True, text=True, cwd=REPO,
+                env=dict(os.environ, PYTHONPATH=str(REPO)))
+        match = pattern.search(result.stdout)
+        if result.returncode != 0 or not match:
+            raise SystemExit(f"training failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        epochs.append((float(match.group(1)), float(match.group(2))))
+    return epochs
+
+
+def tflite_latency(path: Path, image: np.ndarray, invokes: int) -> list[float]:
+    """Seconds per invoke, one thread, input set once: LiteRT's own time, not Python's."""
+    from mnist_keras import litert
+
+    interpreter = litert.load(path, num_threads=1)
+    detail = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(detail["index"], (1, 28, 28, 1))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(detail["index"], litert.to_input(image[None], detail))
+    invoke, clock = interpreter.invoke, time.perf_counter_ns
+    for _ in range(100):
+        invoke()
+    times = np.empty(invokes)
+    for i in range(invokes):
+        start = clock()
+        invoke()
+        times[i] = clock() - start
+    return list(times / 1e9)
+
+
+def throughput(classify, images: np.ndarray, repeats: int) -> list[float]:
+    classify(images)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        classify(images)
+        rates.append(len(images) / (time.perf_counter() - start))
+    return rates
+
+
+def predict_startup(repeats: int, model: Path, image: Path) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "mnist_keras.predict", str(image), f"--model={model}"],
+                       capture_output=True, check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main(argv: list[str]) -> None:
+    del argv  # unused
+    repeats = 1 if FLAGS.quick else FLAGS.repeats
+    train_examples = 640 if FLAGS.quick else FLAGS.train_examples
+    invokes = 200 if FLAGS.quick else FLAGS.invokes
+    images_per_epoch = train_examples or TRAIN_IMAGES
+
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert import __version__ as litert_version  # noqa: F401  (import check)
+
+    from mnist_keras import data, evaluate, litert, predict
+    from mnist_keras.verify import load_saved_model
+    from mnist_keras.serve import latest_version
+
+    flags_text = " ".join(FLAGS.train_flags) or "defaults"
+    print(f"Machine: {os.cpu_count()} CPU cores ({cpu_name()}), no GPU visible"
+          if not tf.config.list_physical_devices("GPU") else f"Machine: {os.cpu_count()} CPU cores, GPU")
+    print(f"Versions: Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    print(f"Medians of {repeats} measurement(s), min-max in brackets.\n")
+
+    rows = []
+    f32, bf16 = matmul_flops_per_second("float32"), matmul_flops_per_second("bfloat16")
+    epoch_flops = flops_per_training_image() * images_per_epoch
+    epochs = training_epochs(repeats, train_examples, FLAGS.train_flags)
+    walls, cpus = [e[0] for e in epochs], [e[1] for e in epochs]
+    wall = float(np.median(walls))
+    rows += [
+        ("training", f"epoch of {images_per_epoch} images, batch 64 ({flags_text})",
+         median_spread(walls, 1, " s") + " wall", median_spread(cpus, 1, " CPU-s")),
+        ("training", "images per second", f"{images_per_epoch / wall:,.0f}", ""),
+        ("floor", f"{epoch_flops / 1e12:.2f} TFLOP per epoch at float32 matmul speed "
+                  f"({f32 / 1e9:.0f} GFLOP/s)", f"{epoch_flops / f32:.2f} s", f"epoch = {wall / (epoch_flops / f32):.1f}x floor"),
+        ("floor", f"same at bfloat16 matmul speed ({bf16 / 1e9:.0f} GFLOP/s)",
+         f"{epoch_flops / bf16:.2f} s", f"epoch = {wall / (epoch_flops / bf16):.1f}x floor"),
+    ]
+
+    mnist = data.load()
+    image = mnist.x_test[0]
+    batch = mnist.x_test[:1000]
+    export_dir = REPO / FLAGS.export_dir if not Path(FLAGS.export_dir).is_absolute() else Path(FLAGS.export_dir)
+    for path in sorted(export_dir.glob("mnist_*.tflite")):
+        latency = np.array(tflite_latency(path, image, invokes)) * 1e6
+        rows.append(("inference", f"{path.name}: one image, 1 thread, median of {invokes} invokes",
+                     f"{np.median(latency):.1f} us", f"p90 {np.percentile(latency, 90):.1f} us"))
+        interpreter = litert.load(path)
+        rates = throughput(lambda x: litert.predict(interpreter, x, batch_size=1000), batch, repeats)
+        rows.append(("inference", f"{path.name}: batches of 1000, all cores",
+                     median_spread(rates, 0, " img/s"), ""))
+    model_path = REPO / FLAGS.model if not Path(FLAGS.model).is_absolute() else Path(FLAGS.model)
+    model = evaluate.load_model(model_path)
+    scaled = batch[..., None].astype(np.float32) / 255
+    rows.append(("inference", "Keras model: batches of 1000 (predict_on_batch)",
+                 median_spread(throughput(lambda x: model.predict_on_batch(x), scaled, repeats), 0, " img/s"), ""))
+    serving = REPO / FLAGS.saved_model if not Path(FLAGS.saved_model).is_absolute() else Path(FLAGS.saved_model)
+    _, version = latest_version(serving)
+    signature = load_saved_model(version)
+    rows.append(("inference", f"SavedModel {version.name}: batches of 1000 (serving signature)",
+                 median_spread(throughput(lambda x: signature(images=tf.constant(x)), scaled, repeats), 0,
+                               " img/s"), ""))
+
+    with tempfile.TemporaryDirectory() as folder:
+        one = Path(folder) / "one.png"
+        from PIL import Image
+
+        Image.fromarray(255 - image).save(one)
+        startup = predict_startup(repeats, export_dir / Path(predict.DEFAULT_MODEL).name, one)
+    rows.append(("start-up", "python -m mnist_keras.predict one.png (int8 .tflite)",
+                 median_spread(startup, 2, " s"), ""))
+
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    app.run(main)
