@@ -263,7 +263,7 @@ def make_train_steps(tf, keras, strategy, model, jit: bool):
     The same loop serves every strategy, from one CPU to many machines: each replica
     computes its gradients (XLA-compiled where jit is on) and Keras' optimizer all-reduces
     them; the loss is scaled by the global batch (tf.nn.compute_average_loss), so the
-    summed update equals one step on the whole batch.
+    summed update is one step on the whole batch (up to how a short last batch splits).
     """
     optimizer = model.optimizer
 
@@ -325,6 +325,19 @@ def weights_fingerprints(strategy, model) -> list[str]:
     per_variable = [strategy.experimental_local_results(v.value) for v in model.trainable_variables]
     return [hashlib.sha256(b"".join(np.asarray(value).tobytes() for value in replica)).hexdigest()[:16]
             for replica in zip(*per_variable)]
+
+
+def same_on_all_workers(tf, strategy, fingerprint: str) -> bool:
+    """Whether every replica of every worker holds the weights this one does.
+
+    Each contributes its fingerprint as a number, x and x squared; their means across
+    replicas agree only if all the numbers are equal (zero variance).
+    """
+    value = float(int(fingerprint[:12], 16))  # 48 bits: exact in float64
+    per_replica = strategy.experimental_distribute_values_from_function(
+        lambda ctx: tf.constant([value, value * value], tf.float64))
+    mean, mean_square = strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None).numpy()
+    return bool(mean == value and mean_square - mean * mean <= 1e-6 * max(mean_square, 1.0))
 
 
 def broadcast_from_chief(tf, strategy, model, first_epoch: int) -> int:
@@ -476,8 +489,17 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
 
     test_data = pipeline.eval_dataset(dataset.x_test, dataset.y_test, EVAL_BATCH)
     callbacks = make_callbacks(keras, workdir, record, best, placement, config.progress == "bar")
-    run_epochs(tf, keras, placement, model, make_train_data, test_data, callbacks, config, steps,
-               first_epoch, jit)
+    try:
+        run_epochs(tf, keras, placement, model, make_train_data, test_data, callbacks, config, steps,
+                   first_epoch, jit)
+    except tf.errors.OpError as e:
+        if placement.workers == 1:
+            raise
+        # A collective failed: another worker died or was stopped. The job resumes only
+        # when every worker is started again (the chief's backup holds the last epoch).
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise InputError(f"a worker of the cluster failed ({type(e).__name__}: {first_line}); "
+                         "start every worker again with the same flags to resume") from None
 
     diverged = [e["epoch"] for e in record["epochs"] if e["avg_loss"] is None]
     if diverged:  # TerminateOnNaN stopped it; the backup holds NaN weights, useless to resume
@@ -489,9 +511,14 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     record["test"] = evaluate.evaluate(final, dataset.x_test, dataset.y_test)
     record["weights_fingerprints"] = weights_fingerprints(placement.strategy, model)
     prints = record["weights_fingerprints"]
-    if placement.replicas > 1:  # every worker prints it: the same on all when they agree
-        same = "identical on" if len(set(prints)) == 1 else "DIFFERENT on"
-        print(f"Weights: {same} the {len(prints)} local replica(s), fingerprint {', '.join(sorted(set(prints)))}")
+    if placement.replicas > 1:
+        identical = len(set(prints)) == 1
+        if placement.workers > 1:  # compared across the workers too
+            identical = identical and same_on_all_workers(tf, placement.strategy, prints[0])
+        where = f"all {placement.replicas} replicas of the {placement.workers} workers" \
+            if placement.workers > 1 else f"the {len(prints)} local replicas"
+        print(f"Weights: {'identical on' if identical else 'DIFFERENT on'} {where}, "
+              f"fingerprint {', '.join(sorted(set(prints)))}")
     test = record["test"]
     if chief:
         save_model_atomic(final, workdir / MODEL_FILE)
@@ -560,7 +587,7 @@ def main(argv: list[str]) -> None:
     config = Config(
         **{field.name: getattr(FLAGS, field.name) for field in dataclasses.fields(Config)})
     train_and_evaluate(config, FLAGS.model_dir)
-    if FLAGS.report:
+    if FLAGS.report and distribute.is_chief(distribute.read_tf_config()):  # the chief has the model
         from mnist_keras import report
 
         dataset = data.take(data.load(config.data_dir, config.tfds), test_examples=config.test_examples)

@@ -75,10 +75,11 @@ def median_spread(values: list[float], digits: int = 1, unit: str = "") -> str:
     return f"{middle:.{digits}f}{unit} ({values[0]:.{digits}f}-{values[-1]:.{digits}f})"
 
 
-def training_epochs(repeats: int, train_examples: int, extra: list[str]) -> list[tuple[float, float]]:
-    """(wall, CPU) of the second epoch of each of `repeats` training runs."""
+def training_epochs(repeats: int, train_examples: int,
+                    extra: list[str]) -> tuple[list[tuple[float, float]], str, str]:
+    """(wall, CPU) of the second epoch of each of `repeats` training runs; precision; batch."""
     pattern = re.compile(r"^Epoch 2/2: .*, ([\d.]+) s \(([\d.]+) CPU-s\)", re.M)
-    epochs = []
+    epochs, precision, batch = [], "", ""
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as folder:
             result = subprocess.run(
@@ -90,7 +91,9 @@ def training_epochs(repeats: int, train_examples: int, extra: list[str]) -> list
         if result.returncode != 0 or not match:
             raise SystemExit(f"training failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
         epochs.append((float(match.group(1)), float(match.group(2))))
-    return epochs
+        precision = re.search(r"^Device: .*, (\S+) \(", result.stdout, re.M).group(1)
+        batch = re.search(r"global batch (\d+)", result.stdout).group(1)
+    return epochs, precision, batch
 
 
 def tflite_latency(path: Path, image: np.ndarray, invokes: int) -> list[float]:
@@ -127,8 +130,11 @@ def predict_startup(repeats: int, model: Path, image: Path) -> list[float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "mnist_keras.predict", str(image), f"--model={model}"],
-                       capture_output=True, check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        result = subprocess.run([sys.executable, "-m", "mnist_keras.predict", str(image), f"--model={model}"],
+                                capture_output=True, text=True, cwd=REPO,
+                                env=dict(os.environ, PYTHONPATH=str(REPO)))
+        if result.returncode != 0:
+            raise SystemExit(f"predict failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
         times.append(time.perf_counter() - start)
     return times
 
@@ -167,16 +173,19 @@ def main(argv: list[str]) -> None:
     rows = []
     f32, bf16 = matmul_flops_per_second("float32"), matmul_flops_per_second("bfloat16")
     epoch_flops = flops_per_training_image() * images_per_epoch
-    epochs = training_epochs(repeats, train_examples, FLAGS.train_flags)
+    epochs, precision, batch = training_epochs(repeats, train_examples, FLAGS.train_flags)
     walls, cpus = [e[0] for e in epochs], [e[1] for e in epochs]
     wall = float(np.median(walls))
+    applies = {"float32": "bfloat16" not in precision, "bfloat16": "bfloat16" in precision}
     rows += [
-        ("training", f"epoch of {images_per_epoch} images, batch 64 ({flags_text})",
+        ("training", f"epoch of {images_per_epoch} images, batch {batch}, {precision} ({flags_text})",
          median_spread(walls, 1, " s") + " wall", median_spread(cpus, 1, " CPU-s")),
         ("training", "images per second", f"{images_per_epoch / wall:,.0f}", ""),
         ("floor", f"{epoch_flops / 1e12:.2f} TFLOP per epoch at float32 matmul speed "
-                  f"({f32 / 1e9:.0f} GFLOP/s)", f"{epoch_flops / f32:.2f} s", f"epoch = {wall / (epoch_flops / f32):.1f}x floor"),
-        ("floor", f"same at bfloat16 matmul speed ({bf16 / 1e9:.0f} GFLOP/s)",
+                  f"({f32 / 1e9:.0f} GFLOP/s)" + (" <- this run's arithmetic" if applies["float32"] else ""),
+         f"{epoch_flops / f32:.2f} s", f"epoch = {wall / (epoch_flops / f32):.1f}x floor"),
+        ("floor", f"same at bfloat16 matmul speed ({bf16 / 1e9:.0f} GFLOP/s)"
+                  + (" <- this run's arithmetic" if applies["bfloat16"] else ""),
          f"{epoch_flops / bf16:.2f} s", f"epoch = {wall / (epoch_flops / bf16):.1f}x floor"),
     ]
 
@@ -185,9 +194,10 @@ def main(argv: list[str]) -> None:
     batch = mnist.x_test[:1000]
     export_dir = REPO / FLAGS.export_dir if not Path(FLAGS.export_dir).is_absolute() else Path(FLAGS.export_dir)
     for path in sorted(export_dir.glob("mnist_*.tflite")):
-        latency = np.array(tflite_latency(path, image, invokes)) * 1e6
+        runs = [np.array(tflite_latency(path, image, invokes)) * 1e6 for _ in range(repeats)]
         rows.append(("inference", f"{path.name}: one image, 1 thread, median of {invokes} invokes",
-                     f"{np.median(latency):.1f} us", f"p90 {np.percentile(latency, 90):.1f} us"))
+                     median_spread([float(np.median(r)) for r in runs], 1, " us"),
+                     f"p90 {np.percentile(np.concatenate(runs), 90):.1f} us"))
         interpreter = litert.load(path)
         rates = throughput(lambda x: litert.predict(interpreter, x, batch_size=1000), batch, repeats)
         rows.append(("inference", f"{path.name}: batches of 1000, all cores",

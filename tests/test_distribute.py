@@ -74,6 +74,7 @@ def fingerprints(stdout: str) -> list[str]:
 
 def test_mirrored_over_two_cpus_keeps_replicas_identical(mirrored, mnist):
     result, run = mirrored
+    assert "Weights: identical on the 2 local replicas" in result.stdout
     assert "Strategy: MirroredStrategy over 2 replica(s)" in result.stdout
     assert "global batch 128 = 64 per replica x 2; learning rate 0.002 = 0.001 x 2" in result.stdout
     history = json.loads((run / train.HISTORY_FILE).read_text())
@@ -91,6 +92,7 @@ def test_two_workers_train_to_the_same_weights(multi_worker, mnist):
     assert "this is worker 0 (the chief: it writes the outputs)" in chief
     assert "this is worker 1 (the chief writes the outputs)" in worker
     assert fingerprints(chief) == fingerprints(worker)  # every replica ends with the same weights
+    assert "Weights: identical on all 2 replicas of the 2 workers" in chief
     history = json.loads((run / train.HISTORY_FILE).read_text())
     assert history["strategy"]["workers"] == 2 and history["strategy"]["replicas"] == 2
     losses = [e["avg_loss"] for e in history["epochs"]]
@@ -167,3 +169,27 @@ def test_killed_workers_resume_from_the_chief_backup(multi_worker, tmp_path):
     uninterrupted = json.loads((reference / train.HISTORY_FILE).read_text())
     np.testing.assert_allclose([e["avg_loss"] for e in resumed["epochs"]],
                                [e["avg_loss"] for e in uninterrupted["epochs"]], rtol=1e-4)
+
+
+def test_when_a_worker_dies_the_others_stop_with_one_line(tmp_path):
+    long_args = ["--epochs=3", "--train_examples=12800", "--test_examples=500", "--progress=none"]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1",
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "mnist_keras.train", *long_args, "--strategy=multi_worker",
+             "--model_dir=run"], cwd=tmp_path, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    backup = tmp_path / "run" / train.BACKUP_DIR / "training_metadata.json"
+    deadline = time.monotonic() + 120
+    while not backup.exists():  # epoch 1 done and backed up
+        assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
+        time.sleep(0.01)
+    processes[1].send_signal(signal.SIGKILL)
+    processes[1].wait()
+    out, err = processes[0].communicate(timeout=180)
+    result = subprocess.CompletedProcess(processes[0].args, processes[0].returncode, out, err)
+    assert_one_line_error(result, "a worker of the cluster failed", "start every worker again",
+                          only_line=False)

@@ -32,7 +32,7 @@ def test_benchmark_prints_every_row(exported, tmp_path):
     assert result.returncode == 0, result.stderr
     assert re.search(r"^Machine: \d+ CPU cores", result.stdout, re.M)
     assert re.search(r"^Versions: .*TensorFlow 2\.21", result.stdout, re.M)
-    expected = [r"training +epoch of 640 images.* s wall +[\d.]+ CPU-s",
+    expected = [r"training +epoch of 640 images, batch 64, (float32|mixed_bfloat16) .* s wall +[\d.]+ CPU-s",
                 r"training +images per second +[\d,]+",
                 r"floor .*float32 matmul speed \(\d+ GFLOP/s\) +[\d.]+ s +epoch = [\d.]+x floor",
                 r"floor .*bfloat16 matmul speed",
