@@ -38,7 +38,7 @@ def mirrored(tmp_path_factory):
     return result, folder / "run"
 
 
-def start_workers(folder, count: int = 2) -> list[subprocess.Popen]:
+def start_workers(folder, count: int = 2, args: list[str] = ARGS) -> list[subprocess.Popen]:
     """`python -m mnist_keras.train --strategy=multi_worker` per worker, TF_CONFIG for each."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
     processes = []
@@ -46,7 +46,7 @@ def start_workers(folder, count: int = 2) -> list[subprocess.Popen]:
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1",
                    TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
         processes.append(subprocess.Popen(
-            [sys.executable, "-m", "mnist_keras.train", *ARGS, "--strategy=multi_worker",
+            [sys.executable, "-m", "mnist_keras.train", *args, "--strategy=multi_worker",
              "--model_dir=run"], cwd=folder, env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     return processes
@@ -172,16 +172,8 @@ def test_killed_workers_resume_from_the_chief_backup(multi_worker, tmp_path):
 
 
 def test_when_a_worker_dies_the_others_stop_with_one_line(tmp_path):
-    long_args = ["--epochs=3", "--train_examples=12800", "--test_examples=500", "--progress=none"]
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
-    processes = []
-    for index in range(2):
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1",
-                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "mnist_keras.train", *long_args, "--strategy=multi_worker",
-             "--model_dir=run"], cwd=tmp_path, env=env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    processes = start_workers(tmp_path, args=["--epochs=3", "--train_examples=12800",
+                                              "--test_examples=500", "--progress=none"])
     backup = tmp_path / "run" / train.BACKUP_DIR / "training_metadata.json"
     deadline = time.monotonic() + 120
     while not backup.exists():  # epoch 1 done and backed up
