@@ -37,7 +37,7 @@ def load_model(path: str | Path):
     path = check_keras_file(path)
     import keras
 
-    from mnist_keras import model as _  # noqa: F401  registers MeanBatchLoss for compile()
+    from mnist_keras import model as _  # noqa: F401  registers MeanBatchLoss, named by older saved models
 
     try:
         model = keras.saving.load_model(path, safe_mode=True)

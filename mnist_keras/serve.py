@@ -28,7 +28,7 @@ import numpy as np
 from absl import flags
 
 from mnist_keras import cli
-from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
+from mnist_keras.data import IMAGE_SHAPE
 from mnist_keras.errors import InputError
 
 BOOLEAN = re.compile(rb"\b(?:true|false)\b")

@@ -158,7 +158,6 @@ def main(argv: list[str]) -> None:
 
     import keras
     import tensorflow as tf
-    from ai_edge_litert import __version__ as litert_version  # noqa: F401  (import check)
 
     from mnist_keras import data, evaluate, litert, predict
     from mnist_keras.verify import load_saved_model
