@@ -79,10 +79,48 @@ def learning_rate(base: float, schedule: str, total_steps: int):
     raise ValueError(f"unknown learning-rate schedule {schedule!r}")
 
 
+def fuse_adam_updates(optimizer: keras.optimizers.Adam) -> keras.optimizers.Adam:
+    """Runs each variable's Adam update as one TensorFlow kernel (ResourceApplyAdam).
+
+    Keras' Adam.update_step is ten element-wise ops per variable, each a pass over memory;
+    TensorFlow's kernel does the same arithmetic in one: m += (g - m)(1 - b1),
+    v += (g^2 - v)(1 - b2), w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps).
+    Measured on 2 CPU cores: the update took 0.6 ms a step instead of 2.1 ms in isolation,
+    and an epoch 0.1-0.3 s less (README, Speed); Keras 2's Adam ran this kernel too. The
+    optimizer stays Keras' Adam: its config, slots, checkpoints and saved form are
+    unchanged; other backends keep Keras' own update.
+    """
+    if keras.backend.backend() != "tensorflow" or optimizer.amsgrad:
+        return optimizer
+    import tensorflow as tf
+
+    keras_update_step = optimizer.update_step
+
+    def update_step(gradient, variable, learning_rate):
+        # Sparse gradients, or a Keras whose Adam keeps its slots elsewhere (these are Adam's
+        # own private names as of Keras 3.15): Keras' own update.
+        if isinstance(gradient, tf.IndexedSlices) or not all(
+                hasattr(optimizer, name) for name in ("_get_variable_index", "_momentums", "_velocities")):
+            return keras_update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        index = optimizer._get_variable_index(variable)  # as Adam.update_step finds its slots
+        step = tf.cast(optimizer.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(optimizer.beta_1, dtype), tf.cast(optimizer.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=optimizer._momentums[index].value.handle,
+            v=optimizer._velocities[index].value.handle,
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
+            epsilon=tf.cast(optimizer.epsilon, dtype), grad=tf.cast(gradient, dtype))
+
+    optimizer.update_step = update_step
+    return optimizer
+
+
 def compile_model(model: keras.Model, lr, jit_compile: bool) -> None:
-    """Attaches Adam and the loss; the training loop computes its own figures."""
+    """Attaches Adam (fused updates) and the loss; the training loop computes its own figures."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=lr),
+        optimizer=fuse_adam_updates(keras.optimizers.Adam(learning_rate=lr)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )

@@ -79,3 +79,46 @@ def test_precision_follows_the_hardware(monkeypatch):
     monkeypatch.setattr(train, "_cpuinfo", lambda: "flags\t\t: fpu sse avx2\n")
     assert train.choose_precision("auto", None, on_gpu=False)[0] == "float32"
     assert train.choose_precision("float32", None, on_gpu=False) == ("float32", "as asked")
+
+
+def test_fused_adam_updates_as_keras_adam_does(mnist):
+    """The same gradients, step by step, through Keras' Adam and the fused kernel."""
+    import tensorflow as tf
+
+    lr = model_lib.learning_rate(1e-3, "cosine", 10)
+    models = []
+    for fused in (False, True):
+        keras.utils.set_random_seed(0)
+        model = model_lib.build_model()
+        optimizer = keras.optimizers.Adam(learning_rate=lr)
+        model.compile(optimizer=model_lib.fuse_adam_updates(optimizer) if fused else optimizer)
+        model.optimizer.build(model.trainable_variables)
+        models.append(model)
+    keras_adam, fused_adam = models
+    initial = fused_adam.get_weights()
+    assert keras.optimizers.serialize(fused_adam.optimizer)["class_name"] == "Adam"  # saved as plain Adam
+    images = mnist.x_train[:320, ..., None].astype("float32") / 255
+    labels = mnist.y_train[:320]
+    for step in range(5):
+        with tf.GradientTape() as tape:
+            logits = keras_adam(images[step * 64:(step + 1) * 64], training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
+                labels[step * 64:(step + 1) * 64], logits, from_logits=True))
+        grads = tape.gradient(loss, keras_adam.trainable_variables)
+        for model in models:
+            model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    assert int(fused_adam.optimizer.iterations) == 5
+    moved = 0
+    for ours, theirs, start in zip(fused_adam.get_weights(), keras_adam.get_weights(), initial):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+        moved += int(np.abs(ours - start).max() > 1e-4)
+    assert moved == len(fused_adam.get_weights())  # every variable was updated
+    for ours, theirs in zip(fused_adam.optimizer.variables, keras_adam.optimizer.variables):
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5, atol=1e-9)
+
+    def kernels(model):  # the ops one traced update runs
+        apply = tf.function(lambda: model.optimizer.apply_gradients(zip(grads, model.trainable_variables)))
+        return {op.type for op in apply.get_concrete_function().graph.get_operations()}
+
+    assert "ResourceApplyAdam" in kernels(fused_adam)
+    assert "ResourceApplyAdam" not in kernels(keras_adam)
