@@ -25,8 +25,11 @@ def test_training_learns_and_writes_its_outputs(trained, mnist):
     assert losses[0] > losses[1] > losses[2], losses
     assert record["steps_per_epoch"] == 63  # ceil(4000 / 64)
     assert record["test"]["total"] == 2000 and record["test"]["accuracy"] >= 90.0, record["test"]
-    # The final evaluation counts what Keras' validation measured after the last epoch.
-    assert record["test"]["accuracy"] == pytest.approx(record["epochs"][-1]["test_accuracy"], abs=1e-3)
+    # The final evaluation counts what the validation measured after the last epoch: exactly
+    # in float32; in mixed_bfloat16 the epochs are measured in bfloat16 and the saved float32
+    # copy may call an image on the edge the other way (1 of 2,000 seen here).
+    agree = 1e-3 if record["precision"] == "float32" else 0.1 + 1e-3
+    assert record["test"]["accuracy"] == pytest.approx(record["epochs"][-1]["test_accuracy"], abs=agree)
     assert record["epochs"][-1]["learning_rate"] == 0.0  # cosine decay ends at zero
     assert record["device"].startswith("CPU") and record["jit_compile"] is False  # XLA is slower on CPU
 
@@ -36,7 +39,7 @@ def test_training_learns_and_writes_its_outputs(trained, mnist):
     assert saved["correct"] == record["test"]["correct"]
     best = evaluate.evaluate(evaluate.load_model(workdir / train.BEST_FILE),
                              mnist.x_test[:2000], mnist.y_test[:2000])
-    assert best["accuracy"] == pytest.approx(max(e["test_accuracy"] for e in record["epochs"]), abs=1e-3)
+    assert best["accuracy"] == pytest.approx(max(e["test_accuracy"] for e in record["epochs"]), abs=agree)
     for split in ("train", "validation"):
         assert list((workdir / train.LOGS_DIR / split).glob("events.out.tfevents.*")), split
     assert not (workdir / train.BACKUP_DIR).exists()  # removed once the run finished
