@@ -11,6 +11,8 @@ Rows (each the median of --repeats measurements, with min-max):
 - inference: each exported .tflite (LiteRT, one thread) as the median of single-image
   invokes with the input already in place (no Python-side copies), and batched throughput
   (batches of 1,000, all cores) for the .tflite files, the Keras model and the SavedModel;
+  the fixed cost of one invoke (a one-op model), and the int8 floor: the model's multiply-adds
+  over the speed of LiteRT's own int8 matrix product on one thread, built and timed here;
 - start-up: `python -m mnist_keras.predict one.png` with the default .tflite, wall time.
 Needs a trained and exported model (python -m mnist_keras.train; python -m mnist_keras.export).
 """
@@ -27,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 3, "Measurements per row; the median is printed.", lower_bound=1)
@@ -43,12 +45,17 @@ REPO = Path(__file__).resolve().parent.parent
 TRAIN_IMAGES = 60_000
 
 
-def flops_per_training_image() -> float:
-    """Forward multiply-adds x 2, and x 3 for forward + backward (two matrix products each)."""
+def multiply_adds_per_image() -> int:
+    """One image through the model: conv1 0.23 M, conv2 3.61 M, dense 0.40 M, logits 0.001 M."""
     conv1 = 28 * 28 * 32 * 3 * 3 * 1
     conv2 = 14 * 14 * 64 * 3 * 3 * 32
     dense = 7 * 7 * 64 * 128 + 128 * 10
-    return 3 * 2 * (conv1 + conv2 + dense)
+    return conv1 + conv2 + dense
+
+
+def flops_per_training_image() -> float:
+    """Forward multiply-adds x 2, and x 3 for forward + backward (two matrix products each)."""
+    return 3 * 2 * multiply_adds_per_image()
 
 
 def matmul_flops_per_second(dtype: str, size: int = 2048, repeats: int = 5) -> float:
@@ -65,6 +72,55 @@ def matmul_flops_per_second(dtype: str, size: int = 2048, repeats: int = 5) -> f
         multiply(a).numpy()
         times.append(time.perf_counter() - start)
     return 2 * size ** 3 / min(times)
+
+
+def int8_tflite(model, calibration: np.ndarray, batch: int) -> "Interpreter":
+    """A full-integer (int8 in and out) LiteRT interpreter for a Keras model, one thread."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mnist_keras.litert import _quiet_stderr
+
+    with tempfile.TemporaryDirectory() as folder:
+        model.export(folder, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+        flatbuffer = converter.convert()
+    with _quiet_stderr():
+        interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
+    detail = interpreter.get_input_details()[0]
+    interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def int8_matmul_multiply_adds_per_second(size: int, batch: int, repeats: int = 20) -> float:
+    """What LiteRT's int8 matrix product reaches on one thread: the speed no int8 layer beats."""
+    import keras
+
+    inputs = keras.Input((size,))
+    model = keras.Model(inputs, keras.layers.Dense(size, use_bias=False)(inputs))
+    interpreter = int8_tflite(model, np.random.default_rng(0).random((20, size), np.float32), batch)
+    interpreter.invoke()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return batch * size * size / min(times)
+
+
+def invoke_fixed_cost(invokes: int, repeats: int) -> list[float]:
+    """Median seconds per invoke of an int8 model of one ReLU, per repeat: what any call pays."""
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    model = keras.Model(inputs, keras.layers.ReLU()(inputs))
+    interpreter = int8_tflite(model, np.random.default_rng(0).random((20, 28, 28, 1), np.float32), 1)
+    return [float(np.median(time_invokes(interpreter, invokes))) for _ in range(repeats)]
 
 
 def median_spread(values: list[float], digits: int = 1, unit: str = "") -> str:
@@ -105,6 +161,11 @@ def tflite_latency(path: Path, image: np.ndarray, invokes: int) -> list[float]:
     interpreter.resize_tensor_input(detail["index"], (1, 28, 28, 1))
     interpreter.allocate_tensors()
     interpreter.set_tensor(detail["index"], litert.to_input(image[None], detail))
+    return time_invokes(interpreter, invokes)
+
+
+def time_invokes(interpreter, invokes: int) -> list[float]:
+    """Each invoke timed alone; the Python call around it costs ~0.2 us of the figure."""
     invoke, clock = interpreter.invoke, time.perf_counter_ns
     for _ in range(100):
         invoke()
@@ -151,6 +212,7 @@ def cpu_name() -> str:
 
 def main(argv: list[str]) -> None:
     del argv  # unused
+    logging.set_verbosity(logging.WARNING)  # the TFLite converter logs each step at INFO
     repeats = 1 if FLAGS.quick else FLAGS.repeats
     train_examples = 640 if FLAGS.quick else FLAGS.train_examples
     invokes = 200 if FLAGS.quick else FLAGS.invokes
@@ -192,8 +254,10 @@ def main(argv: list[str]) -> None:
     image = mnist.x_test[0]
     batch = mnist.x_test[:1000]
     export_dir = REPO / FLAGS.export_dir if not Path(FLAGS.export_dir).is_absolute() else Path(FLAGS.export_dir)
+    latency = {}
     for path in sorted(export_dir.glob("mnist_*.tflite")):
         runs = [np.array(tflite_latency(path, image, invokes)) * 1e6 for _ in range(repeats)]
+        latency[path.name] = float(np.median([np.median(r) for r in runs]))
         rows.append(("inference", f"{path.name}: one image, 1 thread, median of {invokes} invokes",
                      median_spread([float(np.median(r)) for r in runs], 1, " us"),
                      f"p90 {np.percentile(np.concatenate(runs), 90):.1f} us"))
@@ -201,6 +265,16 @@ def main(argv: list[str]) -> None:
         rates = throughput(lambda x: litert.predict(interpreter, x, batch_size=1000), batch, repeats)
         rows.append(("inference", f"{path.name}: batches of 1000, all cores",
                      median_spread(rates, 0, " img/s"), ""))
+    fixed = [seconds * 1e6 for seconds in invoke_fixed_cost(invokes, repeats)]
+    rows.append(("inference", "a one-ReLU int8 model: the fixed cost of an invoke (LiteRT + Python)",
+                 median_spread(fixed, 1, " us"), ""))
+    size, matmul_batch = (256, 64) if FLAGS.quick else (1024, 256)
+    int8_speed = int8_matmul_multiply_adds_per_second(size, matmul_batch)
+    int8_floor = multiply_adds_per_image() / int8_speed * 1e6
+    measured = latency.get("mnist_int8.tflite")
+    rows.append(("floor", f"{multiply_adds_per_image() / 1e6:.2f} M multiply-adds per image at LiteRT's int8 "
+                          f"matmul speed ({int8_speed / 1e9:.0f} GMAC/s, 1 thread)",
+                 f"{int8_floor:.1f} us", f"int8 .tflite = {measured / int8_floor:.1f}x floor" if measured else ""))
     model_path = REPO / FLAGS.model if not Path(FLAGS.model).is_absolute() else Path(FLAGS.model)
     model = evaluate.load_model(model_path)
     scaled = batch[..., None].astype(np.float32) / 255

@@ -40,6 +40,9 @@ def test_benchmark_prints_every_row(exported, tmp_path):
                   for fmt in ("dynamic_int8", "float16", "float32", "int8")],
                 *[rf"inference +mnist_{fmt}\.tflite: batches of 1000.* +\d+ img/s"
                   for fmt in ("dynamic_int8", "float16", "float32", "int8")],
+                r"inference +a one-ReLU int8 model: the fixed cost of an invoke.* +[\d.]+ us",
+                r"floor +4\.24 M multiply-adds per image at LiteRT's int8 matmul speed \(\d+ GMAC/s, 1 thread\)"
+                r" +[\d.]+ us +int8 \.tflite = [\d.]+x floor",
                 r"inference +Keras model: batches of 1000.* \d+ img/s",
                 r"inference +SavedModel 1: batches of 1000.* \d+ img/s",
                 r"start-up +python -m mnist_keras.predict one.png.* [\d.]+ s"]
