@@ -109,12 +109,13 @@ def test_fused_adam_updates_as_keras_adam_does(mnist):
             model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
     assert int(fused_adam.optimizer.iterations) == 5
     moved = 0
+    # TensorFlow's kernel forms 1 - beta_2 in float32 (0.00099999), Keras in float64 (0.001).
     for ours, theirs, start in zip(fused_adam.get_weights(), keras_adam.get_weights(), initial):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(ours, theirs, rtol=5e-5, atol=1e-7)
         moved += int(np.abs(ours - start).max() > 1e-4)
     assert moved == len(fused_adam.get_weights())  # every variable was updated
     for ours, theirs in zip(fused_adam.optimizer.variables, keras_adam.optimizer.variables):
-        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(ours), np.asarray(theirs), rtol=5e-5, atol=1e-9)
 
     def kernels(model):  # the ops one traced update runs
         apply = tf.function(lambda: model.optimizer.apply_gradients(zip(grads, model.trainable_variables)))
@@ -122,3 +123,8 @@ def test_fused_adam_updates_as_keras_adam_does(mnist):
 
     assert "ResourceApplyAdam" in kernels(fused_adam)
     assert "ResourceApplyAdam" not in kernels(keras_adam)
+    trained = model_lib.build_model("mixed_bfloat16")  # what training compiles
+    model_lib.compile_model(trained, lr, jit_compile=False)
+    trained.optimizer.build(trained.trainable_variables)
+    grads = [tf.zeros_like(v) for v in trained.trainable_variables]
+    assert "ResourceApplyAdam" in kernels(trained)
