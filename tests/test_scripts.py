@@ -1,4 +1,4 @@
-"""The measuring script behind the README's figures runs and reports every seed."""
+"""The measuring scripts behind the README's figures run and print every row."""
 
 from __future__ import annotations
 
@@ -48,3 +48,16 @@ def test_benchmark_prints_every_row(exported, tmp_path):
                 r"start-up +python -m mnist_keras.predict one.png.* [\d.]+ s"]
     for pattern in expected:
         assert re.search(pattern, result.stdout, re.M), pattern
+
+
+def test_epoch_parts_prints_every_part(tmp_path):
+    """A tiny setting, no timing asserted: each part of the step is timed and printed."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "epoch_parts.py"), "--quick", "--precision=float32"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^\d+ CPU cores, float32 \(as asked\); batch 64; medians of 2 rounds of 5 steps",
+                     result.stdout, re.M)
+    for part in ("input pipeline alone", "forward pass", "forward and backward passes",
+                 "Adam update alone, fused", "Adam update alone, Keras' ops", "whole training step"):
+        assert re.search(rf"^{re.escape(part)}.* +[\d.]+ s wall +[\d.]+ CPU-s$", result.stdout, re.M), part
