@@ -1,9 +1,10 @@
 """How fast training and inference are, against the arithmetic floor of this machine.
 
-    python scripts/benchmark.py                 # ~3 minutes: 3 training runs, all artifacts
+    python scripts/benchmark.py                 # ~1.5 minutes: 3 training runs, all artifacts
     python scripts/benchmark.py --quick         # seconds: a tiny setting, every row
 
-Rows (each the median of --repeats measurements, with min-max):
+Rows (each the median of --repeats measurements, with min-max; the floors use the fastest
+of 5-20 runs of one large product, since nothing runs faster than its best):
 - training: the second epoch of `python -m mnist_keras.train --epochs 2` (the first
   includes tracing), wall time and CPU-seconds, images per second, and the ratio to the
   floor: the epoch's FLOPs over the matrix-product speed this machine reaches, float32 and
@@ -12,7 +13,8 @@ Rows (each the median of --repeats measurements, with min-max):
   invokes with the input already in place (no Python-side copies), and batched throughput
   (batches of 1,000, all cores) for the .tflite files, the Keras model and the SavedModel;
   the fixed cost of one invoke (a one-op model), and the int8 floor: the model's multiply-adds
-  over the speed of LiteRT's own int8 matrix product on one thread, built and timed here;
+  over the speed of LiteRT's own int8 matrix product on one thread, built and timed here
+  (1024x1024 weights on 256 rows; 256x256 on 64 with --quick);
 - start-up: `python -m mnist_keras.predict one.png` with the default .tflite, wall time.
 Needs a trained and exported model (python -m mnist_keras.train; python -m mnist_keras.export).
 """
@@ -31,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags, logging
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 3, "Measurements per row; the median is printed.", lower_bound=1)
 flags.DEFINE_integer("train_examples", 0, "Training images per epoch (0: all 60,000).", lower_bound=0)
