@@ -29,7 +29,7 @@ def load(path: str | Path, num_threads: int | None = None):
     from ai_edge_litert.interpreter import Interpreter
 
     try:
-        with _quiet_stderr():
+        with quiet_stderr():
             interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:  # LiteRT's words for a damaged flatbuffer
@@ -46,7 +46,7 @@ def load(path: str | Path, num_threads: int | None = None):
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """Hides LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" line, printed from C++."""
     sys.stderr.flush()
     saved = os.dup(2)

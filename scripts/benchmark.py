@@ -82,7 +82,7 @@ def int8_tflite(model, calibration: np.ndarray, batch: int) -> "Interpreter":
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    from mnist_keras.litert import _quiet_stderr
+    from mnist_keras.litert import quiet_stderr
 
     with tempfile.TemporaryDirectory() as folder:
         model.export(folder, format="tf_saved_model", verbose=False)
@@ -92,7 +92,7 @@ def int8_tflite(model, calibration: np.ndarray, batch: int) -> "Interpreter":
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.int8
         flatbuffer = converter.convert()
-    with _quiet_stderr():
+    with quiet_stderr():
         interpreter = Interpreter(model_content=flatbuffer, num_threads=1)
     detail = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(detail["index"], [batch, *detail["shape"][1:]])
