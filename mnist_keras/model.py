@@ -118,10 +118,12 @@ def _fused_adam_update_step(self: keras.optimizers.Adam, gradient, variable, lea
         epsilon=tf.constant(self.epsilon, tf.float32), grad=tf.cast(gradient, tf.float32))
 
 
-def compile_model(model: keras.Model, lr, jit_compile: bool) -> None:
-    """Attaches Adam (fused updates) and the loss; the training loop computes its own figures."""
+def compile_model(model: keras.Model, lr, jit_compile: bool, fused_adam: bool = True) -> None:
+    """Attaches Adam (fused updates unless asked not to) and the loss; the training loop
+    computes its own figures."""
+    optimizer = keras.optimizers.Adam(learning_rate=lr)
     model.compile(
-        optimizer=fuse_adam_updates(keras.optimizers.Adam(learning_rate=lr)),
+        optimizer=fuse_adam_updates(optimizer) if fused_adam else optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )

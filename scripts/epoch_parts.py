@@ -14,7 +14,6 @@ For oneDNN's own time per kernel, run a training with ONEDNN_VERBOSE=1 (README, 
 from __future__ import annotations
 
 import os
-import resource
 import time
 
 import numpy as np
@@ -30,18 +29,13 @@ flags.DEFINE_bool("quick", False, "A tiny setting that still prints every row (f
 STEPS_PER_EPOCH = 938
 
 
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def build(tf, keras, precision: str, fused: bool = True):
+def build(keras, precision: str, fused_adam: bool = True):
     from mnist_keras import model as model_lib
 
     keras.utils.set_random_seed(0)
     model = model_lib.build_model(precision)
-    optimizer = keras.optimizers.Adam(model_lib.learning_rate(1e-3, "cosine", 5 * STEPS_PER_EPOCH))
-    model.compile(optimizer=model_lib.fuse_adam_updates(optimizer) if fused else optimizer)
+    model_lib.compile_model(model, model_lib.learning_rate(1e-3, "cosine", 5 * STEPS_PER_EPOCH),
+                            jit_compile=False, fused_adam=fused_adam)
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -50,39 +44,27 @@ def parts(tf, keras, precision: str) -> dict:
     """name -> a tf.function(iterator, n) running n steps of that part."""
     from mnist_keras import train
 
-    model = build(tf, keras, precision)
+    model = build(keras, precision)
 
-    @tf.function
-    def input_pipeline(iterator, n):
-        total = tf.zeros([])
-        for _ in tf.range(n):
-            images, _ = next(iterator)
-            total += tf.cast(images[0, 0, 0, 0], tf.float32)
-        return total
+    def over_batches(work):
+        """n batches from the stream through work(images, labels), its results summed."""
+        @tf.function
+        def run(iterator, n):
+            total = tf.zeros([])
+            for _ in tf.range(n):
+                total += work(*next(iterator))
+            return total
+        return run
 
-    @tf.function
-    def forward(iterator, n):
-        total = tf.zeros([])
-        for _ in tf.range(n):
-            images, _ = next(iterator)
-            total += tf.reduce_sum(model(images, training=True))
-        return total
-
-    @tf.function
-    def forward_backward(iterator, n):
-        total = tf.zeros([])
-        for _ in tf.range(n):
-            images, labels = next(iterator)
-            with tf.GradientTape() as tape:
-                logits = model(images, training=True)
-                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-                    labels, logits, from_logits=True))
-            grads = tape.gradient(loss, model.trainable_variables)
-            total += tf.add_n([tf.cast(tf.reduce_sum(g), tf.float32) for g in grads])
-        return total
+    def gradients(images, labels):
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+        return tf.add_n([tf.cast(tf.reduce_sum(g), tf.float32)
+                         for g in tape.gradient(loss, model.trainable_variables)])
 
     def adam_alone(fused: bool):
-        owner = build(tf, keras, precision, fused)
+        owner = build(keras, precision, fused)
         grads = [tf.fill(v.shape, 1e-3) for v in owner.trainable_variables]
 
         @tf.function
@@ -93,11 +75,11 @@ def parts(tf, keras, precision: str) -> dict:
             return owner.optimizer.iterations
         return update
 
-    whole = train.make_train_steps(tf, keras, tf.distribute.get_strategy(), build(tf, keras, precision), False)
+    whole = train.make_train_steps(tf, keras, tf.distribute.get_strategy(), build(keras, precision), False)
     return {
-        "input pipeline alone (next batch)": input_pipeline,
-        "forward pass": forward,
-        "forward and backward passes (gradients)": forward_backward,
+        "input pipeline alone (next batch)": over_batches(lambda images, _: tf.cast(images[0, 0, 0, 0], tf.float32)),
+        "forward pass": over_batches(lambda images, _: tf.reduce_sum(model(images, training=True))),
+        "forward and backward passes (gradients)": over_batches(gradients),
         "Adam update alone, fused (one kernel per variable)": adam_alone(True),
         "Adam update alone, Keras' ops": adam_alone(False),
         "whole training step (what an epoch runs)": whole,
@@ -122,10 +104,10 @@ def main(argv: list[str]) -> None:
     seconds = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
-            wall, cpu = time.perf_counter(), cpu_seconds()
+            wall, cpu = time.perf_counter(), time.process_time()
             float(np.sum(run(iterators[name], tf.constant(steps))))
             scale = STEPS_PER_EPOCH / steps
-            seconds[name].append(((time.perf_counter() - wall) * scale, (cpu_seconds() - cpu) * scale))
+            seconds[name].append(((time.perf_counter() - wall) * scale, (time.process_time() - cpu) * scale))
     print(f"{os.cpu_count()} CPU cores, {precision} ({why}); batch 64; medians of {rounds} rounds "
           f"of {steps} steps, scaled to an epoch of {STEPS_PER_EPOCH} steps")
     width = max(len(name) for name in runs)

@@ -90,8 +90,7 @@ def test_fused_adam_updates_as_keras_adam_does(mnist):
     for fused in (False, True):
         keras.utils.set_random_seed(0)
         model = model_lib.build_model()
-        optimizer = keras.optimizers.Adam(learning_rate=lr)
-        model.compile(optimizer=model_lib.fuse_adam_updates(optimizer) if fused else optimizer)
+        model_lib.compile_model(model, lr, jit_compile=False, fused_adam=fused)
         model.optimizer.build(model.trainable_variables)
         models.append(model)
     keras_adam, fused_adam = models
@@ -123,7 +122,7 @@ def test_fused_adam_updates_as_keras_adam_does(mnist):
 
     assert "ResourceApplyAdam" in kernels(fused_adam)
     assert "ResourceApplyAdam" not in kernels(keras_adam)
-    trained = model_lib.build_model("mixed_bfloat16")  # what training compiles
+    trained = model_lib.build_model("mixed_bfloat16")  # what training compiles: the default
     model_lib.compile_model(trained, lr, jit_compile=False)
     trained.optimizer.build(trained.trainable_variables)
     grads = [tf.zeros_like(v) for v in trained.trainable_variables]
