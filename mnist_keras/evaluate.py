@@ -130,6 +130,11 @@ def define_flags() -> None:
     flags.adopt_module_key_flags(cli)  # list them in --help too
 
 
-if __name__ == "__main__":
+def cli_main() -> None:
+    """The `mnist-evaluate` console script and `python -m mnist_keras.evaluate`."""
     define_flags()
     cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -308,7 +308,7 @@ def main(argv: list[str]) -> None:
         "keras_test_accuracy": keras.accuracy,
         "test_data": dataset.source,
         "calibration_images": len(calibration),
-        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
     results = [keras]
@@ -361,6 +361,11 @@ def define_flags() -> None:
     flags.adopt_module_key_flags(cli)
 
 
-if __name__ == "__main__":
+def cli_main() -> None:
+    """The `mnist-export` console script and `python -m mnist_keras.export`."""
     define_flags()
     cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from absl import flags
@@ -117,6 +117,11 @@ def define_flags() -> None:
     flags.DEFINE_bool("json", False, "Print JSON: per file, the digit, its probability and the top k.")
 
 
-if __name__ == "__main__":
+def cli_main() -> None:
+    """The `mnist-predict` console script and `python -m mnist_keras.predict`."""
     define_flags()
     cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()

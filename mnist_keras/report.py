@@ -443,7 +443,7 @@ def write_report(model_path: str | Path, dataset, export_json: str | Path | None
         plot_embedding(points, labels, explained, noun, names, partial)
         record = {
             "model": str(model_path), "data": dataset.source, "noun": noun, "names": names,
-            "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "written_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "test": result, "mistakes": shown, "feature_map_digit": digit,
             "feature_map_shapes": {"pool1": list(inner["pool1"].shape[1:]),
                                    "pool2": list(inner["pool2"].shape[1:])},
@@ -505,6 +505,11 @@ def define_flags() -> None:
     flags.adopt_module_key_flags(cli)
 
 
-if __name__ == "__main__":
+def cli_main() -> None:
+    """The `mnist-report` console script and `python -m mnist_keras.report`."""
     define_flags()
     cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -344,6 +344,11 @@ def define_flags() -> None:
     flags.DEFINE_bool("access_log", False, "Log every request.")
 
 
-if __name__ == "__main__":
+def cli_main() -> None:
+    """The `mnist-serve` console script and `python -m mnist_keras.serve`."""
     define_flags()
     cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -596,6 +596,11 @@ def main(argv: list[str]) -> None:
         print(f"Report: {report.write_report(Path(FLAGS.model_dir) / MODEL_FILE, dataset)}")
 
 
-if __name__ == "__main__":
+def cli_main() -> None:
+    """The `mnist-train` console script and `python -m mnist_keras.train`."""
     define_flags()
     cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()

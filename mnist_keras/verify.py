@@ -300,6 +300,11 @@ def define_flags() -> None:
     flags.adopt_module_key_flags(cli)
 
 
-if __name__ == "__main__":
+def cli_main() -> None:
+    """The `mnist-verify` console script and `python -m mnist_keras.verify`."""
     define_flags()
     cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -77,7 +77,7 @@ def matmul_flops_per_second(dtype: str, size: int = 2048, repeats: int = 5) -> f
     return 2 * size ** 3 / min(times)
 
 
-def int8_tflite(model, calibration: np.ndarray, batch: int) -> "Interpreter":
+def int8_tflite(model, calibration: np.ndarray, batch: int):
     """A full-integer (int8 in and out) LiteRT interpreter for a Keras model, one thread."""
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
@@ -225,8 +225,8 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     from mnist_keras import data, evaluate, litert, predict
-    from mnist_keras.verify import load_saved_model
     from mnist_keras.serve import latest_version
+    from mnist_keras.verify import load_saved_model
 
     flags_text = " ".join(FLAGS.train_flags) or "defaults"
     print(f"Machine: {os.cpu_count()} CPU cores ({cpu_name()}), no GPU visible"
@@ -265,7 +265,7 @@ def main(argv: list[str]) -> None:
                      median_spread([float(np.median(r)) for r in runs], 1, " us"),
                      f"p90 {np.percentile(np.concatenate(runs), 90):.1f} us"))
         interpreter = litert.load(path)
-        rates = throughput(lambda x: litert.predict(interpreter, x, batch_size=1000), batch, repeats)
+        rates = throughput(lambda x, run=interpreter: litert.predict(run, x, batch_size=1000), batch, repeats)
         rows.append(("inference", f"{path.name}: batches of 1000, all cores",
                      median_spread(rates, 0, " img/s"), ""))
     fixed = [seconds * 1e6 for seconds in invoke_fixed_cost(invokes, repeats)]

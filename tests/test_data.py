@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_one_line_error, run_module
+
 from mnist_keras import data
 from mnist_keras.errors import InputError
 

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import REPO, assert_one_line_error, run_module
+
 from mnist_keras import distribute, evaluate, train
 
 ARGS = ["--epochs=2", "--train_examples=1280", "--test_examples=500", "--progress=none"]

@@ -9,7 +9,6 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_serve import start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

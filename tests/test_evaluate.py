@@ -7,8 +7,8 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from conftest import assert_one_line_error, run_module
+
 from mnist_keras import evaluate, train
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, assert_one_line_error, run_module
+
 from mnist_keras import evaluate, export, litert, train, verify
 
 TFLITE = list(export.TFLITE_FORMATS)

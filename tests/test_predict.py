@@ -11,9 +11,9 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import REPO, assert_one_line_error, run_module
 from PIL import Image
 
-from conftest import REPO, assert_one_line_error, run_module
 from mnist_keras import litert, preprocess
 
 N = 200  # test digits per variant

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_module
 from PIL import Image
 
-from conftest import assert_one_line_error, run_module
 from mnist_keras import data, evaluate, report, train
 
 

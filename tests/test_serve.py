@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import REPO, assert_one_line_error, run_module
+from PIL import Image
 
 MAX_INSTANCES = 8
 

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import REPO, assert_one_line_error, run_module
+
 from mnist_keras import evaluate, train
 from mnist_keras.errors import InputError
 
@@ -104,7 +104,7 @@ def test_model_dir_that_is_a_file(tmp_path):
     assert_one_line_error(result, "--model_dir=taken/sub", "cannot create it")
 
 
-TINY = dict(epochs=1, train_examples=300, test_examples=100, progress="none")
+TINY = {"epochs": 1, "train_examples": 300, "test_examples": 100, "progress": "none"}
 
 
 def test_fresh_run_deletes_only_what_training_wrote(tmp_path):
@@ -186,7 +186,8 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
 def test_help_explains_every_flag(tmp_path):
     result = run_module("mnist_keras.train", "--help", cwd=tmp_path)  # absl exits 1 after help
     for flag in ("epochs", "batch_size", "learning_rate", "lr_schedule", "seed", "data_dir", "tfds",
-                 "model_dir", "train_examples", "test_examples", "jit_compile", "strategy", "precision", "cpu_replicas", "lr_scaling", "progress", "[no]resume",
+                 "model_dir", "train_examples", "test_examples", "jit_compile", "strategy", "precision",
+                 "cpu_replicas", "lr_scaling", "progress", "[no]resume",
                  "[no]report"):
         assert re.search(rf"^  --{re.escape(flag)}: \S", result.stdout, re.M), flag
     assert "tensorflow" not in result.stderr.lower()  # --help answers without importing TensorFlow
