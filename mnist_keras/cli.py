@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,16 +71,7 @@ def check_writable_parent(path: str | Path) -> None:
 
 
 def write_atomic(path: str | Path, text: str) -> None:
-    """Writes a temporary file beside `path`, then renames it: never a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would hide results from other users
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Kept for callers of the old name; files.write_atomic is the one implementation."""
+    from mnist_keras.files import write_atomic as _write_atomic
+
+    _write_atomic(path, text)

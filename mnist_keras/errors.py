@@ -7,3 +7,8 @@ class InputError(ValueError):
     Entry points print its message as one line and exit non-zero, without a traceback,
     so the message must name the file or value and say what is wrong with it.
     """
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (or its type): what a one-line error quotes."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
