@@ -1,6 +1,8 @@
 """Test accuracy, per-class precision and recall, and the confusion matrix of a model.
 
     python -m mnist_keras.evaluate --model saved_models/mnist.keras [--json metrics.json]
+
+From Python: evaluate_file(model_path, dataset) -> dict, or evaluate(model, images, labels).
 """
 
 from __future__ import annotations

@@ -313,7 +313,8 @@ def define_flags() -> None:
                          "Training images that calibrate the full-integer model's ranges.",
                          lower_bound=1)
     cli.define_data_flags()
-    flags.adopt_module_key_flags(cli)
+    flags.adopt_module_key_flags(cli)  # list them in --help too
+    flags.adopt_module_key_flags(verify)  # --max_drop
 
 
 def cli_main() -> None:

@@ -7,7 +7,7 @@ Each artifact runs through its own runtime (a SavedModel through its serving sig
 a .tflite through LiteRT), so what is measured is what a server or a phone will compute.
 Float artifacts must match the Keras model's accuracy within 0.05 points; quantized ones
 may lose at most --max_drop points. `python -m mnist_keras.export` runs the same checks
-before it keeps a file.
+before it keeps a file. From Python: verify_artifacts(model_path, paths, dataset) -> [Result].
 """
 
 from __future__ import annotations
