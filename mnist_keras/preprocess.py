@@ -54,6 +54,8 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         image.draft(image.mode, (WORK_SIZE, WORK_SIZE))  # JPEG: decode at a reduced scale
         image.load()
         image = ImageOps.exif_transpose(image)  # phone photos are often stored rotated
+    except InputError:  # the megapixel limit above (an InputError is a ValueError too)
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{name}: too many pixels: refused as a possible decompression bomb") from None
     except UnidentifiedImageError:

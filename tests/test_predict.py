@@ -159,6 +159,8 @@ def _bad_images(tmp_path):
     _redraw(np.full((28, 28), 255, np.uint8), "dark on light", np.random.default_rng(0)).save(good, "JPEG")
     bomb = io.BytesIO()
     Image.new("1", (20000, 20000)).save(bomb, "PNG")  # 400 megapixels in a 50 kB file
+    large = io.BytesIO()
+    Image.new("1", (7000, 7000)).save(large, "PNG")  # 49 megapixels: under Pillow's limit, over ours
     blank = io.BytesIO()
     Image.new("L", (300, 200), 250).save(blank, "PNG")
     tiny = {}
@@ -172,6 +174,7 @@ def _bad_images(tmp_path):
         "zero.png": (_png_of_size(0, 0), "has no pixels (0x0)"),
         "blank.png": (blank.getvalue(), "no digit found"),
         "bomb.png": (bomb.getvalue(), "decompression bomb"),
+        "large.png": (large.getvalue(), "large.png: 7000x7000 pixels is over the 40-megapixel limit"),
         "dot.png": (tiny[(1, 1)].getvalue(), "1x1 pixels is too small to hold a digit"),
         "pair.png": (tiny[(2, 1)].getvalue(), "2x1 pixels is too small"),
         "three.png": (tiny[(3, 3)].getvalue(), "3x3 pixels is too small"),
