@@ -12,13 +12,9 @@ from absl import app, flags, logging
 
 from mnist_keras.errors import InputError
 
-# Hides TensorFlow's C++ INFO and WARNING logs once its logging is set up (a user who
-# wants them sets TF_CPP_MIN_LOG_LEVEL=0). A few notices printed before that (oneDNN,
-# "no CUDA drivers") cannot be silenced this way and still reach stderr.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 def define_data_flags() -> None:
+    """--data_dir, --tfds and --test_examples, shared by every command that reads MNIST."""
     flags.DEFINE_string(
         "data_dir", None,
         "Folder of the four MNIST-format IDX files (train-images-idx3-ubyte[.gz], "
@@ -41,6 +37,10 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 def run(main: Callable[[list[str]], None]) -> None:
     """absl's app.run, with InputError and bad flags reported as one line, exit status 2/1."""
+    # Hides TensorFlow's C++ INFO and WARNING logs once its logging is set up (a user who
+    # wants them sets TF_CPP_MIN_LOG_LEVEL=0); set before any command imports TensorFlow.
+    # A few notices printed before that (oneDNN, "no CUDA drivers") still reach stderr.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     def guarded(argv: list[str]) -> None:
         # SIGTERM (docker stop, timeout) unwinds like Ctrl-C, so temporary files are removed.

@@ -1,62 +1,31 @@
 """Test accuracy, per-class precision and recall, and the confusion matrix of a model.
 
     python -m mnist_keras.evaluate --model saved_models/mnist.keras [--json metrics.json]
+
+From Python: evaluate_file(model_path, dataset) -> dict, or evaluate(model, images, labels).
 """
 
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli
-from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
-from mnist_keras.errors import InputError
+from mnist_keras import cli, inference
+from mnist_keras.data import NUM_CLASSES, Data
+from mnist_keras.files import write_atomic
+
+# Kept for callers of the old names; inference.py holds the loaders.
+check_keras_file = inference.check_keras_file
+load_model = inference.load_keras
 
 
-def check_keras_file(path: str | Path) -> Path:
-    """Rejects a path that cannot be a .keras file before Keras is imported (2 s of start-up)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such model file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a folder, not a Keras model file (.keras)")
-    if not zipfile.is_zipfile(path):
-        raise InputError(f"{path}: not a Keras model file (.keras is a zip archive)")
-    with zipfile.ZipFile(path) as archive:
-        if "config.json" not in archive.namelist():
-            raise InputError(f"{path}: not a Keras model file (no config.json inside)")
-    return path
-
-
-def load_model(path: str | Path):
-    """Loads a .keras file with safe_mode=True: no arbitrary code from the file runs."""
-    path = check_keras_file(path)
-    import keras
-
-    from mnist_keras import model as _  # noqa: F401  registers MeanBatchLoss, named by older saved models
-
-    try:
-        model = keras.saving.load_model(path, safe_mode=True)
-    except Exception as e:  # a damaged archive fails deep inside Keras or h5py
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError(f"{path}: cannot load Keras model: {first_line}") from None
-    shapes = tuple(model.inputs[0].shape), tuple(model.outputs[0].shape)
-    if shapes != ((None, *IMAGE_SHAPE, 1), (None, NUM_CLASSES)):
-        raise InputError(f"{path}: a Keras model from {shapes[0]} to {shapes[1]}, not a digit "
-                         f"classifier from (None, 28, 28, 1) to (None, {NUM_CLASSES})")
-    return model
-
-
-def predict_classes(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    from mnist_keras.pipeline import eval_dataset
-
-    labels = np.zeros(len(images), np.uint8)
-    logits = model.predict(eval_dataset(images, labels, batch_size), verbose=0)
-    return np.argmax(logits, axis=1)
+def predict_classes(model: Any, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """The class each uint8 image [N, 28, 28] is read as by a Keras model."""
+    return np.argmax(inference.keras_scores(model, images, batch_size), axis=1)
 
 
 def metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
@@ -85,12 +54,22 @@ def metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
     }
 
 
-def evaluate(model, images: np.ndarray, labels: np.ndarray) -> dict:
+def evaluate(model: Any, images: np.ndarray, labels: np.ndarray) -> dict:
+    """metrics() of a loaded Keras model on uint8 images [N, 28, 28] and their labels."""
     return metrics(labels, predict_classes(model, images))
 
 
+def evaluate_file(model_path: str | Path, dataset: Data) -> dict:
+    """A .keras file's metrics on the dataset's test split, with the model's path and the data's source."""
+    model = inference.load_keras(model_path)
+    result = evaluate(model, dataset.x_test, dataset.y_test)
+    return {"model": str(model_path), "data": dataset.source, **result}
+
+
 def format_report(result: dict) -> str:
-    def pct(value):
+    """The metrics as the command prints them: accuracy, per-class table, confusion matrix."""
+
+    def pct(value: float | None) -> str:
         return "   -  " if value is None else f"{100 * value:6.2f}"
 
     lines = [f"Test accuracy: {result['accuracy']:.2f}% ({result['correct']}/{result['total']} correct)",
@@ -109,17 +88,16 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> None:
     del argv  # unused
-    model_path = check_keras_file(FLAGS.model)
+    model_path = inference.check_keras_file(FLAGS.model)
     if FLAGS.json:
         cli.check_writable_parent(FLAGS.json)
     from mnist_keras import data
 
     dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
-    result = evaluate(load_model(model_path), dataset.x_test, dataset.y_test)
-    result = {"model": str(model_path), "data": dataset.source, **result}
+    result = evaluate_file(model_path, dataset)
     print(format_report(result))
     if FLAGS.json:
-        cli.write_atomic(FLAGS.json, json.dumps(result, indent=2) + "\n")
+        write_atomic(FLAGS.json, json.dumps(result, indent=2) + "\n")
         print(f"\nWrote {FLAGS.json}")
 
 

@@ -13,207 +13,49 @@ Writes
 and prints a table of each artifact's size, test accuracy against the Keras model, and time
 per image. Every artifact is first written under a temporary name, evaluated on the test
 set through its own runtime, and renamed only if it meets its bar (see verify.py).
+
+From Python: export_model(model_path, serving_dir, export_dir, dataset) -> ExportSummary.
+It runs STEPS in order (saved_model_step, tflite_step, index_step), each reading the
+Export (model, data, the Keras reference) and adding its results and kept paths. The
+artifacts themselves are written by export_formats.py; partial names, stale leftovers and
+version numbers are export_folders.py's job.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import functools
 import json
 import os
-import re
 import shutil
-import socket
-import tempfile
-import time
-import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli, litert, verify
-from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
+from mnist_keras import cli, inference, verify
+from mnist_keras.data import NUM_CLASSES, Data
 from mnist_keras.errors import InputError
+from mnist_keras.export_folders import check_folder, partial_path, prepare_folder, publish_version
+from mnist_keras.export_formats import (
+    FORMATS,
+    SAVED_MODEL,
+    TFLITE_FORMATS,
+    convert,
+    describe_tflite,
+    tflite_name,
+    write_saved_model,
+)
+from mnist_keras.files import sha256_file, write_atomic
 
-SAVED_MODEL = "savedmodel"
-# name: (description, quantized)
-TFLITE_FORMATS = {
-    "float32": ("float32 weights and arithmetic", False),
-    "float16": ("float16 weights, float32 arithmetic on CPU (float16 on GPU delegates)", False),
-    "dynamic_int8": ("int8 weights, float32 input, output and activations", True),
-    "int8": ("int8 weights and activations, uint8 input and output (full integer)", True),
-}
-FORMATS = (SAVED_MODEL, *TFLITE_FORMATS)
-PIXELS = ("28x28x1 grayscale, white digit on black as in MNIST (0 = background, 255 = ink), "
-          "the digit's 20x20 box centred by its centre of mass")
-PARTIAL = ".partial-"  # prefix of what an unfinished export is writing; never served or read
-STALE_SECONDS = 24 * 3600  # a partial this old is a leftover even if its PID is alive again
+# --- One artifact: write under a partial name, verify, then publish or discard -------------
 
-
-def tflite_name(fmt: str) -> str:
-    return f"mnist_{fmt}.tflite"
-
-
-# --- Where files go: versions, partial files, stale leftovers ------------------------------
-
-def check_folder(path: Path) -> None:
-    """Says in one line why an output folder cannot be written, before anything is."""
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path}: exists and is not a folder")
-    existing = next(p for p in [path, *path.parents] if p.exists())
-    if not existing.is_dir():
-        raise InputError(f"{path}: cannot create folder: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write in {existing}: permission denied")
-
-
-def prepare_folder(path: Path) -> Path:
-    """Creates a checked output folder and clears what killed exports left in it."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"{path}: cannot create folder: {e.strerror}") from None
-    remove_stale_partials(path)
-    return path
-
-
-def remove_stale_partials(folder: Path) -> None:
-    """Deletes what killed exports left behind (.partial-<host>-<pid>-...), not a running one's."""
-    host = socket.gethostname()
-    for leftover in folder.glob(f"{PARTIAL}*"):
-        match = re.match(rf"{re.escape(PARTIAL)}(.+)-(\d+)-", leftover.name)
-        try:
-            age = time.time() - leftover.lstat().st_mtime
-        except FileNotFoundError:
-            continue
-        # Another machine's export (a shared folder) cannot be checked: give it a day.
-        running = match and (_alive(int(match.group(2))) if match.group(1) == host else True)
-        if running and age < STALE_SECONDS:
-            continue
-        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def partial_path(folder: Path, name: str, is_dir: bool = False) -> Path:
-    """A fresh temporary file or folder in `folder`, readable as the umask allows.
-
-    (mkstemp's 0600 would hide a model from a TF Serving container running as another user.)
-    """
-    prefix = f"{PARTIAL}{socket.gethostname()}-{os.getpid()}-{name}."
-    umask = os.umask(0)
-    os.umask(umask)
-    if is_dir:
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
-        path.chmod(0o777 & ~umask)
-        return path
-    fd, path = tempfile.mkstemp(prefix=prefix, dir=folder)
-    os.fchmod(fd, 0o666 & ~umask)
-    os.close(fd)
-    return Path(path)
-
-
-def versions(base: Path) -> list[int]:
-    """The numbers taken in base: TF Serving's versions, and any file named like one."""
-    return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit())
-
-
-def publish_version(partial: Path, base: Path, attempts: int = 100) -> Path:
-    """Renames a finished SavedModel to the next version; never replaces an existing one."""
-    for _ in range(attempts):
-        target = base / str((versions(base) or [0])[-1] + 1)
-        try:
-            os.rename(partial, target)  # fails if another export took this number first
-            return target
-        except OSError:
-            if not target.exists():
-                raise
-    raise InputError(f"{base}: could not claim a new version number in {attempts} tries")
-
-
-# --- Writing the artifacts --------------------------------------------------------------
-
-def write_saved_model(model, path: Path, outputs: str, ends_in_softmax: bool = False) -> None:
-    """A SavedModel whose serving_default maps `images` to probabilities (and classes).
-
-    outputs="serving": probabilities and classes, the contract TF Serving clients rely on;
-    outputs="probabilities": the single output the TFLite files carry.
-    ends_in_softmax: the model outputs probabilities already (this project's outputs logits).
-    """
-    import keras
-    import tensorflow as tf
-
-    def serve(images):
-        scores = model(images, training=False)
-        result = {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores)}
-        if outputs == "serving":
-            result["classes"] = tf.argmax(scores, axis=1, output_type=tf.int64)
-        return result
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(name="serving_default", fn=serve, input_signature=[
-        tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32, name="images")])
-    archive.write_out(str(path), verbose=False)
-
-
-def convert(source: Path, fmt: str, calibration: np.ndarray | None = None) -> bytes:
-    """TFLite bytes from the probabilities SavedModel; calibration: uint8 images for int8."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
-    if fmt != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if fmt == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if fmt == "int8":
-        scaled = calibration[..., None].astype(np.float32) / 255.0
-        # One image per step, as the calibrator expects; the pixel range [0, 1] it sees
-        # sets the uint8 input's scale to 1/255, so raw pixels go in unchanged.
-        converter.representative_dataset = lambda: ({"images": image[None]} for image in scaled)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
-    with warnings.catch_warnings():  # the calibrator uses tf.lite.Interpreter internally
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        return converter.convert()
-
-
-def describe_tflite(path: Path, fmt: str, result: verify.Result, source: dict) -> dict:
-    """The JSON a mobile engineer reads beside the .tflite: how to feed it and what it scored."""
-    interpreter = litert.load(path)
-    return {
-        "file": path.name,
-        "format": fmt,
-        "description": TFLITE_FORMATS[fmt][0],
-        "size_bytes": result.size_bytes,
-        "sha256": verify.sha256(path),
-        "input": {**litert.tensor_spec(interpreter.get_input_details()[0], "images"), "pixels": PIXELS,
-                  "value": ("raw pixel 0-255" if fmt == "int8" else "pixel / 255, in [0, 1]")},
-        "output": {**litert.tensor_spec(interpreter.get_output_details()[0], "probabilities"),
-                   "value": "probability of each digit (softmax)", "labels": "labels.txt"},
-        "signature": interpreter.get_signature_list(),
-        "test_accuracy": round(result.accuracy, 4),
-        "test_correct": result.correct,
-        "test_images": result.total,
-        "change_against_keras": round(result.change, 4),
-        "same_class_as_keras": round(result.agreement, 4),
-        "seconds_per_image": round(result.seconds_per_image, 7),
-        "bar": result.bar,
-        **source,
-    }
-
-
-def export_saved_model(model, base: Path, images, labels, keras: verify.Result,
+def export_saved_model(model: Any, base: Path, images: np.ndarray, labels: np.ndarray, keras: verify.Result,
                        reference: np.ndarray, ends_in_softmax: bool) -> verify.Result:
+    """Writes, verifies and publishes the next SavedModel version; one that fails is removed."""
     partial = partial_path(base, "savedmodel", is_dir=True)
     try:
         write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax)
@@ -230,7 +72,8 @@ def export_saved_model(model, base: Path, images, labels, keras: verify.Result,
     return result
 
 
-def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray, images, labels,
+def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray, images: np.ndarray,
+                  labels: np.ndarray,
                   keras: verify.Result, reference: np.ndarray, max_drop: float,
                   provenance: dict) -> verify.Result:
     """Converts, verifies on the test set, and keeps the file and its JSON only if it passes.
@@ -261,83 +104,175 @@ def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray,
     return result
 
 
-# --- The command ------------------------------------------------------------------------
+# --- The whole export, step by step ---------------------------------------------------------
 
-FLAGS = flags.FLAGS
+@dataclasses.dataclass
+class Export:
+    """What the steps of one export read (the model, the data, the Keras reference) and add to."""
+
+    model_path: Path
+    model: Any
+    dataset: Data
+    serving_dir: Path | None
+    export_dir: Path | None
+    tflite_formats: list[str]
+    max_drop: float
+    calibration: np.ndarray
+    reference: np.ndarray  # the Keras model's probabilities on the test images
+    ends_in_softmax: bool
+    keras: verify.Result
+    provenance: dict
+    results: list[verify.Result]  # the Keras row first, then one per artifact
+    written: list[Path] = dataclasses.field(default_factory=list)  # kept files and folders
+    progress: Callable[[str], None] = lambda line: None
+
+    def add(self, result: verify.Result) -> None:
+        self.results.append(result)
+        if result.passed:
+            self.written.append(Path(result.path))
+        self.progress(f"  {result.artifact}: {'ok' if result.passed else 'FAILED'}")
 
 
-def main(argv: list[str]) -> None:
-    del argv  # unused
-    from mnist_keras import data, evaluate
+@dataclasses.dataclass
+class ExportSummary:
+    """What export_model wrote and measured: the table's rows, and the files kept."""
 
-    model_path = evaluate.check_keras_file(FLAGS.model)
-    formats = FLAGS.formats
+    results: list[verify.Result]
+    written: list[Path]
+    provenance: dict
+
+    @property
+    def failed(self) -> list[verify.Result]:
+        return [r for r in self.results if r.passed is False]
+
+    def failure_message(self) -> str:
+        """One line naming each artifact that missed its bar (and was not kept)."""
+        return "; ".join(verify.failure_message(r, self.results[0]) + ", not kept" for r in self.failed)
+
+    def format(self) -> str:
+        return format_summary(self.results)
+
+
+def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
+                  formats: Sequence[str] = FORMATS) -> tuple[Path, Path | None, Path | None, list[str]]:
+    """Says in one line what is wrong with the model or the output folders, before any work.
+
+    Returns the model path, the folders each format needs (None when it is not asked for)
+    and the TFLite formats asked for.
+    """
+    model_path = inference.check_keras_file(model_path)
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown or not formats:
         raise InputError(f"--formats: {'unknown ' + ', '.join(unknown) if unknown else 'empty'}; "
                          f"choose from {', '.join(FORMATS)}")
     tflite_formats = [f for f in TFLITE_FORMATS if f in formats]
-    serving_dir = Path(FLAGS.serving_dir) if SAVED_MODEL in formats else None
-    export_dir = Path(FLAGS.export_dir) if tflite_formats else None
-    for folder in filter(None, [serving_dir, export_dir]):
+    serving = Path(serving_dir) if SAVED_MODEL in formats and serving_dir is not None else None
+    tflite_dir = Path(export_dir) if tflite_formats and export_dir is not None else None
+    if SAVED_MODEL in formats and serving is None or tflite_formats and tflite_dir is None:
+        raise InputError("name a serving folder for the SavedModel and an export folder for .tflite files")
+    for folder in filter(None, [serving, tflite_dir]):
         check_folder(folder)
-    if export_dir is not None:
+    if tflite_dir is not None:
         outputs = [tflite_name(f) for f in tflite_formats] + [
             Path(tflite_name(f)).with_suffix(".json").name for f in tflite_formats] + [
             "labels.txt", "export.json"]
-        taken = [name for name in outputs if (export_dir / name).is_dir()]
+        taken = [name for name in outputs if (tflite_dir / name).is_dir()]
         if taken:
-            raise InputError(f"{export_dir / taken[0]}: is a folder; export writes a file there")
-    for folder in filter(None, [serving_dir, export_dir]):
-        prepare_folder(folder)
+            raise InputError(f"{tflite_dir / taken[0]}: is a folder; export writes a file there")
+    return model_path, serving, tflite_dir, tflite_formats
 
-    dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
+
+def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
+          dataset: Data, formats: Sequence[str], max_drop: float, calibration_examples: int,
+          progress: Callable[[str], None]) -> Export:
+    """Checks, prepares the folders, loads the model and measures it: what every step reads."""
+    model_path, serving, tflite_dir, tflite_formats = check_outputs(model_path, serving_dir, export_dir,
+                                                                    formats)
+    for folder in filter(None, [serving, tflite_dir]):
+        prepare_folder(folder)
     images, labels = dataset.x_test, dataset.y_test
     rng = np.random.default_rng(0)
     calibration = dataset.x_train[rng.choice(len(dataset.x_train),
-                                             min(FLAGS.calibration_examples, len(dataset.x_train)),
+                                             min(calibration_examples, len(dataset.x_train)),
                                              replace=False)]
-    model = evaluate.load_model(model_path)
+    model = inference.load_keras(model_path)
     reference, ends_in_softmax, seconds = verify.keras_outputs(model, images)
     keras = verify.keras_result(model_path, reference, labels, seconds)
-    print(f"Exporting {model_path}: {keras.accuracy:.2f}% on {len(labels)} test images of "
-          f"{dataset.source}; each artifact is checked on the same images", flush=True)
+    progress(f"Exporting {model_path}: {keras.accuracy:.2f}% on {len(labels)} test images of "
+             f"{dataset.source}; each artifact is checked on the same images")
     provenance = {
         "source_model": str(model_path),
-        "source_model_sha256": verify.sha256(model_path),
+        "source_model_sha256": sha256_file(model_path),
         "keras_test_accuracy": keras.accuracy,
         "test_data": dataset.source,
         "calibration_images": len(calibration),
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
+    return Export(model_path, model, dataset, serving, tflite_dir, tflite_formats, max_drop, calibration,
+                  reference, ends_in_softmax, keras, provenance, results=[keras], progress=progress)
 
-    results = [keras]
-    if serving_dir is not None:
-        results.append(export_saved_model(model, serving_dir, images, labels, keras, reference,
-                                          ends_in_softmax))
-        print(f"  {results[-1].artifact}: {'ok' if results[-1].passed else 'FAILED'}", flush=True)
-    if tflite_formats:
-        source = partial_path(export_dir, "tflite-source", is_dir=True)
-        try:
-            write_saved_model(model, source, outputs="probabilities", ends_in_softmax=ends_in_softmax)
-            for fmt in tflite_formats:
-                results.append(export_tflite(source, fmt, export_dir, calibration, images, labels,
-                                             keras, reference, FLAGS.max_drop, provenance))
-                print(f"  {results[-1].artifact}: {'ok' if results[-1].passed else 'FAILED'}",
-                      flush=True)
-        finally:
-            shutil.rmtree(source, ignore_errors=True)
-        cli.write_atomic(export_dir / "labels.txt", "".join(f"{c}\n" for c in range(NUM_CLASSES)))
-        summary = {**provenance, "artifacts": [r.as_dict() for r in results]}
-        cli.write_atomic(export_dir / "export.json", json.dumps(summary, indent=2) + "\n")
-    print()
-    print(format_summary(results))
-    failed = [r for r in results if r.passed is False]
-    if failed:
-        raise InputError("; ".join(verify.failure_message(r, keras) + ", not kept" for r in failed))
+
+def saved_model_step(job: Export) -> None:
+    """The next SavedModel version for TF Serving, verified before it is published."""
+    if job.serving_dir is None:
+        return
+    job.add(export_saved_model(job.model, job.serving_dir, job.dataset.x_test, job.dataset.y_test,
+                               job.keras, job.reference, job.ends_in_softmax))
+
+
+def tflite_step(job: Export) -> None:
+    """Each .tflite asked for, converted from one probabilities-only SavedModel, each verified."""
+    if not job.tflite_formats:
+        return
+    source = partial_path(job.export_dir, "tflite-source", is_dir=True)
+    try:
+        write_saved_model(job.model, source, outputs="probabilities", ends_in_softmax=job.ends_in_softmax)
+        for fmt in job.tflite_formats:
+            job.add(export_tflite(source, fmt, job.export_dir, job.calibration, job.dataset.x_test,
+                                  job.dataset.y_test, job.keras, job.reference, job.max_drop, job.provenance))
+            if job.results[-1].passed:
+                job.written.append(Path(job.results[-1].path).with_suffix(".json"))
+    finally:
+        shutil.rmtree(source, ignore_errors=True)
+
+
+def index_step(job: Export) -> None:
+    """labels.txt and export.json (the table, as JSON) beside the .tflite files."""
+    if job.export_dir is None:
+        return
+    labels = job.export_dir / "labels.txt"
+    write_atomic(labels, "".join(f"{c}\n" for c in range(NUM_CLASSES)))
+    summary = job.export_dir / "export.json"
+    write_atomic(summary, json.dumps({**job.provenance, "artifacts": [r.as_dict() for r in job.results]},
+                                     indent=2) + "\n")
+    job.written += [labels, summary]
+
+
+# The steps, in order. Each reads the Export and adds its results and the paths it kept;
+# a new artifact is one more function here (one that writes into the SavedModel version
+# must run inside export_saved_model, before the version is published).
+STEPS: list[Callable[[Export], None]] = [saved_model_step, tflite_step, index_step]
+
+
+def export_model(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
+                 dataset: Data, formats: Sequence[str] = FORMATS, max_drop: float = verify.DEFAULT_MAX_DROP,
+                 calibration_examples: int = 1000,
+                 progress: Callable[[str], None] | None = None) -> ExportSummary:
+    """Exports a .keras file to every format asked for, each verified on dataset's test split.
+
+    An artifact that misses its bar is not kept and is reported in the summary's `failed`;
+    bad input (model, folders, formats) raises InputError before anything is written.
+    progress: called with a line as each step ends (the command prints them).
+    """
+    job = start(model_path, serving_dir, export_dir, dataset, formats, max_drop, calibration_examples,
+                progress or (lambda line: None))
+    for step in STEPS:
+        step(job)
+    return ExportSummary(job.results, job.written, job.provenance)
 
 
 def format_summary(results: list[verify.Result]) -> str:
+    """The table of artifacts, and the list of files kept."""
     lines = [verify.format_table(results), ""]
     kept = [r.path for r in results[1:] if r.passed]
     if kept:
@@ -345,6 +280,26 @@ def format_summary(results: list[verify.Result]) -> str:
     lines.append("Time/image: the median of single-image calls on this machine "
                  "(TFLite: LiteRT, one thread).")
     return "\n".join(lines)
+
+
+# --- The command ------------------------------------------------------------------------
+
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> None:
+    del argv  # unused
+    check_outputs(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, FLAGS.formats)  # before the data loads
+    from mnist_keras import data
+
+    dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
+    summary = export_model(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, dataset, FLAGS.formats,
+                           FLAGS.max_drop, FLAGS.calibration_examples,
+                           progress=functools.partial(print, flush=True))
+    print()
+    print(summary.format())
+    if summary.failed:
+        raise InputError(summary.failure_message())
 
 
 def define_flags() -> None:
@@ -358,7 +313,8 @@ def define_flags() -> None:
                          "Training images that calibrate the full-integer model's ranges.",
                          lower_bound=1)
     cli.define_data_flags()
-    flags.adopt_module_key_flags(cli)
+    flags.adopt_module_key_flags(cli)  # list them in --help too
+    flags.adopt_module_key_flags(verify)  # --max_drop
 
 
 def cli_main() -> None:

@@ -11,15 +11,17 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
-from mnist_keras.errors import InputError
+from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES, scale_images
+from mnist_keras.errors import InputError, first_line
 
 
-def load(path: str | Path, num_threads: int | None = None):
+def load(path: str | Path, num_threads: int | None = None) -> Any:
     """A LiteRT interpreter for a digit classifier, or one line saying why not."""
     path = Path(path)
     if not path.exists():
@@ -33,8 +35,7 @@ def load(path: str | Path, num_threads: int | None = None):
             interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:  # LiteRT's words for a damaged flatbuffer
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError(f"{path}: not a valid TFLite model: {first_line}") from None
+        raise InputError(f"{path}: not a valid TFLite model: {first_line(e)}") from None
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     if (len(inputs) != 1 or len(outputs) != 1
             or tuple(inputs[0]["shape_signature"][1:]) != (*IMAGE_SHAPE, 1)
@@ -46,7 +47,7 @@ def load(path: str | Path, num_threads: int | None = None):
 
 
 @contextlib.contextmanager
-def quiet_stderr():
+def quiet_stderr() -> Iterator[None]:
     """Hides LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" line, printed from C++."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -75,15 +76,15 @@ def tensor_spec(detail: dict, signature_name: str) -> dict:
 
 def to_input(images: np.ndarray, detail: dict) -> np.ndarray:
     """uint8 MNIST pixels [N, 28, 28] -> what the model's input tensor holds."""
-    images = images.reshape(len(images), *IMAGE_SHAPE, 1)
+    scaled = scale_images(images.reshape(len(images), *IMAGE_SHAPE))
     dtype = np.dtype(detail["dtype"])
     if dtype == np.float32:
-        return images.astype(np.float32) / 255.0
+        return scaled
     scale, zero_point = detail["quantization"]
     if not scale:
         raise InputError(f"input tensor {detail['name']}: {dtype.name} without quantization")
     info = np.iinfo(dtype)
-    quantized = np.round(images.astype(np.float32) / 255.0 / scale) + zero_point
+    quantized = np.round(scaled / scale) + zero_point
     return np.clip(quantized, info.min, info.max).astype(dtype)
 
 
@@ -95,7 +96,7 @@ def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def predict(interpreter, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+def predict(interpreter: Any, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Class probabilities [N, 10] for uint8 images [N, 28, 28], in batches."""
     input_detail = interpreter.get_input_details()[0]
     output_detail = interpreter.get_output_details()[0]
@@ -114,7 +115,7 @@ def predict(interpreter, images: np.ndarray, batch_size: int = 500) -> np.ndarra
     return probabilities
 
 
-def seconds_per_image(interpreter, images: np.ndarray, repeats: int = 1000) -> float:
+def seconds_per_image(interpreter: Any, images: np.ndarray, repeats: int = 1000) -> float:
     """Median time of one single-image invoke (tensor copy in and out included)."""
     input_detail = interpreter.get_input_details()[0]
     output_detail = interpreter.get_output_details()[0]

@@ -9,7 +9,10 @@ resized naively to 28x28 is read right about 1 time in 10; made the same way, ne
 from __future__ import annotations
 
 import io
+import os
+import stat
 import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +23,12 @@ from mnist_keras.errors import InputError
 SIZE = 28  # the frame
 BOX = 20  # the digit's longer side inside it
 MAX_PIXELS = 40_000_000  # larger is refused: a 40-megapixel photo is plenty for one digit
+MAX_FILE_BYTES = 20_000_000  # larger files are refused unread (a photo of a digit is far less)
+MIN_SIDE = 8  # an image smaller than this both ways cannot hold a digit (sklearn's digits are 8x8)
 WORK_SIZE = 1024  # larger images are shrunk to this first: ample for a 20-pixel digit
 MIN_CONTRAST = 40  # grey levels between paper and ink below which there is no digit
 INK = 0.25  # share of the ink's full strength that counts as ink when cropping
 SPECK = 0.1  # ink blobs with less than this share of the largest blob's ink are noise
-
-# Pillow refuses to open images over twice this many pixels (DecompressionBombError); set
-# once, process-wide, as changing it per call would race in the server's threads.
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
@@ -37,19 +38,15 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     or so large it could be a decompression bomb.
     """
     name = name or str(source)
-    if isinstance(source, (str, Path)):
-        try:
-            data = Path(source).read_bytes()
-        except IsADirectoryError:
-            raise InputError(f"{name}: is a folder, not an image") from None
-        except OSError as e:
-            raise InputError(f"{name}: cannot read: {e.strerror}") from None
-    else:
-        data = source
+    data = read_file(source, name) if isinstance(source, (str, Path)) else source
     if not data:
         raise InputError(f"{name}: empty file")
     try:
-        image = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # Pillow warns from 89 megapixels and refuses from 179 (its process-wide limit,
+            # left as it is); this module's own, smaller limit is checked per image below.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
         width, height = image.size
         if width * height > MAX_PIXELS:
             raise InputError(f"{name}: {width}x{height} pixels is over the "
@@ -57,7 +54,9 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         image.draft(image.mode, (WORK_SIZE, WORK_SIZE))  # JPEG: decode at a reduced scale
         image.load()
         image = ImageOps.exif_transpose(image)  # phone photos are often stored rotated
-    except Image.DecompressionBombError:
+    except InputError:  # the megapixel limit above (an InputError is a ValueError too)
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InputError(f"{name}: too many pixels: refused as a possible decompression bomb") from None
     except UnidentifiedImageError:
         size = _declared_size(data)
@@ -68,12 +67,40 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         raise InputError(f"{name}: damaged image: {e}") from None
     if image.width == 0 or image.height == 0:
         raise InputError(f"{name}: the image has no pixels ({image.width}x{image.height})")
+    if max(image.size) < MIN_SIDE:
+        raise InputError(f"{name}: {image.width}x{image.height} pixels is too small to hold a digit "
+                         f"(at least {MIN_SIDE} pixels one way)")
     image = _eight_bit(image)
     if "transparency" in image.info:  # palette, grayscale or RGB with a tRNS chunk
         image = image.convert("RGBA")
     if max(image.size) > WORK_SIZE:
         image.thumbnail((WORK_SIZE, WORK_SIZE), Image.Resampling.BOX)  # keeps thin strokes' ink
     return _flatten_alpha(image)
+
+
+def read_file(path: str | Path, name: str | None = None) -> bytes:
+    """A regular file's bytes, at most MAX_FILE_BYTES: a device, a FIFO or a huge file is
+    refused without being read (or opened: opening a FIFO waits for a writer)."""
+    name = name or str(path)
+    try:
+        info = os.stat(path)
+    except OSError as e:
+        raise InputError(f"{name}: cannot read: {e.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{name}: is a folder, not an image")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{name}: not a regular file (a device, pipe or socket), not an image")
+    limit = f"over the {MAX_FILE_BYTES}-byte limit for an image"
+    if info.st_size > MAX_FILE_BYTES:
+        raise InputError(f"{name}: {info.st_size} bytes is {limit}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)  # the file may have grown since stat
+    except OSError as e:
+        raise InputError(f"{name}: cannot read: {e.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{name}: {limit}")
+    return data
 
 
 def _eight_bit(image: Image.Image) -> Image.Image:
@@ -124,7 +151,9 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     background = float(np.median(ink))
     # The strongest ink: the 5th brightest pixel, so a few hot pixels are not it. (A
     # percentile would miss a small digit on a large page, well under 0.1% of a photo.)
-    strongest = float(np.partition(ink.ravel(), -5)[-5])
+    # An image of fewer than 5 pixels has no 5th brightest: its least bright pixel, then.
+    rank = min(5, ink.size)
+    strongest = float(np.partition(ink.ravel(), -rank)[-rank])
     if strongest - background < MIN_CONTRAST:
         raise InputError(f"{name}: no digit found (the image is blank or has almost no contrast)")
     ink = np.clip((ink - background) / (strongest - background), 0.0, 1.0)

@@ -23,12 +23,13 @@ import socket
 import threading
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli
-from mnist_keras.data import IMAGE_SHAPE
+from mnist_keras import cli, inference
+from mnist_keras.data import IMAGE_SHAPE, scale_images
 from mnist_keras.errors import InputError
 
 BOOLEAN = re.compile(rb"\b(?:true|false)\b")
@@ -62,20 +63,20 @@ class Servable:
     """One loaded SavedModel version: its signature, callable from many threads."""
 
     def __init__(self, name: str, base: Path):
-        from mnist_keras.verify import load_saved_model
-
         self.name = name
         self.version, self.path = latest_version(base)
-        self.signature = load_saved_model(self.path)
+        self.signature = inference.load_saved_model(self.path)
         self.metadata = _signature_metadata(self.path)
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """The signature's outputs for float32 images [N, 28, 28, 1] in [0, 1]."""
         import tensorflow as tf
 
         outputs = self.signature(images=tf.constant(images, tf.float32))
         return {name: value.numpy() for name, value in outputs.items()}
 
     def check_target(self, name: str, version: str | None) -> None:
+        """A RequestError (404) unless the request names this model and its version."""
         if name != self.name:
             detail = f"Specific({name}, {version})" if version else f"Latest({name})"
             raise RequestError(f"Servable not found for request: {detail}", 404)
@@ -179,7 +180,8 @@ def format_predict(outputs: dict[str, np.ndarray], row: bool) -> dict:
 # --- The web application ------------------------------------------------------------------
 
 def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
-               max_instances: int = MAX_INSTANCES):
+               max_instances: int = MAX_INSTANCES) -> Any:
+    """The FastAPI application: TF Serving's REST routes, the drawing page and /draw."""
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
@@ -279,7 +281,7 @@ def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
                     image = preprocess(body, "image")
             except InputError as e:
                 raise RequestError(str(e)) from None
-            outputs = servable.run(image[None, ..., None].astype(np.float32) / 255.0)
+            outputs = servable.run(scale_images(image[None]))
             return {"digit": int(outputs["classes"][0]),
                     "probabilities": outputs["probabilities"][0].tolist(),
                     "image": image.tolist()}

@@ -7,24 +7,26 @@ Each artifact runs through its own runtime (a SavedModel through its serving sig
 a .tflite through LiteRT), so what is measured is what a server or a phone will compute.
 Float artifacts must match the Keras model's accuracy within 0.05 points; quantized ones
 may lose at most --max_drop points. `python -m mnist_keras.export` runs the same checks
-before it keeps a file.
+before it keeps a file. From Python: verify_artifacts(model_path, paths, dataset) -> [Result].
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli, litert
-from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
-from mnist_keras.errors import InputError
+from mnist_keras import cli, inference, litert
+from mnist_keras.data import Data, scale_images
+from mnist_keras.errors import InputError, first_line
+from mnist_keras.files import sha256_file
 
 FLOAT_TOLERANCE = 0.05  # accuracy points: 5 of 10,000 test images
 # Largest difference from the Keras model's probabilities a float artifact may show:
@@ -59,69 +61,29 @@ class Result:
         return {**rounded, "accuracy": round(self.accuracy, 4)}
 
 
-def sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def size_bytes(path: str | Path) -> int:
+    """A file's size, or the total of a folder's files (a SavedModel)."""
     path = Path(path)
     if path.is_dir():
         return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     return path.stat().st_size
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def are_probabilities(outputs: np.ndarray) -> bool:
-    """Outputs of a model that ends in a softmax (rather than logits, as this project's does)."""
-    return bool(np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3))
-
-
-def keras_outputs(model, images: np.ndarray) -> tuple[np.ndarray, bool, float]:
+def keras_outputs(model: Any, images: np.ndarray) -> tuple[np.ndarray, bool, float]:
     """For uint8 images [N, 28, 28]: probabilities, whether the model outputs them itself
     (a softmax last layer) rather than logits, and the median time of one image."""
-    from mnist_keras.pipeline import eval_dataset
-
-    outputs = model.predict(eval_dataset(images, np.zeros(len(images), np.uint8), 1000), verbose=0)
-    ends_in_softmax = are_probabilities(outputs)
-    one = images[:1, ..., None].astype(np.float32) / 255.0
+    outputs = inference.keras_scores(model, images)
+    ends_in_softmax = inference.are_probabilities(outputs)
+    one = scale_images(images[:1])
     seconds = _median_seconds(lambda: model.predict_on_batch(one))
-    return (outputs if ends_in_softmax else softmax(outputs)), ends_in_softmax, seconds
+    return inference.as_probabilities(outputs), ends_in_softmax, seconds
 
 
 def keras_result(path: str | Path, probabilities: np.ndarray, labels: np.ndarray,
                  seconds: float) -> Result:
+    """The Keras model's own row: what every artifact is compared with."""
     return Result("Keras", str(path), size_bytes(path),
                   int(np.sum(probabilities.argmax(axis=1) == labels)), len(labels), seconds)
-
-
-def load_saved_model(path: str | Path):
-    """The serving signature of a SavedModel folder, checked against the documented contract."""
-    path = Path(path)
-    if not (path / "saved_model.pb").is_file():
-        raise InputError(f"{path}: not a SavedModel folder (no saved_model.pb)")
-    import tensorflow as tf
-
-    try:
-        signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    except KeyError:
-        raise InputError(f"{path}: SavedModel has no serving_default signature") from None
-    except Exception as e:  # damaged protobuf or variables
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError(f"{path}: cannot load SavedModel: {first_line}") from None
-    inputs = signature.structured_input_signature[1]
-    outputs = signature.structured_outputs
-    expected_in = {"images": ([None, *IMAGE_SHAPE, 1], tf.float32)}
-    expected_out = {"probabilities": ([None, NUM_CLASSES], tf.float32), "classes": ([None], tf.int64)}
-    actual_in = {k: (v.shape.as_list(), v.dtype) for k, v in inputs.items()}
-    actual_out = {k: (v.shape.as_list(), v.dtype) for k, v in outputs.items()}
-    if actual_in != expected_in or actual_out != expected_out:
-        raise InputError(f"{path}: serving_default maps {actual_in} to {actual_out}, not "
-                         "images float32 [N, 28, 28, 1] to probabilities [N, 10] and classes int64 [N]")
-    return signature
 
 
 def saved_model_outputs(path: str | Path, images: np.ndarray,
@@ -129,24 +91,20 @@ def saved_model_outputs(path: str | Path, images: np.ndarray,
     """Classes and probabilities from the serving signature, and the time of one image."""
     import tensorflow as tf
 
-    signature = load_saved_model(path)
-    scaled = images[..., None].astype(np.float32) / 255.0
-    batches = [signature(images=tf.constant(scaled[i:i + batch_size]))
-               for i in range(0, len(images), batch_size)]
-    classes = np.concatenate([b["classes"].numpy() for b in batches])
-    probabilities = np.concatenate([b["probabilities"].numpy() for b in batches])
-    one = tf.constant(scaled[:1])
+    signature = inference.load_saved_model(path)
+    classes, probabilities = inference.saved_model_outputs(signature, images, batch_size)
+    one = tf.constant(scale_images(images[:1]))
     return classes, probabilities, _median_seconds(lambda: signature(images=one))
 
 
 def tflite_outputs(path: str | Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Classes and probabilities through LiteRT, and the time of one image on one thread."""
     try:
         probabilities = litert.predict(litert.load(path), images)
         # Latency as a phone app sees it: one image at a time, one thread.
         seconds = litert.seconds_per_image(litert.load(path, num_threads=1), images[:100])
     except RuntimeError as e:  # a damaged model that LiteRT only notices when it runs
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError(f"{path}: LiteRT cannot run it: {first_line}") from None
+        raise InputError(f"{path}: LiteRT cannot run it: {first_line(e)}") from None
     return probabilities.argmax(axis=1), probabilities, seconds
 
 
@@ -165,7 +123,7 @@ def check_recorded_hash(path: Path) -> None:
         recorded = json.loads(description.read_text()).get("sha256")
     except (OSError, ValueError, AttributeError):
         raise InputError(f"{description}: not a readable JSON description of {path.name}") from None
-    if recorded and recorded != sha256(path):
+    if recorded and recorded != sha256_file(path):
         raise InputError(f"{path}: SHA-256 differs from the one recorded in {description.name} "
                          "(the file changed after export)")
 
@@ -202,6 +160,7 @@ def judge(result: Result, keras: Result, quantized: bool, max_drop: float) -> Re
 
 
 def failure_message(result: Result, keras: Result) -> str:
+    """One line saying which bar an artifact missed, and by how much."""
     if result.probability_gap is not None and result.probability_gap > PROBABILITY_TOLERANCE \
             and result.bar.startswith("within"):
         return (f"{result.path}: probabilities differ from the Keras model's by up to "
@@ -210,7 +169,7 @@ def failure_message(result: Result, keras: Result) -> str:
             f"{keras.accuracy:.2f}% ({result.change:+.2f} points) misses its bar ({result.bar} points)")
 
 
-def _median_seconds(call, repeats: int = 50) -> float:
+def _median_seconds(call: Callable[[], object], repeats: int = 50) -> float:
     times = []
     for _ in range(repeats + 5):
         start = time.perf_counter()
@@ -262,35 +221,50 @@ def define_max_drop_flag() -> None:
     flags.register_validator("max_drop", math.isfinite, message="must be a finite number")
 
 
-def main(argv: list[str]) -> None:
-    paths = [Path(p) for p in argv[1:]]
+def check_artifacts(model_path: str | Path, paths: list[str | Path]) -> tuple[Path, list[Path]]:
+    """Fails fast, before the test set and TensorFlow load, on paths that cannot be artifacts."""
+    paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("name at least one artifact: a .tflite file or a SavedModel version folder")
-    from mnist_keras import data, evaluate
-
-    model_path = evaluate.check_keras_file(FLAGS.model)
-    for path in paths:  # fail fast, before the test set and TensorFlow load
-        if not path.exists():
-            raise InputError(f"{path}: no such file or folder")
-        if path.is_dir() and not (path / "saved_model.pb").is_file():
-            raise InputError(f"{path}: not a SavedModel folder (no saved_model.pb)")
-        if path.is_file():
+    model_path = inference.check_keras_file(model_path)
+    for path in paths:
+        if path.is_dir() or not path.exists():
+            inference.check_saved_model_dir(path)
+        else:
             check_recorded_hash(path)
             litert.load(path)
-    dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
+    return model_path, paths
+
+
+def verify_artifacts(model_path: str | Path, paths: list[str | Path], dataset: Data,
+                     max_drop: float = DEFAULT_MAX_DROP) -> list[Result]:
+    """The Keras model's row, then each artifact's, judged against it on the test split.
+
+    Nothing is raised for an artifact that misses its bar: its Result says passed=False.
+    """
+    model_path, paths = check_artifacts(model_path, paths)
     images, labels = dataset.x_test, dataset.y_test
-    reference, _, seconds = keras_outputs(evaluate.load_model(model_path), images)
+    reference, _, seconds = keras_outputs(inference.load_keras(model_path), images)
     keras = keras_result(model_path, reference, labels, seconds)
     results = [keras]
     for path in paths:
         result = measure("SavedModel" if path.is_dir() else "TFLite", path, images, labels, reference)
         quantized = path.is_file() and is_quantized(path)
-        results.append(judge(result, keras, quantized, FLAGS.max_drop))
-    print(f"On {len(labels)} test images of {dataset.source}:")
+        results.append(judge(result, keras, quantized, max_drop))
+    return results
+
+
+def main(argv: list[str]) -> None:
+    check_artifacts(FLAGS.model, argv[1:])
+    from mnist_keras import data
+
+    dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
+    results = verify_artifacts(FLAGS.model, argv[1:], dataset, FLAGS.max_drop)
+    print(f"On {len(dataset.y_test)} test images of {dataset.source}:")
     print(format_table(results))
     failed = [r for r in results if r.passed is False]
     if failed:
-        raise InputError("; ".join(failure_message(r, keras) for r in failed))
+        raise InputError("; ".join(failure_message(r, results[0]) for r in failed))
 
 
 def define_flags() -> None:

@@ -31,9 +31,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up notices
+from mnist_keras import cli
+
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 3, "Measurements per row; the median is printed.", lower_bound=1)
 flags.DEFINE_integer("train_examples", 0, "Training images per epoch (0: all 60,000).", lower_bound=0)
@@ -213,8 +214,31 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def resolve(path: str) -> Path:
+    """A flag's path, relative to the repository unless absolute."""
+    return Path(path) if Path(path).is_absolute() else REPO / path
+
+
+def check_inputs() -> tuple[Path, Path, Path, list[Path]]:
+    """The trained and exported models the rows need, checked before minutes of training runs."""
+    from mnist_keras import inference, predict
+    from mnist_keras.errors import InputError
+    from mnist_keras.serve import latest_version
+
+    model_path = inference.check_keras_file(resolve(FLAGS.model))
+    _, version = latest_version(resolve(FLAGS.saved_model))
+    inference.check_saved_model_dir(version)
+    export_dir = resolve(FLAGS.export_dir)
+    tflites = sorted(export_dir.glob("mnist_*.tflite"))
+    default = export_dir / Path(predict.DEFAULT_MODEL).name
+    if default not in tflites:
+        raise InputError(f"{default}: no such model; run python -m mnist_keras.export first")
+    return model_path, version, export_dir, tflites
+
+
 def main(argv: list[str]) -> None:
     del argv  # unused
+    model_path, version, export_dir, tflites = check_inputs()
     logging.set_verbosity(logging.WARNING)  # the TFLite converter logs each step at INFO
     repeats = 1 if FLAGS.quick else FLAGS.repeats
     train_examples = 640 if FLAGS.quick else FLAGS.train_examples
@@ -224,9 +248,8 @@ def main(argv: list[str]) -> None:
     import keras
     import tensorflow as tf
 
-    from mnist_keras import data, evaluate, litert, predict
-    from mnist_keras.serve import latest_version
-    from mnist_keras.verify import load_saved_model
+    from mnist_keras import data, inference, litert, predict
+    from mnist_keras.data import scale_images
 
     flags_text = " ".join(FLAGS.train_flags) or "defaults"
     print(f"Machine: {os.cpu_count()} CPU cores ({cpu_name()}), no GPU visible"
@@ -256,9 +279,8 @@ def main(argv: list[str]) -> None:
     mnist = data.load()
     image = mnist.x_test[0]
     batch = mnist.x_test[:1000]
-    export_dir = REPO / FLAGS.export_dir if not Path(FLAGS.export_dir).is_absolute() else Path(FLAGS.export_dir)
     latency = {}
-    for path in sorted(export_dir.glob("mnist_*.tflite")):
+    for path in tflites:
         runs = [np.array(tflite_latency(path, image, invokes)) * 1e6 for _ in range(repeats)]
         latency[path.name] = float(np.median([np.median(r) for r in runs]))
         rows.append(("inference", f"{path.name}: one image, 1 thread, median of {invokes} invokes",
@@ -278,14 +300,11 @@ def main(argv: list[str]) -> None:
     rows.append(("floor", f"{multiply_adds_per_image() / 1e6:.2f} M multiply-adds per image at LiteRT's int8 "
                           f"matmul speed ({int8_speed / 1e9:.0f} GMAC/s, 1 thread)",
                  f"{int8_floor:.1f} us", f"int8 .tflite = {measured / int8_floor:.1f}x floor" if measured else ""))
-    model_path = REPO / FLAGS.model if not Path(FLAGS.model).is_absolute() else Path(FLAGS.model)
-    model = evaluate.load_model(model_path)
-    scaled = batch[..., None].astype(np.float32) / 255
+    model = inference.load_keras(model_path)
+    scaled = scale_images(batch)
     rows.append(("inference", "Keras model: batches of 1000 (predict_on_batch)",
                  median_spread(throughput(lambda x: model.predict_on_batch(x), scaled, repeats), 0, " img/s"), ""))
-    serving = REPO / FLAGS.saved_model if not Path(FLAGS.saved_model).is_absolute() else Path(FLAGS.saved_model)
-    _, version = latest_version(serving)
-    signature = load_saved_model(version)
+    signature = inference.load_saved_model(version)
     rows.append(("inference", f"SavedModel {version.name}: batches of 1000 (serving signature)",
                  median_spread(throughput(lambda x: signature(images=tf.constant(x)), scaled, repeats), 0,
                                " img/s"), ""))
@@ -305,4 +324,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)  # a missing or bad model: one line, exit status 2

@@ -31,30 +31,25 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def exported(trained, tmp_path_factory):
-    """`python -m mnist_keras.export` on the small trained model: (result, folder, model path)."""
-    from mnist_keras import train
+    """export_model on the small trained model, in-process: (summary, folder, model path)."""
+    from mnist_keras import export, train
 
     _, workdir = trained
     out = tmp_path_factory.mktemp("exported")
-    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}",
-                        f"--serving_dir={out / 'serving'}", f"--export_dir={out / 'export'}",
-                        "--test_examples=2000", cwd=out)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result, out, workdir / train.MODEL_FILE
+    dataset = data.take(data.load(), test_examples=2000)
+    summary = export.export_model(workdir / train.MODEL_FILE, out / "serving", out / "export", dataset)
+    assert not summary.failed, summary.format()
+    return summary, out, workdir / train.MODEL_FILE
 
 
 @pytest.fixture(scope="session")
 def keras_probabilities(trained, mnist):
     """The small trained Keras model's probabilities for the first 1,000 test images."""
-    import numpy as np
-
-    from mnist_keras import evaluate, train
+    from mnist_keras import inference, train
 
     _, workdir = trained
-    model = evaluate.load_model(workdir / train.MODEL_FILE)
-    logits = model.predict(mnist.x_test[:1000, ..., None].astype(np.float32) / 255, verbose=0)
-    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return exp / exp.sum(axis=1, keepdims=True)
+    model = inference.load_keras(workdir / train.MODEL_FILE)
+    return inference.softmax(model.predict(data.scale_images(mnist.x_test[:1000]), verbose=0))
 
 
 def run_module(module: str, *args: str, cwd: Path, timeout: float = 300,

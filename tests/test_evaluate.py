@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import assert_one_line_error, run_module
 
-from mnist_keras import evaluate, train
+from mnist_keras import data, evaluate, inference, train
+from mnist_keras.errors import InputError
 
 
 def test_metrics_count_what_they_say():
@@ -41,6 +42,15 @@ def test_evaluate_command_prints_and_writes_json(trained, tmp_path):
     np.testing.assert_allclose(recalls, np.diag(confusion) / confusion.sum(axis=1))
 
 
+def test_evaluate_file_returns_the_metrics_of_the_model_file(trained):
+    record, workdir = trained
+    dataset = data.take(data.load(), test_examples=2000)
+    result = evaluate.evaluate_file(workdir / train.MODEL_FILE, dataset)
+    assert result["model"] == str(workdir / train.MODEL_FILE) and result["data"] == dataset.source
+    assert result["total"] == 2000 and result["correct"] == record["test"]["correct"]
+    assert result["confusion_matrix"] == record["test"]["confusion_matrix"]
+
+
 def _zip_without_config(path):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("model.weights.h5", b"")
@@ -56,16 +66,7 @@ def _truncated_model(path, source):
     path.write_bytes(source.read_bytes()[:200_000])
 
 
-@pytest.mark.parametrize("case, fragment, only_line", [
-    ("missing", "no such model file", True),
-    ("folder", "is a folder, not a Keras model file", True),
-    ("text", "not a Keras model file", True),
-    ("no config", "no config.json inside", True),
-    ("truncated", "not a Keras model file", True),
-    ("broken config", "cannot load Keras model", False),
-    ("other model", "a Keras model from (None, 5) to (None, 3), not a digit classifier", False),
-])
-def test_bad_model_is_one_clear_line(trained, tmp_path, case, fragment, only_line):
+def _bad_model(case, tmp_path, trained):
     path = tmp_path / "model.keras"
     if case == "folder":
         path.mkdir()
@@ -81,8 +82,36 @@ def test_bad_model_is_one_clear_line(trained, tmp_path, case, fragment, only_lin
         import keras
 
         keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)]).save(path)
+    return path
+
+
+BAD_MODELS = {
+    "missing": "no such model file",
+    "folder": "is a folder, not a Keras model file",
+    "text": "not a Keras model file",
+    "no config": "no config.json inside",
+    "truncated": "not a Keras model file",
+    "broken config": "cannot load Keras model",
+    "other model": "a Keras model from (None, 5) to (None, 3), not a digit classifier",
+}
+
+
+@pytest.mark.parametrize("case", BAD_MODELS)
+def test_bad_model_is_one_clear_error(trained, tmp_path, case):
+    path = _bad_model(case, tmp_path, trained)
+    with pytest.raises(InputError) as error:
+        inference.load_keras(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and BAD_MODELS[case] in message and "\n" not in message
+
+
+@pytest.mark.parametrize("case, only_line", [("text", True), ("broken config", False)])
+def test_bad_model_is_one_line_from_the_command(trained, tmp_path, case, only_line):
+    """Before Keras loads (nothing else on stderr) and after (TensorFlow's notices before it)."""
+    path = _bad_model(case, tmp_path, trained)
     result = run_module("mnist_keras.evaluate", f"--model={path}", cwd=tmp_path)
-    assert_one_line_error(result, str(path), fragment, only_line=only_line)
+    assert_one_line_error(result, str(path), BAD_MODELS[case], only_line=only_line)
+    assert result.returncode == 2
 
 
 @pytest.mark.parametrize("target, fragment", [("no/such/dir/m.json", "does not exist"),

@@ -14,21 +14,32 @@ import numpy as np
 import pytest
 from conftest import REPO, assert_one_line_error, run_module
 
-from mnist_keras import evaluate, export, litert, train, verify
+from mnist_keras import data, export, inference, litert, train, verify
+from mnist_keras.errors import InputError
+from mnist_keras.export_folders import PARTIAL, partial_path, publish_version
+from mnist_keras.files import sha256_file
 
 TFLITE = list(export.TFLITE_FORMATS)
 
 
+@pytest.fixture(scope="module")
+def small_test_set():
+    return data.take(data.load(), test_examples=500)
+
+
 def test_export_writes_every_artifact_and_prints_the_table(exported):
-    result, out, _ = exported
+    summary, out, _ = exported
     assert sorted(p.name for p in (out / "serving").iterdir()) == ["1"]
     assert (out / "serving" / "1" / "saved_model.pb").is_file()
     names = {p.name for p in (out / "export").iterdir()}
     for fmt in TFLITE:
         assert {f"mnist_{fmt}.tflite", f"mnist_{fmt}.json"} <= names
     assert (out / "export" / "labels.txt").read_text().split() == [str(c) for c in range(10)]
-    assert not [p for p in out.rglob("*") if p.name.startswith(export.PARTIAL)]
-    table = result.stdout
+    assert not [p for p in out.rglob("*") if p.name.startswith(PARTIAL)]
+    # What the summary says was written is what is there, and nothing else.
+    assert sorted(summary.written) == sorted([out / "serving" / "1", *(out / "export").iterdir()])
+    assert [r.passed for r in summary.results] == [None] + [True] * (1 + len(TFLITE)) and not summary.failed
+    table = summary.format()
     for row in ["Keras", "SavedModel", *[f"TFLite {fmt}" for fmt in TFLITE]]:
         line = next(line for line in table.splitlines() if line.startswith(row + " "))
         assert "MB" in line or "kB" in line
@@ -61,22 +72,21 @@ def test_saved_model_serving_signature(exported, mnist, keras_probabilities):
     assert outputs["probabilities"].shape.as_list() == [None, 10]
     assert outputs["classes"].dtype == tf.int64 and outputs["classes"].shape.as_list() == [None]
 
-    images = mnist.x_test[:1000, ..., None].astype(np.float32) / 255
+    images = data.scale_images(mnist.x_test[:1000])
     served = signature(images=tf.constant(images))
     np.testing.assert_allclose(served["probabilities"].numpy(), keras_probabilities, atol=1e-5)
     np.testing.assert_array_equal(served["classes"].numpy(), keras_probabilities.argmax(axis=1))
 
 
-def test_each_export_adds_a_version_and_keeps_the_older_ones(trained, tmp_path):
+def test_each_export_adds_a_version_and_keeps_the_older_ones(trained, tmp_path, small_test_set):
     _, workdir = trained
     serving = tmp_path / "serving"
     (serving / "7").mkdir(parents=True)
     (serving / "7" / "marker").write_text("an older version")
     (serving / "notes").mkdir()
-    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}",
-                        f"--serving_dir={serving}", f"--export_dir={tmp_path / 'export'}",
-                        "--formats=savedmodel", "--test_examples=500", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    summary = export.export_model(workdir / train.MODEL_FILE, serving, tmp_path / "export", small_test_set,
+                                  formats=["savedmodel"])
+    assert summary.written == [serving / "8"] and not summary.failed
     assert sorted(p.name for p in serving.iterdir()) == ["7", "8", "notes"]
     assert (serving / "7" / "marker").read_text() == "an older version"
     assert (serving / "8" / "saved_model.pb").is_file()
@@ -87,9 +97,9 @@ def test_publish_version_never_replaces_a_version(tmp_path):
     for name in ["1", "2"]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "saved_model.pb").write_text(name)
-    partial = export.partial_path(tmp_path, "savedmodel", is_dir=True)
+    partial = partial_path(tmp_path, "savedmodel", is_dir=True)
     (partial / "saved_model.pb").write_text("new")
-    assert export.publish_version(partial, tmp_path) == tmp_path / "3"
+    assert publish_version(partial, tmp_path) == tmp_path / "3"
     assert [(tmp_path / n / "saved_model.pb").read_text() for n in "123"] == ["1", "2", "new"]
     assert not partial.exists()
 
@@ -134,9 +144,9 @@ def test_json_description_matches_the_file_and_its_accuracy(exported, mnist):
     for fmt in TFLITE:
         path = out / "export" / f"mnist_{fmt}.tflite"
         description = json.loads(path.with_suffix(".json").read_text())
-        assert description["sha256"] == verify.sha256(path)
+        assert description["sha256"] == sha256_file(path)
         assert description["size_bytes"] == path.stat().st_size
-        assert description["source_model_sha256"] == verify.sha256(model_path)
+        assert description["source_model_sha256"] == sha256_file(model_path)
         assert description["input"]["signature_name"] == "images"
         assert "white digit on black" in description["input"]["pixels"]
         classes = litert.predict(litert.load(path), mnist.x_test[:2000]).argmax(axis=1)
@@ -146,24 +156,39 @@ def test_json_description_matches_the_file_and_its_accuracy(exported, mnist):
     assert int8["input"]["dtype"] == "uint8" and int8["input"]["quantization"]["zero_point"] == 0
 
 
-def test_verify_command_checks_artifacts_against_keras(exported):
+def test_verify_checks_artifacts_against_keras(exported, mnist):
+    summary, out, model_path = exported
+    dataset = data.take(mnist, test_examples=2000)
+    results = verify.verify_artifacts(model_path, [out / "export" / "mnist_int8.tflite", out / "serving" / "1"],
+                                      dataset)
+    assert [r.artifact for r in results] == ["Keras", "TFLite", "SavedModel"]
+    assert [r.passed for r in results] == [None, True, True]
+    assert results[1].bar == "drop <= 0.3" and results[2].bar == "within 0.05"
+    # The same figures export measured when it kept these files.
+    exported_rows = {r.artifact: r for r in summary.results}
+    assert results[1].correct == exported_rows["TFLite int8"].correct
+    assert results[2].correct == exported_rows["SavedModel"].correct
+    rows = [line for line in verify.format_table(results).splitlines() if "ok (" in line]
+    assert len(rows) == 2
+
+
+def test_verify_command_prints_the_table(exported):
     _, out, model_path = exported
     result = run_module("mnist_keras.verify", str(out / "export" / "mnist_int8.tflite"),
-                        str(out / "serving" / "1"), f"--model={model_path}", "--test_examples=2000",
-                        cwd=out)
+                        f"--model={model_path}", "--test_examples=300", cwd=out)
     assert result.returncode == 0, result.stderr
-    rows = [line for line in result.stdout.splitlines() if "ok (" in line]
-    assert len(rows) == 2 and "drop <= 0.3" in rows[0] and "within 0.05" in rows[1]
+    assert result.stdout.startswith("On 300 test images of ")
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:] if "ok (" in line] == ["TFLite"]
 
 
 def test_an_artifact_that_misses_its_bar_is_not_kept(trained, mnist, tmp_path):
     """Calibrated on images 50x too faint, the int8 model saturates: it must be discarded."""
     _, workdir = trained
-    model = evaluate.load_model(workdir / train.MODEL_FILE)
+    model = inference.load_keras(workdir / train.MODEL_FILE)
     images, labels = mnist.x_test[:500], mnist.y_test[:500]
     reference, _, _ = verify.keras_outputs(model, images)
     keras = verify.keras_result(workdir / train.MODEL_FILE, reference, labels, 0.0)
-    source = export.partial_path(tmp_path, "tflite-source", is_dir=True)
+    source = partial_path(tmp_path, "tflite-source", is_dir=True)
     export.write_saved_model(model, source, outputs="probabilities")
     (tmp_path / "mnist_int8.tflite").write_bytes(b"an earlier export's model")
     (tmp_path / "mnist_int8.json").write_text("{}")
@@ -185,7 +210,7 @@ def test_a_killed_export_leaves_nothing_half_written(trained, tmp_path):
                                env=dict(os.environ, PYTHONPATH=str(REPO)),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (serving.is_dir() and any(p.name.startswith(export.PARTIAL) for p in serving.iterdir())):
+    while not (serving.is_dir() and any(p.name.startswith(PARTIAL) for p in serving.iterdir())):
         assert process.poll() is None and time.monotonic() < deadline, "export never began writing"
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
@@ -193,8 +218,9 @@ def test_a_killed_export_leaves_nothing_half_written(trained, tmp_path):
     assert not [p for p in serving.iterdir() if p.name.isdigit()]  # no half-made version
     assert not list(out.glob("*.tflite")) and not list(out.glob("*.json"))
 
-    result = run_module("mnist_keras.export", *args, "--formats=savedmodel", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    summary = export.export_model(workdir / train.MODEL_FILE, serving, out, data.take(data.load(), test_examples=500),
+                                  formats=["savedmodel"])
+    assert not summary.failed
     assert sorted(p.name for p in serving.iterdir()) == ["1"]  # the leftover is cleaned up
 
 
@@ -209,6 +235,14 @@ def test_verify_rejects_a_corrupted_tflite(exported, tmp_path, how):
     _, out, model_path = exported
     bad = tmp_path / "model.tflite"
     _corrupt(bad, out / "export" / "mnist_int8.tflite", how)
+    with pytest.raises(InputError, match=f"^{bad}: not a valid TFLite model"):
+        verify.check_artifacts(model_path, [bad])
+
+
+def test_verify_command_rejects_a_corrupted_tflite_in_one_line(exported, tmp_path):
+    _, out, model_path = exported
+    bad = tmp_path / "model.tflite"
+    _corrupt(bad, out / "export" / "mnist_int8.tflite", "truncated")
     result = run_module("mnist_keras.verify", str(bad), f"--model={model_path}", cwd=tmp_path)
     assert_one_line_error(result, str(bad), "not a valid TFLite model")
 
@@ -220,31 +254,36 @@ def test_verify_rejects_a_tflite_changed_after_export(exported, tmp_path):
         (tmp_path / source.name).write_bytes(source.read_bytes())
     replaced = tmp_path / "mnist_int8.tflite"
     replaced.write_bytes((out / "export" / "mnist_dynamic_int8.tflite").read_bytes())
-    result = run_module("mnist_keras.verify", str(replaced), f"--model={model_path}", cwd=tmp_path)
-    assert_one_line_error(result, str(replaced), "SHA-256 differs")
+    with pytest.raises(InputError, match=f"^{replaced}: SHA-256 differs"):
+        verify.check_artifacts(model_path, [replaced])
 
 
-@pytest.mark.parametrize("case, fragment", [
-    ("missing model", "no such model file"),
-    ("not a model", "not a Keras model file"),
-    ("export dir is a file", "exists and is not a folder"),
-    ("export dir cannot be created", "cannot create folder"),
-    ("unknown format", "--formats: unknown onnx"),
-])
-def test_export_bad_input_is_one_line(trained, tmp_path, case, fragment):
+BAD_EXPORTS = {
+    "missing model": ("nowhere/mnist.keras", "export", ["int8"], "no such model file"),
+    "not a model": ("notes.txt", "export", ["int8"], "not a Keras model file"),
+    "export dir is a file": (None, "notes.txt", ["int8"], "exists and is not a folder"),
+    "export dir cannot be created": (None, "notes.txt/export", ["int8"], "cannot create folder"),
+    "unknown format": (None, "export", ["int8", "onnx"], "--formats: unknown onnx"),
+    "no format": (None, "export", [], "--formats: empty"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_EXPORTS)
+def test_export_bad_input_is_one_clear_error_and_writes_nothing(trained, tmp_path, mnist, case, monkeypatch):
     _, workdir = trained
-    model = workdir / train.MODEL_FILE
+    model, export_dir, formats, fragment = BAD_EXPORTS[case]
     (tmp_path / "notes.txt").write_text("not a model")
-    args = {
-        "missing model": ["--model=nowhere/mnist.keras"],
-        "not a model": ["--model=notes.txt"],
-        "export dir is a file": [f"--model={model}", "--export_dir=notes.txt"],
-        "export dir cannot be created": [f"--model={model}", "--export_dir=notes.txt/export"],
-        "unknown format": [f"--model={model}", "--formats=int8,onnx"],
-    }[case]
-    result = run_module("mnist_keras.export", *args, cwd=tmp_path)
-    assert_one_line_error(result, fragment)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as error:
+        export.export_model(model or workdir / train.MODEL_FILE, "serving", export_dir, mnist, formats=formats)
+    assert fragment in str(error.value) and "\n" not in str(error.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written
+
+
+def test_export_command_bad_input_is_one_line(tmp_path):
+    result = run_module("mnist_keras.export", "--model=nowhere/mnist.keras", cwd=tmp_path)
+    assert_one_line_error(result, "nowhere/mnist.keras: no such model file")
+    assert result.returncode == 2 and not list(tmp_path.iterdir())
 
 
 def test_verify_rejects_a_folder_that_is_not_a_saved_model(exported, tmp_path):
@@ -259,11 +298,10 @@ def test_a_model_that_ends_in_softmax_is_not_given_a_second_one(mnist, tmp_path)
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(10, activation="softmax")])
     model.save(tmp_path / "softmax.keras")
-    result = run_module("mnist_keras.export", "--model=softmax.keras", "--serving_dir=serving",
-                        "--export_dir=export", "--formats=savedmodel,float32",
-                        "--test_examples=200", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    expected = model.predict(mnist.x_test[:20, ..., None] / 255, verbose=0)
+    summary = export.export_model(tmp_path / "softmax.keras", tmp_path / "serving", tmp_path / "export",
+                                  data.take(mnist, test_examples=200), formats=["savedmodel", "float32"])
+    assert not summary.failed, summary.format()
+    expected = model.predict(data.scale_images(mnist.x_test[:20]), verbose=0)
     probabilities = litert.predict(litert.load(tmp_path / "export" / "mnist_float32.tflite"),
                                    mnist.x_test[:20])
     np.testing.assert_allclose(probabilities, expected, atol=1e-5)
@@ -272,8 +310,8 @@ def test_a_model_that_ends_in_softmax_is_not_given_a_second_one(mnist, tmp_path)
 def test_a_file_named_like_a_version_is_skipped_not_replaced(tmp_path):
     (tmp_path / "1").mkdir()
     (tmp_path / "2").write_text("not a SavedModel, but the name is taken")
-    partial = export.partial_path(tmp_path, "savedmodel", is_dir=True)
-    assert export.publish_version(partial, tmp_path) == tmp_path / "3"
+    partial = partial_path(tmp_path, "savedmodel", is_dir=True)
+    assert publish_version(partial, tmp_path) == tmp_path / "3"
     assert (tmp_path / "2").read_text().startswith("not a SavedModel")
 
 
@@ -294,12 +332,11 @@ def test_a_killed_tflite_export_leaves_only_whole_verified_files(trained, tmp_pa
     finished = sorted(out.glob("*.tflite"))
     assert [p.name for p in finished] in ([], ["mnist_float32.tflite"])
     for model in finished:  # whatever is there under a final name is whole and described
-        assert json.loads(model.with_suffix(".json").read_text())["sha256"] == verify.sha256(model)
+        assert json.loads(model.with_suffix(".json").read_text())["sha256"] == sha256_file(model)
     assert not list(out.glob("mnist_float16.*")) and not list(out.glob("mnist_int8.*"))
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--formats="], "--formats: empty"),
     (["--max_drop=nan"], "must be a finite number"),
     (["--max_drop=-1"], "max_drop"),
 ])
@@ -314,6 +351,6 @@ def test_export_bad_flags(trained, tmp_path, args, fragment):
 def test_an_output_name_taken_by_a_folder_is_refused_before_any_work(trained, tmp_path):
     _, workdir = trained
     (tmp_path / "export" / "mnist_int8.tflite").mkdir(parents=True)
-    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}",
-                        "--formats=int8", cwd=tmp_path)
-    assert_one_line_error(result, "mnist_int8.tflite: is a folder")
+    with pytest.raises(InputError, match="mnist_int8.tflite: is a folder"):
+        export.check_outputs(workdir / train.MODEL_FILE, tmp_path / "serving", tmp_path / "export", ["int8"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -14,7 +15,8 @@ import pytest
 from conftest import REPO, assert_one_line_error, run_module
 from PIL import Image
 
-from mnist_keras import litert, preprocess
+from mnist_keras import inference, litert, predict, preprocess
+from mnist_keras.errors import InputError
 
 N = 200  # test digits per variant
 
@@ -157,8 +159,14 @@ def _bad_images(tmp_path):
     _redraw(np.full((28, 28), 255, np.uint8), "dark on light", np.random.default_rng(0)).save(good, "JPEG")
     bomb = io.BytesIO()
     Image.new("1", (20000, 20000)).save(bomb, "PNG")  # 400 megapixels in a 50 kB file
+    large = io.BytesIO()
+    Image.new("1", (7000, 7000)).save(large, "PNG")  # 49 megapixels: under Pillow's limit, over ours
     blank = io.BytesIO()
     Image.new("L", (300, 200), 250).save(blank, "PNG")
+    tiny = {}
+    for width, height in [(1, 1), (2, 1), (3, 3)]:
+        tiny[(width, height)] = io.BytesIO()
+        Image.new("L", (width, height), 0).save(tiny[(width, height)], "PNG")
     files = {
         "notes.png": (b"these are notes, not pixels\n", "not an image file"),
         "empty.jpg": (b"", "empty file"),
@@ -166,6 +174,10 @@ def _bad_images(tmp_path):
         "zero.png": (_png_of_size(0, 0), "has no pixels (0x0)"),
         "blank.png": (blank.getvalue(), "no digit found"),
         "bomb.png": (bomb.getvalue(), "decompression bomb"),
+        "large.png": (large.getvalue(), "large.png: 7000x7000 pixels is over the 40-megapixel limit"),
+        "dot.png": (tiny[(1, 1)].getvalue(), "1x1 pixels is too small to hold a digit"),
+        "pair.png": (tiny[(2, 1)].getvalue(), "2x1 pixels is too small"),
+        "three.png": (tiny[(3, 3)].getvalue(), "3x3 pixels is too small"),
     }
     for name, (content, _) in files.items():
         (tmp_path / name).write_bytes(content)
@@ -205,16 +217,20 @@ def test_json_and_top_k(mnist, int8_model, tmp_path):
 
 
 @pytest.mark.parametrize("backend", ["keras", "savedmodel", "float32"])
-def test_every_backend_reads_the_same_digit(exported, mnist, tmp_path, backend):
+def test_every_backend_reads_the_same_digit(exported, mnist, keras_probabilities, tmp_path, backend):
     _, out, model_path = exported
     model = {"keras": model_path, "savedmodel": out / "serving" / "1",
              "float32": out / "export" / "mnist_float32.tflite"}[backend]
+    paths = []
     for i in range(3):
         Image.fromarray(255 - mnist.x_test[i]).resize((100, 100)).save(tmp_path / f"{i}.png")
-    result = run_module("mnist_keras.predict", "0.png", "1.png", "2.png", "--json",
-                        f"--model={model}", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert [p["digit"] for p in json.loads(result.stdout)["predictions"]] == list(mnist.y_test[:3])
+        paths.append(tmp_path / f"{i}.png")
+    classify = inference.load_classifier(model)
+    records = predict.predict_files(paths, classify, k=3)
+    assert [r["digit"] for r in records] == list(mnist.y_test[:3])
+    assert [r["file"] for r in records] == [str(p) for p in paths]
+    # The classifier gives probabilities, as the Keras model does, whatever the format.
+    np.testing.assert_allclose(classify(mnist.x_test[:20]), keras_probabilities[:20], atol=1e-5)
 
 
 def test_the_tflite_backend_does_not_import_tensorflow(int8_model, mnist, tmp_path):
@@ -227,6 +243,45 @@ def test_the_tflite_backend_does_not_import_tensorflow(int8_model, mnist, tmp_pa
                             capture_output=True, text=True, env={"PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"d.png: {mnist.y_test[0]} (")
+
+
+def test_special_and_oversized_files_are_refused_unread(tmp_path, monkeypatch):
+    os.mkfifo(tmp_path / "fifo.png")
+    (tmp_path / "big.png").write_bytes(b"\0" * 2048)
+    monkeypatch.setattr(preprocess, "MAX_FILE_BYTES", 1024)
+    records = predict.predict_files(["/dev/zero", tmp_path / "fifo.png", tmp_path / "big.png", tmp_path],
+                                    lambda images: pytest.fail("nothing to classify"))
+    assert [r["error"] for r in records] == [
+        "/dev/zero: not a regular file (a device, pipe or socket), not an image",
+        f"{tmp_path / 'fifo.png'}: not a regular file (a device, pipe or socket), not an image",
+        f"{tmp_path / 'big.png'}: 2048 bytes is over the 1024-byte limit for an image",
+        f"{tmp_path}: is a folder, not an image"]
+
+
+def test_the_command_refuses_dev_zero_and_a_fifo_at_once(int8_model, tmp_path):
+    os.mkfifo(tmp_path / "fifo.png")
+    result = run_module("mnist_keras.predict", "/dev/zero", "fifo.png", f"--model={int8_model}",
+                        cwd=tmp_path, timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "error: /dev/zero: not a regular file (a device, pipe or socket), not an image",
+        "error: fifo.png: not a regular file (a device, pipe or socket), not an image"]
+
+
+def test_a_tiny_image_is_a_clear_error_not_a_crash():
+    """The root cause: the 5th brightest pixel of an image of fewer than 5 pixels."""
+    for shape in [(1, 1), (2, 1), (2, 2)]:
+        with pytest.raises(InputError, match="no digit found"):
+            preprocess.to_mnist(np.full(shape, 200.0, np.float32))
+    line = np.zeros((1, 100), np.float32)
+    line[0, 40:60] = 255  # a dash one pixel high still comes out as an image, not an exception
+    assert preprocess.to_mnist(line).shape == (28, 28)
+
+
+def test_the_default_model_missing_says_how_to_make_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match="no such model; run python -m mnist_keras.export first"):
+        predict.load_classifier(predict.DEFAULT_MODEL)
 
 
 @pytest.mark.parametrize("args, fragment", [

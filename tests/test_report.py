@@ -14,38 +14,47 @@ import pytest
 from conftest import assert_one_line_error, run_module
 from PIL import Image
 
-from mnist_keras import data, evaluate, report, train
+from mnist_keras import data, evaluate, inference, report, report_figures, train
+from mnist_keras.errors import InputError
+
+FIGURES = report_figures.FIGURES
 
 
 @pytest.fixture(scope="module")
 def reported(trained, exported, tmp_path_factory):
-    """`python -m mnist_keras.report` on a copy of the small trained model, with the export table."""
+    """write_report on a copy of the small trained model, with the export table."""
     _, workdir = trained
     _, out, _ = exported
     folder = tmp_path_factory.mktemp("reported")
     for name in (train.MODEL_FILE, train.HISTORY_FILE):
         shutil.copy(workdir / name, folder / name)
-    result = run_module("mnist_keras.report", f"--model={folder / train.MODEL_FILE}",
-                        f"--export_json={out / 'export' / 'export.json'}", cwd=folder)
-    assert result.returncode == 0, result.stderr
-    html_path = Path(result.stdout.strip().splitlines()[-1])
+    html_path = report.write_report(folder / train.MODEL_FILE, data.load(), out / "export" / "export.json")
     record = json.loads((html_path.parent / "report.json").read_text())
     return html_path, record, folder
 
 
-def test_the_report_is_written_beside_the_model_and_its_path_printed(reported):
+def test_the_report_is_written_beside_the_model(reported):
     html_path, _, folder = reported
     assert html_path == folder / "mnist_report" / "report.html" and html_path.is_file()
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no partial folders
 
 
-@pytest.mark.parametrize("name", list(report.FIGURES))
+def test_the_command_prints_the_path_of_the_report(reported, tmp_path):
+    _, _, folder = reported
+    shutil.copy(folder / train.MODEL_FILE, tmp_path / "m.keras")
+    result = run_module("mnist_keras.report", "--model=m.keras", "--test_examples=100", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(Path("m_report") / "report.html")
+    assert json.loads((tmp_path / "m_report" / "report.json").read_text())["test"]["total"] == 100
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
 def test_each_figure_is_a_png_of_its_declared_size(reported, name):
     html_path, record, _ = reported
     with Image.open(html_path.parent / name) as image:
         assert image.format == "PNG"
-        width, height = report.FIGURES[name]
-        assert image.size == (round(width * report.DPI), round(height * report.DPI))
+        width, height = FIGURES[name]
+        assert image.size == (round(width * report_figures.DPI), round(height * report_figures.DPI))
         assert np.asarray(image.convert("L")).std() > 5  # something is drawn
     assert name in record["figures"]
 
@@ -63,7 +72,7 @@ def test_html_references_only_files_that_exist(reported):
 
     parser = Sources()
     parser.feed(html_path.read_text())
-    assert sorted(parser.found) == sorted(report.FIGURES)
+    assert sorted(parser.found) == sorted(FIGURES)
     for source in parser.found:
         assert not re.match(r"\w+://", source) and (html_path.parent / source).is_file()
 
@@ -72,15 +81,15 @@ def test_confusion_matrix_matches_the_evaluation(reported, trained, mnist):
     _, record, folder = reported
     confusion = np.array(record["test"]["confusion_matrix"])
     assert confusion.sum() == 10_000
-    expected = evaluate.evaluate(evaluate.load_model(folder / train.MODEL_FILE), mnist.x_test, mnist.y_test)
+    expected = evaluate.evaluate(inference.load_keras(folder / train.MODEL_FILE), mnist.x_test, mnist.y_test)
     assert record["test"]["confusion_matrix"] == expected["confusion_matrix"]
     assert record["test"]["per_class"] == expected["per_class"]
 
 
 def test_mistakes_are_the_most_confident_misclassified_images(reported, mnist):
     _, record, folder = reported
-    model = evaluate.load_model(folder / train.MODEL_FILE)
-    logits = model.predict(mnist.x_test[..., None] / 255, verbose=0)
+    model = inference.load_keras(folder / train.MODEL_FILE)
+    logits = model.predict(data.scale_images(mnist.x_test), verbose=0)
     predicted = logits.argmax(axis=1)
     wrong = int(np.sum(predicted != mnist.y_test))
     shown = record["mistakes"]
@@ -99,7 +108,7 @@ def test_mistakes_are_the_most_confident_misclassified_images(reported, mnist):
 def test_feature_maps_have_the_shapes_of_each_stage(reported, trained, mnist):
     _, record, folder = reported
     assert record["feature_map_shapes"] == {"pool1": [14, 14, 32], "pool2": [7, 7, 64]}
-    inner = report.inner_outputs(evaluate.load_model(folder / train.MODEL_FILE), mnist.x_test[:5])
+    inner = report.inner_outputs(inference.load_keras(folder / train.MODEL_FILE), mnist.x_test[:5])
     assert inner["pool1"].shape == (5, 14, 14, 32) and inner["pool2"].shape == (5, 7, 7, 64)
     assert inner["dense"].shape == (5, 128) and (inner["pool1"] >= 0).all()  # after ReLU
 
@@ -162,26 +171,24 @@ def test_the_report_opens_offline_in_a_browser(reported):
         page.goto(html_path.as_uri())
         widths = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
         browser.close()
-    assert len(widths) == len(report.FIGURES) and all(w > 0 for w in widths)
+    assert len(widths) == len(FIGURES) and all(w > 0 for w in widths)
 
 
 @pytest.fixture(scope="module")
 def drawn_inputs(reported, mnist):
     """The small model's inner outputs on 1,000 test images, as write_report computes them."""
     _, _, folder = reported
-    model = evaluate.load_model(folder / train.MODEL_FILE)
+    model = inference.load_keras(folder / train.MODEL_FILE)
     images, labels = mnist.x_test[:1000], mnist.y_test[:1000]
     inner = report.inner_outputs(model, images)
-    from mnist_keras.verify import softmax
-
-    probabilities = softmax(inner["logits"])
+    probabilities = inference.softmax(inner["logits"])
     return images, labels, inner, probabilities
 
 
 def test_the_mistakes_grid_draws_exactly_the_images_it_names(drawn_inputs, tmp_path):
     images, labels, _, probabilities = drawn_inputs
     shown = report.mistakes(probabilities, labels)
-    tiles = report.plot_mistakes(images, shown, [str(c) for c in range(10)], tmp_path)["tiles"]
+    tiles = report_figures.plot_mistakes(images, shown, [str(c) for c in range(10)], tmp_path)["tiles"]
     assert len(tiles) == len(shown) > 0
     for tile, mistake in zip(tiles, shown):
         np.testing.assert_array_equal(tile, images[mistake["index"]])
@@ -191,7 +198,7 @@ def test_the_mistakes_grid_draws_exactly_the_images_it_names(drawn_inputs, tmp_p
 def test_the_confusion_figure_writes_the_counts_of_the_evaluation(drawn_inputs, tmp_path):
     _, labels, _, probabilities = drawn_inputs
     result = evaluate.metrics(labels, probabilities.argmax(axis=1))
-    cells = report.plot_confusion(result, "digit", [str(c) for c in range(10)], tmp_path)["cells"]
+    cells = report_figures.plot_confusion(result, "digit", [str(c) for c in range(10)], tmp_path)["cells"]
     confusion = np.array(result["confusion_matrix"])
     assert cells == {(r, c): int(n) for (r, c), n in np.ndenumerate(confusion) if n}
     assert sum(cells.values()) == 1000
@@ -199,9 +206,9 @@ def test_the_confusion_figure_writes_the_counts_of_the_evaluation(drawn_inputs, 
 
 def test_the_feature_map_figure_draws_32_maps_of_14x14_and_64_of_7x7(drawn_inputs, tmp_path):
     images, labels, inner, _ = drawn_inputs
-    drawn = report.plot_feature_maps(images[0], "a 7", inner["pool1"][0], inner["pool2"][0], tmp_path)
+    drawn = report_figures.plot_feature_maps(images[0], "a 7", inner["pool1"][0], inner["pool2"][0], tmp_path)
     assert drawn["pool1"] == [(14, 14)] * 32 and drawn["pool2"] == [(7, 7)] * 64
-    kernels = report.plot_filters(inner["conv1"], tmp_path)["kernels"]
+    kernels = report_figures.plot_filters(inner["conv1"], tmp_path)["kernels"]
     assert len(kernels) == 32 and all(k.shape == (3, 3) for k in kernels)
     np.testing.assert_array_equal(kernels[5], inner["conv1"][:, :, 0, 5])
 
@@ -209,9 +216,43 @@ def test_the_feature_map_figure_draws_32_maps_of_14x14_and_64_of_7x7(drawn_input
 def test_the_curves_draw_the_history(reported, tmp_path):
     _, _, folder = reported
     history = json.loads((folder / train.HISTORY_FILE).read_text())
-    lines = report.plot_training_curves(history, tmp_path)["lines"]
-    assert lines == [[e[key] for e in history["epochs"]]
-                     for key in ("avg_loss", "test_avg_loss", "accuracy", "test_accuracy")]
+    loss_key, accuracy_key, held = report_figures.held_out(history)
+    drawn = report_figures.plot_training_curves(history, tmp_path)
+    assert drawn["lines"] == [[e[key] for e in history["epochs"]]
+                              for key in ("avg_loss", loss_key, "accuracy", accuracy_key)]
+    assert drawn["labels"] == ["training (during the epoch)", f"{held} (end of epoch)"] * 2
+
+
+def _history(keys: str) -> dict:
+    """Three epochs with the held-out figures under val_* (now) or test_* (older runs) keys."""
+    return {"settings": {}, "epochs": [
+        {"epoch": e, "avg_loss": 1.0 / e, "accuracy": 90.0 + e, f"{keys}_avg_loss": 1.5 / e,
+         f"{keys}_accuracy": 89.0 + e} for e in (1, 2, 3)]}
+
+
+@pytest.mark.parametrize("keys, label", [("val", "validation"), ("test", "test")])
+def test_the_curves_read_validation_keys_and_older_test_keys(tmp_path, keys, label):
+    history = _history(keys)
+    drawn = report_figures.plot_training_curves(history, tmp_path)
+    assert drawn["lines"][1] == [1.5, 0.75, 0.5] and drawn["lines"][3] == [90.0, 91.0, 92.0]
+    assert drawn["labels"][1] == f"{label} (end of epoch)"
+
+
+@pytest.mark.parametrize("keys, words", [("val", "validation images, held out of the training set"),
+                                         ("test", "test images (this run predates the validation split)")])
+def test_the_report_names_what_the_curves_were_measured_on(reported, tmp_path, keys, words):
+    from mnist_keras.files import sha256_file
+
+    _, _, folder = reported
+    shutil.copy(folder / train.MODEL_FILE, tmp_path / train.MODEL_FILE)
+    history = {**_history(keys), "files_sha256": {train.MODEL_FILE: sha256_file(tmp_path / train.MODEL_FILE)}}
+    (tmp_path / train.HISTORY_FILE).write_text(json.dumps(history))
+    page = report.write_report(tmp_path / train.MODEL_FILE, data.take(data.load(), test_examples=100),
+                               export_json=None)
+    assert words in page.read_text()
+    record = json.loads((page.parent / "report.json").read_text())
+    assert record["held_out"] == ("validation" if keys == "val" else "test")
+    assert "training_curves.png" in record["figures"]
 
 
 def test_no_curves_and_no_export_table_for_another_model(reported, trained, tmp_path):
@@ -236,13 +277,21 @@ def test_no_curves_and_no_export_table_for_another_model(reported, trained, tmp_
     ('{"epochs": [{"epoch": 1}], "settings": {}}', "lacks the figures the curves need"),
     ('{"something": 1}', "not a training history"),
 ])
-def test_a_broken_history_is_one_line(reported, tmp_path, history, fragment):
+def test_a_broken_history_is_one_clear_error(reported, tmp_path, history, fragment):
     _, _, folder = reported
     shutil.copy(folder / train.MODEL_FILE, tmp_path / train.MODEL_FILE)
     (tmp_path / train.HISTORY_FILE).write_text(history)
-    result = run_module("mnist_keras.report", f"--model={tmp_path / train.MODEL_FILE}",
-                        "--test_examples=100", cwd=tmp_path)
-    assert_one_line_error(result, "history.json", fragment, only_line=False)
+    with pytest.raises(InputError, match=f"history.json: .*{fragment}"):
+        report.write_report(tmp_path / train.MODEL_FILE, data.take(data.load(), test_examples=100))
+    assert not (tmp_path / "mnist_report").exists()
+
+
+def test_the_command_reports_a_broken_history_in_one_line(reported, tmp_path):
+    _, _, folder = reported
+    shutil.copy(folder / train.MODEL_FILE, tmp_path / train.MODEL_FILE)
+    (tmp_path / train.HISTORY_FILE).write_text("{not json")
+    result = run_module("mnist_keras.report", f"--model={tmp_path / train.MODEL_FILE}", cwd=tmp_path)
+    assert_one_line_error(result, "history.json", "unreadable training history")
     assert not (tmp_path / "mnist_report").exists()
 
 
@@ -264,13 +313,14 @@ def test_a_model_of_another_shape_is_one_line(tmp_path):
                               keras.layers.Flatten(name="flatten"), keras.layers.Dense(128, name="dense"),
                               keras.layers.Dense(10, name="logits")])
     model.save(tmp_path / "narrow.keras")
-    result = run_module("mnist_keras.report", "--model=narrow.keras", "--test_examples=50", cwd=tmp_path)
-    assert_one_line_error(result, "conv1 kernels (3, 3, 1, 16)", "pool1 (14, 14, 16)", only_line=False)
+    with pytest.raises(InputError, match=r"conv1 kernels \(3, 3, 1, 16\), pool1 \(14, 14, 16\)"):
+        report.write_report(tmp_path / "narrow.keras", data.take(data.load(), test_examples=50))
+    assert not (tmp_path / "narrow_report").exists()
 
 
 def test_no_mistakes_means_no_mistakes_figure(reported, mnist, tmp_path):
     _, _, folder = reported
-    model = evaluate.load_model(folder / train.MODEL_FILE)
+    model = inference.load_keras(folder / train.MODEL_FILE)
     predicted = evaluate.predict_classes(model, mnist.x_test[:300])
     right = np.flatnonzero(predicted == mnist.y_test[:300])[:40]
     shutil.copy(folder / train.MODEL_FILE, tmp_path / "m.keras")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 
-from conftest import REPO
+import pytest
+from conftest import REPO, assert_one_line_error
 
 
 def test_accuracy_by_seed_reports_each_run(tmp_path):
@@ -22,13 +24,18 @@ def test_accuracy_by_seed_reports_each_run(tmp_path):
     assert summary and float(summary.group(1)) == min(float(row[2]) for row in rows)
 
 
+def run_script(name: str, *args: str, cwd, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python scripts/<name> args` with this checkout's mnist_keras importable."""
+    return subprocess.run([sys.executable, str(REPO / "scripts" / name), *args], cwd=cwd,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True,
+                          timeout=timeout)
+
+
 def test_benchmark_prints_every_row(exported, tmp_path):
     """A tiny setting, no timing asserted: each row is there, with a number in it."""
     _, out, model_path = exported
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--quick", f"--model={model_path}",
-         f"--saved_model={out / 'serving'}", f"--export_dir={out / 'export'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = run_script("benchmark.py", "--quick", f"--model={model_path}",
+                        f"--saved_model={out / 'serving'}", f"--export_dir={out / 'export'}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^Machine: \d+ CPU cores", result.stdout, re.M)
     assert re.search(r"^Versions: .*TensorFlow 2\.21", result.stdout, re.M)
@@ -48,6 +55,31 @@ def test_benchmark_prints_every_row(exported, tmp_path):
                 r"start-up +python -m mnist_keras.predict one.png.* [\d.]+ s"]
     for pattern in expected:
         assert re.search(pattern, result.stdout, re.M), pattern
+
+
+@pytest.mark.parametrize("missing, fragment", [
+    ("model", "mnist.keras: no such model file"),
+    ("saved_model", "no such folder; run python -m mnist_keras.export first"),
+    ("export_dir", "mnist_int8.tflite: no such model; run python -m mnist_keras.export first"),
+])
+def test_benchmark_without_a_model_is_one_line(exported, tmp_path, missing, fragment):
+    """Checked before the training runs: one line within seconds, not a traceback minutes later."""
+    _, out, model_path = exported
+    paths = {"model": model_path, "saved_model": out / "serving", "export_dir": out / "export",
+             missing: tmp_path / "nowhere" / "mnist.keras"}
+    result = run_script("benchmark.py", "--quick", *[f"--{flag}={path}" for flag, path in paths.items()],
+                        cwd=tmp_path, timeout=60)
+    assert_one_line_error(result, fragment)
+    assert result.stdout == ""
+
+
+def test_benchmark_with_a_bad_model_is_one_line(exported, tmp_path):
+    _, out, _ = exported
+    (tmp_path / "bad.keras").write_text("not a model")
+    result = run_script("benchmark.py", "--quick", f"--model={tmp_path / 'bad.keras'}",
+                        f"--saved_model={out / 'serving'}", f"--export_dir={out / 'export'}", cwd=tmp_path,
+                        timeout=60)
+    assert_one_line_error(result, "bad.keras: not a Keras model file")
 
 
 def test_epoch_parts_prints_every_part(tmp_path):

@@ -16,6 +16,8 @@ import pytest
 from conftest import REPO, assert_one_line_error, run_module
 from PIL import Image
 
+from mnist_keras.data import scale_images
+
 MAX_INSTANCES = 8
 
 
@@ -53,7 +55,7 @@ def call(port: int, method: str, path: str, body: bytes | str | None = None) -> 
 
 
 def images(mnist, n: int, start: int = 0) -> list:
-    return (mnist.x_test[start:start + n, :, :, None] / 255.0).tolist()
+    return scale_images(mnist.x_test[start:start + n]).tolist()
 
 
 def test_model_status_and_metadata(server):
@@ -155,6 +157,16 @@ def test_draw_endpoint_reads_an_image_like_predict(server, mnist):
     assert np.array(answer["image"]).shape == (28, 28) and abs(sum(answer["probabilities"]) - 1) < 1e-4
     status, answer = call(server, "POST", "/draw", b"not an image")
     assert status == 400 and "not an image file" in answer["error"]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 1), (3, 3)])
+def test_draw_answers_400_to_a_tiny_image(server, mnist, size):
+    picture = io.BytesIO()
+    Image.new("L", size, 255).save(picture, "PNG")
+    status, answer = call(server, "POST", "/draw", picture.getvalue())
+    assert status == 400 and answer == {"error": f"image: {size[0]}x{size[1]} pixels is too small to hold a "
+                                                 "digit (at least 8 pixels one way)"}
+    assert call(server, "GET", "/v1/models/mnist")[0] == 200  # and still serving
 
 
 def test_the_page_is_served(server):
