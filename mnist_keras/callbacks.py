@@ -14,13 +14,13 @@ import keras
 from mnist_keras import distribute, run_folder
 
 
-def finite(value) -> float | None:
+def finite(value: float) -> float | None:
     """A float for history.json, which stays strict JSON: NaN and infinity become null."""
     value = float(value)
     return value if math.isfinite(value) else None
 
 
-def percent(value) -> float | None:
+def percent(value: float | None) -> float | None:
     return None if value is None else 100.0 * float(value)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
 
 
-def choose_precision(requested: str, tf, on_gpu: bool) -> tuple[str, str]:
+def choose_precision(requested: str, tf: ModuleType | None, on_gpu: bool) -> tuple[str, str]:
     """(precision, reason): mixed_bfloat16 where the hardware computes in bfloat16 natively, else float32.
 
     Emulated bfloat16 is slower than float32; float16 would need loss scaling, not done here.
@@ -33,7 +34,7 @@ def _cpuinfo() -> str:
         return ""
 
 
-def describe_device(tf) -> tuple[str, bool]:
+def describe_device(tf: ModuleType) -> tuple[str, bool]:
     """Which device Keras will use, and whether it is a GPU."""
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 from mnist_keras import files
 from mnist_keras.config import NOT_RESUME_KEYS, Config
@@ -98,7 +99,7 @@ def prepare(workdir: Path, config: Config) -> tuple[int, list[dict]]:
     return first_epoch, done
 
 
-def save_model(model, path: Path) -> None:
+def save_model(model: Any, path: Path) -> None:  # a keras.Model
     """model.save() under a temporary name, then a rename: a kill never leaves half a model."""
     files.save_atomic(path, model.save)
 

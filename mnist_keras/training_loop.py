@@ -7,6 +7,9 @@ this module stays cheap.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 from mnist_keras import distribute
 from mnist_keras.config import Config
@@ -16,7 +19,7 @@ from mnist_keras.config import Config
 STEPS_PER_CALL = 50
 
 
-def make_train_steps(tf, keras, strategy, model, jit: bool):
+def make_train_steps(tf: ModuleType, keras: ModuleType, strategy: Any, model: Any, jit: bool) -> Callable:
     """A tf.function that runs n training steps on every replica; returns their sums.
 
     The same loop serves every strategy, from one CPU to many machines: each replica
@@ -56,7 +59,7 @@ def make_train_steps(tf, keras, strategy, model, jit: bool):
     return train_steps
 
 
-def make_evaluate(tf, keras, model, jit: bool):
+def make_evaluate(tf: ModuleType, keras: ModuleType, model: Any, jit: bool) -> Callable[[Any], dict]:
     """Validation loss and accuracy, on this process's device: the weights are the same everywhere."""
 
     @tf.function(jit_compile=jit)
@@ -77,7 +80,7 @@ def make_evaluate(tf, keras, model, jit: bool):
     return evaluate
 
 
-def weights_fingerprints(strategy, model) -> list[str]:
+def weights_fingerprints(strategy: Any, model: Any) -> list[str]:
     """A short hash of the trained weights on each local replica: equal when they agree."""
     import numpy as np
 
@@ -86,7 +89,7 @@ def weights_fingerprints(strategy, model) -> list[str]:
             for replica in zip(*per_variable)]
 
 
-def same_on_all_workers(tf, strategy, fingerprint: str) -> bool:
+def same_on_all_workers(tf: ModuleType, strategy: Any, fingerprint: str) -> bool:
     """Whether every replica of every worker holds the weights this one does.
 
     Each contributes its fingerprint as a number, x and x squared; their means across
@@ -99,7 +102,7 @@ def same_on_all_workers(tf, strategy, fingerprint: str) -> bool:
     return bool(mean == value and mean_square - mean * mean <= 1e-6 * max(mean_square, 1.0))
 
 
-def broadcast_from_chief(tf, strategy, model, first_epoch: int) -> int:
+def broadcast_from_chief(tf: ModuleType, strategy: Any, model: Any, first_epoch: int) -> int:
     """Gives every worker the chief's weights, optimizer state and resume point.
 
     Only the chief keeps a backup (BackupAndRestore restored it in on_train_begin); the
@@ -121,7 +124,8 @@ def broadcast_from_chief(tf, strategy, model, first_epoch: int) -> int:
     return int(from_chief(np.array(first_epoch)))
 
 
-def run_epochs(tf, keras, placement: distribute.Placement, model, make_train_data, validation_data,
+def run_epochs(tf: ModuleType, keras: ModuleType, placement: distribute.Placement, model: Any,
+               make_train_data: Callable[[int], Any], validation_data: Any | None,
                callbacks: list, config: Config, steps: int, first_epoch: int, jit: bool) -> None:
     """The training loop: epochs of steps, the callbacks told as model.fit() would tell them.
 
