@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, first_line
 
 # The copy of MNIST that ships inside the package, with its SHA256SUMS and licence.
 SHIPPED_DIR = Path(__file__).parent / "datasets" / "mnist"
@@ -41,6 +41,11 @@ class Data(NamedTuple):
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+
+
+def scale_images(images: np.ndarray) -> np.ndarray:
+    """uint8 [N, 28, 28] in [0, 255] -> float32 [N, 28, 28, 1] in [0, 1]: what the model takes."""
+    return images[..., np.newaxis].astype(np.float32) / np.float32(255)
 
 
 def read_idx(path: Path, expected_magic: int) -> np.ndarray:
@@ -160,19 +165,55 @@ def _check_split(where: str, images: np.ndarray, labels: np.ndarray) -> None:
         raise InputError(f"{where}: label {labels.max()} out of range 0-{NUM_CLASSES - 1}")
 
 
+# Where TFDS downloads most datasets (and its prepared copies) from.
+TFDS_HOST = ("storage.googleapis.com", 443)
+
+
+def network_reachable(address: tuple[str, int] = TFDS_HOST, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to address opens within timeout (name lookup included)."""
+    import socket
+    import threading
+
+    result: list[bool] = []
+
+    def connect() -> None:  # getaddrinfo has no timeout of its own: a thread bounds it
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout + 1)
+    return bool(result and result[0])
+
+
 def load_tfds(name: str) -> Data:
-    """Loads a TFDS image dataset of 28x28x1 images (mnist, fashion_mnist, kmnist, ...)."""
+    """Loads a TFDS image dataset of 28x28x1 images (mnist, fashion_mnist, kmnist, ...).
+
+    A dataset not yet prepared in the TFDS data folder needs a download; offline, TFDS would
+    retry for minutes, so that case fails at once, in one line.
+    """
     import tensorflow_datasets as tfds  # slow to import; only this source needs it
 
     try:
-        loaded = tfds.load(name, split=["train", "test"], as_supervised=True)
+        builder = tfds.builder(name)
+        if not builder.is_prepared() and not network_reachable():
+            raise InputError(
+                f"--tfds={name}: not prepared in {builder.data_dir_root} and cannot be downloaded "
+                f"({TFDS_HOST[0]} is unreachable); offline, train on the shipped MNIST (the default) "
+                "or --data_dir=FOLDER of IDX files")
+        builder.download_and_prepare()
+        loaded = builder.as_dataset(split=["train", "test"], as_supervised=True)
         # Batches of 10,000 rather than batch_size=-1, whose single huge batch aborts
         # TensorFlow 2.21 (std::length_error) on datasets of unknown length.
         arrays = [[np.concatenate(parts) for parts in zip(*tfds.as_numpy(split.batch(10_000)))]
                   for split in loaded]
+    except InputError:
+        raise
     except Exception as e:  # network, unknown name, bad download: all reach the user as one line
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise InputError(f"--tfds={name}: cannot load: {first_line}") from None
+        raise InputError(f"--tfds={name}: cannot load: {first_line(e)}") from None
     splits = []
     for split, (images, labels) in zip(("train", "test"), arrays):
         if images.ndim == 4 and images.shape[-1] == 1:
@@ -189,6 +230,21 @@ def load(data_dir: str | None = None, tfds_name: str | None = None) -> Data:
     if tfds_name:
         return load_tfds(tfds_name)
     return load_folder(data_dir or SHIPPED_DIR)
+
+
+def hold_out(data: Data, validation_examples: int) -> tuple[Data, np.ndarray, np.ndarray]:
+    """(the data without its last N training examples, those N images, their labels).
+
+    The last N, not a random N: the same images whatever the seed, so that runs compare,
+    and the first images (which --train_examples takes) stay for training.
+    """
+    n = len(data.x_train)
+    if validation_examples >= n:
+        raise InputError(f"--validation_examples={validation_examples}: the training split has only "
+                         f"{n} images; hold out fewer")
+    keep = n - validation_examples
+    return (Data(data.x_train[:keep], data.y_train[:keep], data.x_test, data.y_test, data.source),
+            data.x_train[keep:], data.y_train[keep:])
 
 
 def take(data: Data, train_examples: int = 0, test_examples: int = 0) -> Data:

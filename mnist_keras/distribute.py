@@ -100,7 +100,7 @@ def place(name: str, cpu_replicas: int = 1) -> Placement:
     # and logical devices need; listing logical ones would start it.
     chosen = choose(name, tf_config, len(tf.config.list_physical_devices("GPU")), cpu_replicas)
     if chosen == "multi_worker" and tf_config is None:
-        raise InputError("--strategy=multi_worker: TF_CONFIG is not set (see README: "
+        raise InputError("--strategy=multi_worker: TF_CONFIG is not set (see docs/distributed.md: "
                          "training on several machines)")
     if chosen != "multi_worker" and tf_config and name != "auto":
         raise InputError(f"--strategy={name}: TF_CONFIG describes a cluster; unset it, or use "

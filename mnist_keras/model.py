@@ -13,8 +13,8 @@ from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
 def build_model(dtype: str = "float32") -> keras.Sequential:
     """Conv-Pool-Conv-Pool-Dense-Dense: 421,642 parameters, logits out.
 
-    dtype: "float32", or "mixed_bfloat16": bfloat16 arithmetic on float32 weights, about
-    twice as fast on CPUs with bfloat16 instructions; the logits stay float32 either way.
+    dtype: "float32", or "mixed_bfloat16": bfloat16 arithmetic on float32 weights, faster on
+    hardware with bfloat16 instructions (docs/benchmarks.md); the logits stay float32 either way.
     """
     return keras.Sequential(
         [
@@ -49,7 +49,7 @@ class MeanBatchLoss(keras.metrics.Metric):
 
     Keras' own `loss` log weights each batch by its size, so the short last batch
     (32 of 60,000 at batch 64) counts half; this counts every batch once. The training
-    loop (train.py) now sums these itself; the class stays registered because models
+    loop (training_loop.py) now sums these itself; the class stays registered because models
     saved by model.fit-era versions name it in their compile config.
     """
 
@@ -68,12 +68,8 @@ class MeanBatchLoss(keras.metrics.Metric):
 
 
 def learning_rate(base: float, schedule: str, total_steps: int):
-    """Adam's learning rate: cosine decay to zero over the run, or constant.
-
-    Measured here, a constant 1e-3 landed at 98.86-99.07% after 5 epochs (seeds 0-2,
-    float32); decaying it to zero over the same steps landed at 99.15-99.25% (seeds 0-4;
-    README).
-    """
+    """Adam's learning rate: cosine decay to zero over the run (the default: it ends more
+    accurate than a constant rate, docs/training.md), or constant."""
     if schedule == "constant":
         return base
     if schedule == "cosine":
@@ -87,9 +83,8 @@ def fuse_adam_updates(optimizer: keras.optimizers.Adam) -> keras.optimizers.Adam
     Keras' Adam.update_step is ten element-wise ops per variable, each a pass over memory;
     TensorFlow's kernel applies the same formula in one pass: m += (g - m)(1 - b1),
     v += (g^2 - v)(1 - b2), w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), with
-    1 - b formed in float32 (about 1e-5 relative from Keras' figure). Measured on 2 CPU
-    cores: the update took 0.6 ms a step instead of 2.1 ms in isolation, and an epoch
-    0.1-0.3 s less (README, Speed). The optimizer stays Keras' Adam: its config, slots,
+    1 - b formed in float32 (about 1e-5 relative from Keras' figure); the time it saves is in
+    docs/benchmarks.md. The optimizer stays Keras' Adam: its config, slots,
     checkpoints and saved form are unchanged, and a reloaded one runs Keras' own update.
     Other backends, and weights that are not float32, keep Keras' update.
     """

@@ -42,7 +42,7 @@ def build(keras, precision: str, fused_adam: bool = True):
 
 def parts(tf, keras, precision: str) -> dict:
     """name -> a tf.function(iterator, n) running n steps of that part."""
-    from mnist_keras import train
+    from mnist_keras import training_loop
 
     model = build(keras, precision)
 
@@ -75,7 +75,7 @@ def parts(tf, keras, precision: str) -> dict:
             return owner.optimizer.iterations
         return update
 
-    whole = train.make_train_steps(tf, keras, tf.distribute.get_strategy(), build(keras, precision), False)
+    whole = training_loop.make_train_steps(tf, keras, tf.distribute.get_strategy(), build(keras, precision), False)
     return {
         "input pipeline alone (next batch)": over_batches(lambda images, _: tf.cast(images[0, 0, 0, 0], tf.float32)),
         "forward pass": over_batches(lambda images, _: tf.reduce_sum(model(images, training=True))),
@@ -93,9 +93,10 @@ def main(argv: list[str]) -> None:
     import keras
     import tensorflow as tf
 
-    from mnist_keras import data, pipeline, train
+    from mnist_keras import data, pipeline
+    from mnist_keras.precision import choose_precision
 
-    precision, why = train.choose_precision(FLAGS.precision, tf, bool(tf.config.list_physical_devices("GPU")))
+    precision, why = choose_precision(FLAGS.precision, tf, bool(tf.config.list_physical_devices("GPU")))
     mnist = data.load()
     runs = parts(tf, keras, precision)
     iterators = {name: iter(pipeline.train_dataset(mnist.x_train, mnist.y_train, 64, 0)) for name in runs}

@@ -19,14 +19,26 @@ def mnist() -> data.Data:
     return data.load()
 
 
+# The trained fixture's settings: 4,000 training images (the first), 2,000 held out for
+# validation (the last of the 60,000), the first 2,000 test images.
+TRAINED_CONFIG = {"epochs": 3, "train_examples": 4000, "validation_examples": 2000, "test_examples": 2000,
+                  "progress": "none"}
+
+
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory):
-    """A real training run on 4,000 images for 3 epochs (a few seconds): (record, workdir)."""
+def training_run(tmp_path_factory):
+    """A real training run on 4,000 images for 3 epochs (a few seconds): (train.Trained, workdir)."""
     from mnist_keras import train
 
     workdir = tmp_path_factory.mktemp("trained")
-    config = train.Config(epochs=3, train_examples=4000, test_examples=2000, progress="none")
-    return train.train_and_evaluate(config, workdir), workdir
+    return train.train_and_evaluate(train.Config(**TRAINED_CONFIG), workdir), workdir
+
+
+@pytest.fixture(scope="session")
+def trained(training_run):
+    """The same run as (record, workdir), its files in workdir; training_run has the model in memory."""
+    result, workdir = training_run
+    return result.record, workdir
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,8 +72,70 @@ def test_debian_fashion_mnist_folder():
     assert np.bincount(fashion.y_train).tolist() == [6000] * 10
 
 
-def test_tfds_source_offline_with_mock_data():
+def test_validation_split_is_the_last_training_images_and_disjoint(mnist):
+    train_part, x_val, y_val = data.hold_out(mnist, 5000)
+    assert len(train_part.x_train) == 55000 and len(x_val) == len(y_val) == 5000
+    np.testing.assert_array_equal(x_val, mnist.x_train[55000:])
+    np.testing.assert_array_equal(train_part.x_test, mnist.x_test)  # the test split is untouched
+    # --train_examples takes the first of the images that remain: never a validation image.
+    ids = data.Data(np.zeros((100, 28, 28), np.uint8), np.arange(100, dtype=np.uint8),
+                    mnist.x_test[:1], mnist.y_test[:1], "ids")
+    for validation, train_examples in [(30, 0), (30, 70), (30, 10), (0, 50)]:
+        rest, _, held_out = data.hold_out(ids, validation)
+        used = data.take(rest, train_examples).y_train
+        assert len(held_out) == validation and len(used) == (train_examples or 100 - validation)
+        assert not set(used.tolist()) & set(held_out.tolist())
+        assert held_out.tolist() == list(range(100 - validation, 100))
+    with pytest.raises(InputError, match="--validation_examples=100: the training split has only 100 images"):
+        data.hold_out(ids, 100)
+
+
+def test_network_probe_answers_fast_either_way():
+    import socket
+    import time
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        assert data.network_reachable(listening.getsockname())
+        closed = listening.getsockname()
+    start = time.monotonic()
+    assert not data.network_reachable(closed)
+    assert not data.network_reachable(("no-such-host.invalid", 443), timeout=1)
+    assert time.monotonic() - start < 5
+
+
+def test_tfds_not_prepared_and_offline_fails_at_once(tmp_path, monkeypatch):
+    """Offline, TFDS would retry its download for minutes; one line instead, in seconds."""
+    pytest.importorskip("tensorflow_datasets")
+    from tensorflow_datasets.core import constants
+
+    monkeypatch.setattr(data, "network_reachable", lambda *_: False)
+    monkeypatch.setattr(constants, "DATA_DIR", str(tmp_path))  # read when TFDS was imported: an empty one
+    with pytest.raises(InputError) as raised:
+        data.load(tfds_name="mnist")
+    message = str(raised.value)
+    assert message.startswith("--tfds=mnist: not prepared in ") and "cannot be downloaded" in message
+    assert "shipped MNIST" in message and "--data_dir" in message and "\n" not in message
+
+
+def test_tfds_offline_from_the_command_line(tmp_path):
+    """This machine's real state: no network, no TFDS copy. Skipped where the network is up."""
+    pytest.importorskip("tensorflow_datasets")
+    if data.network_reachable():
+        pytest.skip("the network is reachable here: TFDS would download")
+    start = time.monotonic()
+    result = run_module("mnist_keras.train", "--tfds=mnist", cwd=tmp_path, timeout=60,
+                        env={"TFDS_DATA_DIR": str(tmp_path / "tfds")})
+    assert_one_line_error(result, "--tfds=mnist: not prepared", "--data_dir",
+                          only_line=False)
+    assert time.monotonic() - start < 30 and "Retrying" not in result.stderr
+    assert not (tmp_path / "saved_models").exists()
+
+
+def test_tfds_source_offline_with_mock_data(monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(data, "network_reachable", lambda *_: True)  # the mock stands in for the download
     with tfds.testing.mock_data(num_examples=8):
         loaded = data.load(tfds_name="mnist")
     assert loaded.x_train.shape == (8, 28, 28) and loaded.x_train.dtype == np.uint8

@@ -15,8 +15,10 @@ import pytest
 from conftest import REPO, assert_one_line_error, run_module
 
 from mnist_keras import distribute, evaluate, train
+from mnist_keras.errors import InputError
 
-ARGS = ["--epochs=2", "--train_examples=1280", "--test_examples=500", "--progress=none"]
+ARGS = ["--epochs=2", "--train_examples=1280", "--validation_examples=500", "--test_examples=500",
+        "--progress=none"]
 
 
 def free_ports(n: int) -> list[int]:
@@ -123,18 +125,23 @@ def test_two_workers_compute_what_two_local_replicas_compute(mirrored, multi_wor
      "must be a list of \"host:port\" strings"),
     ('[1, 2]', "must be a JSON object"),
 ])
-def test_a_malformed_tf_config_is_one_line(tmp_path, tf_config, fragment):
+def test_a_malformed_tf_config_is_one_line(tf_config, fragment):
+    with pytest.raises(InputError) as raised:
+        distribute.read_tf_config({"TF_CONFIG": tf_config})
+    assert fragment in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_malformed_tf_config_stops_the_command_before_anything(tmp_path):
     result = run_module("mnist_keras.train", "--epochs=1", "--model_dir=run", cwd=tmp_path,
-                        env={"TF_CONFIG": tf_config})
-    assert_one_line_error(result, fragment)
+                        env={"TF_CONFIG": "{not json"})
+    assert_one_line_error(result, "TF_CONFIG: not valid JSON")
     assert not (tmp_path / "run").exists()
 
 
-def test_multi_worker_without_tf_config_is_one_line(tmp_path):
-    result = run_module("mnist_keras.train", "--epochs=1", "--strategy=multi_worker",
-                        "--train_examples=64", "--test_examples=10", cwd=tmp_path,
-                        env={"TF_CONFIG": ""})
-    assert_one_line_error(result, "TF_CONFIG is not set", only_line=False)
+def test_multi_worker_without_tf_config_is_one_line(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(InputError, match="--strategy=multi_worker: TF_CONFIG is not set"):
+        distribute.place("multi_worker")
 
 
 def test_auto_chooses_by_what_there_is():

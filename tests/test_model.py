@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from mnist_keras import data
 from mnist_keras import model as model_lib
 
 SHAPES = {
@@ -59,7 +60,7 @@ def test_mixed_bfloat16_computes_in_bfloat16_and_saves_as_float32(mnist):
     assert mixed.get_layer("conv2").compute_dtype == "bfloat16"
     assert mixed.get_layer("conv2").kernel.dtype == "float32"  # weights stay float32
     assert mixed.get_layer("logits").compute_dtype == "float32"  # and so do the logits
-    images = mnist.x_test[:200, ..., None].astype("float32") / 255
+    images = data.scale_images(mnist.x_test[:200])
     copy = model_lib.float32_copy(mixed)
     assert all(layer.compute_dtype == "float32" for layer in copy.layers)
     for ours, theirs in zip(mixed.get_weights(), copy.get_weights()):
@@ -72,13 +73,15 @@ def test_mixed_bfloat16_computes_in_bfloat16_and_saves_as_float32(mnist):
 
 
 def test_precision_follows_the_hardware(monkeypatch):
-    from mnist_keras import train
+    from mnist_keras import precision
 
-    monkeypatch.setattr(train, "_cpuinfo", lambda: "flags\t\t: fpu sse avx512f avx512_bf16\n")
-    assert train.choose_precision("auto", None, on_gpu=False)[0] == "mixed_bfloat16"
-    monkeypatch.setattr(train, "_cpuinfo", lambda: "flags\t\t: fpu sse avx2\n")
-    assert train.choose_precision("auto", None, on_gpu=False)[0] == "float32"
-    assert train.choose_precision("float32", None, on_gpu=False) == ("float32", "as asked")
+    monkeypatch.setattr(precision, "_cpuinfo", lambda: "flags\t\t: fpu sse avx512f avx512_bf16\n")
+    assert precision.choose_precision("auto", None, on_gpu=False) == (
+        "mixed_bfloat16", "this CPU has AVX512_BF16")
+    monkeypatch.setattr(precision, "_cpuinfo", lambda: "flags\t\t: fpu sse avx2\n")
+    assert precision.choose_precision("auto", None, on_gpu=False)[0] == "float32"
+    assert precision.choose_precision("float32", None, on_gpu=False) == ("float32", "as asked")
+    assert precision.choose_jit("auto", on_gpu=False) is False and precision.choose_jit("auto", on_gpu=True)
 
 
 def test_fused_adam_updates_as_keras_adam_does(mnist):
@@ -96,7 +99,7 @@ def test_fused_adam_updates_as_keras_adam_does(mnist):
     keras_adam, fused_adam = models
     initial = fused_adam.get_weights()
     assert keras.optimizers.serialize(fused_adam.optimizer)["class_name"] == "Adam"  # saved as plain Adam
-    images = mnist.x_train[:320, ..., None].astype("float32") / 255
+    images = data.scale_images(mnist.x_train[:320])
     labels = mnist.y_train[:320]
     for step in range(5):
         with tf.GradientTape() as tape:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from mnist_keras import pipeline
+from mnist_keras import data, pipeline
 
 
 def epochs_of_labels(x, y, batch_size, seed, epochs, first_epoch=0):
@@ -56,4 +56,13 @@ def test_eval_dataset_keeps_order_and_all_examples(mnist):
     batches = list(pipeline.eval_dataset(mnist.x_test[:250], mnist.y_test[:250], 100))
     assert [len(b[1]) for b in batches] == [100, 100, 50]
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), mnist.y_test[:250])
-    np.testing.assert_allclose(batches[0][0][3, :, :, 0], mnist.x_test[3] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(batches[0][0][3], data.scale_images(mnist.x_test[3:4])[0], rtol=1e-6)
+
+
+def test_scale_images_is_what_the_pipeline_feeds(mnist):
+    """The one numpy scaling for callers outside tf.data: same shape, dtype and values as a batch."""
+    scaled = data.scale_images(mnist.x_test[:100])
+    assert scaled.shape == (100, 28, 28, 1) and scaled.dtype == np.float32
+    assert scaled.min() == 0.0 and scaled.max() == 1.0
+    images, _ = next(iter(pipeline.eval_dataset(mnist.x_test[:100], mnist.y_test[:100], 100)))
+    np.testing.assert_array_equal(images.numpy(), scaled)
