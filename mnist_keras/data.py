@@ -253,8 +253,3 @@ def take(data: Data, train_examples: int = 0, test_examples: int = 0) -> Data:
     n_test = test_examples or len(data.x_test)
     return Data(data.x_train[:n_train], data.y_train[:n_train],
                 data.x_test[:n_test], data.y_test[:n_test], data.source)
-
-
-def scale_images(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels [N, 28, 28] -> float32 [N, 28, 28, 1] in [0, 1]: what the models take."""
-    return images[..., None].astype(np.float32) / np.float32(255)
