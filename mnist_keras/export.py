@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli, litert, verify
+from mnist_keras import cli, litert, serving_files, verify
 from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
 from mnist_keras.errors import InputError
 
@@ -217,6 +217,7 @@ def export_saved_model(model, base: Path, images, labels, keras: verify.Result,
     partial = partial_path(base, "savedmodel", is_dir=True)
     try:
         write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax)
+        serving_files.write_warmup(partial, images[:32])  # TF Serving (issue 14): replayed on load
         result = verify.judge(verify.measure("SavedModel", partial, images, labels, reference),
                               keras, quantized=False, max_drop=0)
     except BaseException:
@@ -227,6 +228,7 @@ def export_saved_model(model, base: Path, images, labels, keras: verify.Result,
         result.path = f"{base}/(new version)"
         return result
     result.path = str(publish_version(partial, base))
+    serving_files.write_configs(base)  # TF Serving (issue 14): models/batching/monitoring.config, compose
     return result
 
 
