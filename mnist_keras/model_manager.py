@@ -89,7 +89,7 @@ def load_version(name: str, version: int, path: Path, warmup: bool = True,
                 raise ValueError(f"warmup request has inputs {sorted(unknown)}; the signature takes images")
             loaded.call(tf.make_ndarray(request.inputs["images"]))
     if make_batcher is not None:
-        loaded.batcher = make_batcher(loaded.call)
+        loaded.batcher = make_batcher(loaded)
     return loaded
 
 
@@ -162,10 +162,11 @@ class ModelManager:
     def _load(self, version: int, path: Path) -> None:
         self._status[version] = VersionStatus(version, LOADING)
         started = time.perf_counter()
+        fingerprint = _fingerprint(path)  # before loading: a copy finishing meanwhile is retried
         try:
             loaded = load_version(self.name, version, path, self.warmup, self.make_batcher)
         except Exception as e:  # any failure: report it, keep serving the others
-            self._failed[version] = _fingerprint(path)
+            self._failed[version] = fingerprint
             message = f"{path}: {first_line(e)}"
             self._status[version] = VersionStatus(version, END, "UNKNOWN", message)
             self.log(f"Version {version} of {self.name} failed to load: {message}")
