@@ -126,15 +126,14 @@ class ModelManager:
 
     def statuses(self, name: str, version: int | str | None = None) -> list[VersionStatus]:
         """Every version's state, newest first, or one version's; NotFound if none."""
-        if name != self.name:
-            raise NotFound(f"Could not find any versions of model {name}")
+        detail = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
         status = dict(self._status)
+        if name != self.name or not status:
+            raise NotFound(f"Servable not found for request: {detail}")
         if version is not None:
             if not str(version).isdigit() or int(version) not in status:
-                raise NotFound(f"Could not find version {version} of model {name}")
+                raise NotFound(f"Servable not found for request: {detail}")
             return [status[int(version)]]
-        if not status:
-            raise NotFound(f"Could not find any versions of model {name}")
         return [status[v] for v in sorted(status, reverse=True)]
 
     # --- Polling -----------------------------------------------------------------------

@@ -33,8 +33,9 @@ def start_server(*args: str, cwd: Path) -> tuple[subprocess.Popen, int]:
         [sys.executable, "-m", "mnist_keras.serve", "--port=0", f"--rest_api_port={free_port()}", *args], cwd=cwd,
         env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = process.stdout.readline()
-    match = re.search(r"at http://127\.0\.0\.1:(\d+)/", line)
+    lines = [process.stdout.readline() for _ in range(2)]  # "Serving version 1 ... loaded", then where
+    match = re.search(r"at http://127\.0\.0\.1:(\d+)/", lines[-1])
+    line = "".join(lines)
     if not match:
         process.kill()
         raise AssertionError(f"server did not start: {line!r}")
