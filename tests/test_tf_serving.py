@@ -258,6 +258,19 @@ def test_a_new_version_goes_live_under_load_and_a_broken_one_is_reported(tf_serv
     assert stub.Predict(request(scaled(mnist, 1)), timeout=30).model_spec.version.value == 2
 
 
+def test_load_script_speaks_grpc(tf_server):
+    port = tf_server["channel"]._channel.target().decode().rsplit(":", 1)[1]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "load.py"), f"--grpc=127.0.0.1:{port}",
+         "--requests=40", "--clients=1,4", "--warmup=5"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if re.match(r"\s+\d+\s+40\s", line)]
+    assert [row[0] for row in rows] == ["1", "4"]
+    for row in rows:
+        assert row[2] == "0" and float(row[3]) > 0 and 0 < float(row[4]) <= float(row[5])
+
+
 # --- Flags ----------------------------------------------------------------------------------
 
 def test_unsupported_and_conflicting_flags_are_one_line(tmp_path, exported):
