@@ -18,7 +18,6 @@ Errors come back as TF Serving gives them: HTTP 400 or 404 with {"error": "..."}
 
 
 import contextlib
-import gc
 import json
 import re
 import socket
@@ -331,11 +330,9 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> None:
     del argv  # unused
-    import uvicorn
+    from mnist_keras import batching, model_manager, model_server, serving_metrics
 
-    from mnist_keras import batching, grpc_service, model_manager, serving_metrics
-
-    refused = [name for name in UNSUPPORTED_FLAGS if FLAGS[name].present]
+    refused = [name for name in model_server.UNSUPPORTED_FLAGS if FLAGS[name].present]
     if refused:
         raise InputError(f"--{refused[0]}: a tensorflow_model_server flag this server does not support "
                          "(see docs/serving.md)")
@@ -346,66 +343,16 @@ def main(argv: list[str]) -> None:
     else:
         name, base, specific, latest = FLAGS.model_name, Path(FLAGS.model_base_path), None, 1
         latest_version(base)  # fail fast, before TensorFlow loads
-    parameters = (batching.read_batching_parameters(
-        Path(FLAGS.batching_parameters_file) if FLAGS.batching_parameters_file else None)
-        if FLAGS.enable_batching else None)
-    metrics_path = serving_metrics.read_monitoring_path(
-        Path(FLAGS.monitoring_config_file) if FLAGS.monitoring_config_file else None)
-    metrics = serving_metrics.Metrics()
+    options = model_server.ServerOptions(
+        name, base, specific, latest, FLAGS.host, FLAGS.port, FLAGS.file_system_poll_wait_seconds,
+        FLAGS.enable_model_warmup,
+        batching.read_batching_parameters(Path(FLAGS.batching_parameters_file) if FLAGS.batching_parameters_file
+                                          else None) if FLAGS.enable_batching else None,
+        serving_metrics.read_monitoring_path(Path(FLAGS.monitoring_config_file) if FLAGS.monitoring_config_file
+                                             else None),
+        FLAGS.max_instances, FLAGS.max_body_mb * 1024 * 1024, FLAGS.grpc_max_threads, FLAGS.access_log)
     sock = bind(FLAGS.host, FLAGS.rest_api_port) if FLAGS.rest_api_port else None  # 0: no REST, as TF Serving
-
-    def make_batcher(loaded: model_manager.LoadedVersion):
-        if not parameters:
-            return None
-        sizes = metrics.batch_size.labels(loaded.name, str(loaded.version))
-
-        def run(images: np.ndarray) -> dict[str, np.ndarray]:
-            sizes.observe(len(images))
-            return loaded.call(images)
-        return batching.Batcher(run, parameters)
-
-    manager = model_manager.ModelManager(
-        name, base, specific, latest, FLAGS.file_system_poll_wait_seconds, FLAGS.enable_model_warmup,
-        make_batcher, log=lambda line: print(line, flush=True))
-    manager.start()
-    server, grpc_port = grpc_service.start_grpc_server(manager, FLAGS.host, FLAGS.port, metrics,
-                                                       FLAGS.max_instances, FLAGS.grpc_max_threads)
-    serving = manager.resolve(name)
-    where = f"gRPC at {FLAGS.host}:{grpc_port}"
-    if sock is not None:
-        host, port = sock.getsockname()[:2]
-        where += (f"; at http://{host}:{port}/ (draw a digit there); "
-                  f"REST: POST http://{host}:{port}/v1/models/{name}:predict")
-    print(f"Serving {name} version {serving.version} ({serving.path}); {where}", flush=True)
-    # Loading TensorFlow leaves ~300,000 Python objects; each full garbage collection walked
-    # them all, stalling every request in flight for ~115 ms (p99 at 8 clients: 140 ms, 20
-    # ms once they are frozen out of the collector's reach).
-    gc.collect()
-    gc.freeze()
-    try:
-        if sock is None:
-            server.wait_for_termination()
-        else:
-            app = create_app(manager, FLAGS.max_body_mb * 1024 * 1024, FLAGS.max_instances, metrics, metrics_path)
-            config = uvicorn.Config(app, log_level="warning", access_log=FLAGS.access_log)
-            uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        server.stop(grace=2)
-        manager.stop()
-
-
-# tensorflow_model_server flags this server refuses in one line rather than ignoring.
-UNSUPPORTED_FLAGS = (
-    "grpc_socket_path", "grpc_channel_arguments", "rest_api_num_threads", "rest_api_timeout_in_ms",
-    "rest_api_enable_cors_support", "ssl_config_file", "platform_config_file", "model_config_file_poll_wait_seconds",
-    "num_load_threads", "num_unload_threads", "max_num_load_retries", "load_retry_interval_micros",
-    "flush_filesystem_caches", "tensorflow_session_parallelism", "tensorflow_intra_op_parallelism",
-    "tensorflow_inter_op_parallelism", "per_process_gpu_memory_fraction", "saved_model_tags",
-    "num_request_iterations_for_warmup", "enable_signature_method_name_check", "xla_cpu_compilation_enabled",
-    "enable_profiler", "allow_version_labels_for_unavailable_models", "response_tensor_encoding",
-    "use_tflite_model", "prefer_tflite_model", "remove_unused_fields_from_bundle_metagraph",
-    "batching_parameters_file_poll_wait_seconds", "model_name_for_warmup",
-)
+    model_server.run_model_server(options, sock)
 
 
 def define_flags() -> None:
@@ -427,6 +374,8 @@ def define_flags() -> None:
                         "the Prometheus metrics path.")
     flags.DEFINE_bool("enable_model_warmup", True, "Replay assets.extra/tf_serving_warmup_requests on load.")
     flags.DEFINE_integer("grpc_max_threads", 16, "Threads answering gRPC requests.", lower_bound=1)
+    from mnist_keras.model_server import UNSUPPORTED_FLAGS
+
     for name in UNSUPPORTED_FLAGS:
         flags.DEFINE_string(name, None, "tensorflow_model_server flag; not supported here (an error).")
     flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: every interface).")

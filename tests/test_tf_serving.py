@@ -249,12 +249,13 @@ def test_a_new_version_goes_live_under_load_and_a_broken_one_is_reported(tf_serv
     (base / "3").mkdir()
     (base / "3" / "saved_model.pb").write_bytes(b"not a SavedModel")
     connection = http.client.HTTPConnection("127.0.0.1", tf_server["rest"], timeout=30)
+    reported = re.compile(r'"version":"3","state":"END","status":\{"error_code":"UNKNOWN","error_message":"[^"]+3')
     deadline, body = time.monotonic() + 20, ""
-    while time.monotonic() < deadline and '"3"' not in body:
+    while time.monotonic() < deadline and not reported.search(body):
         time.sleep(0.3)
         connection.request("GET", "/v1/models/mnist")
         body = connection.getresponse().read().decode()
-    assert re.search(r'"version":"3","state":"END","status":\{"error_code":"UNKNOWN","error_message":"[^"]+3', body)
+    assert reported.search(body), body
     assert stub.Predict(request(scaled(mnist, 1)), timeout=30).model_spec.version.value == 2
 
 
