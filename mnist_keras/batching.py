@@ -66,6 +66,7 @@ class Batcher:
         self._queue: queue.Queue = queue.Queue()
         self._pending = threading.Semaphore(parameters.max_enqueued_batches * parameters.max_batch_size)
         self._closed = False
+        self._lock = threading.Lock()  # close() and enqueueing: nothing lands behind the stop mark
         self._threads = [threading.Thread(target=self._work, name=f"batch-{i}", daemon=True)
                          for i in range(parameters.num_batch_threads)]
         for thread in self._threads:
@@ -73,14 +74,18 @@ class Batcher:
 
     def submit(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Blocks until the batch holding these images has run; its share of the outputs."""
-        if self._closed:
-            return self.run(images)  # an unloading version finishes what it was given
         if len(images) > self.parameters.max_batch_size:
             return self.run(images)  # too big to share a batch: runs alone
         if not self._pending.acquire(blocking=False):
             raise QueueFull("The batch scheduling queue to which this task was submitted is full")
         future: Future = Future()
-        self._queue.put((images, future))
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._queue.put((images, future))
+        if closed:  # an unloading version finishes what it is given
+            self._pending.release()
+            return self.run(images)
         try:
             return future.result()
         finally:
@@ -92,6 +97,7 @@ class Batcher:
         while True:
             first = self._queue.get()
             if first is None:
+                self._queue.put(None)  # for the other threads
                 return
             batch, size = [first], len(first[0])
             deadline = time.perf_counter() + timeout
@@ -130,5 +136,7 @@ class Batcher:
             start = end
 
     def close(self) -> None:
-        self._closed = True
-        self._queue.put(None)
+        """Requests already queued still run; later ones run unbatched."""
+        with self._lock:
+            self._closed = True
+            self._queue.put(None)

@@ -18,10 +18,13 @@ from mnist_keras import evaluate, export, litert, train, verify
 
 TFLITE = list(export.TFLITE_FORMATS)
 
+# What export writes beside the versions for TF Serving (tests/test_tf_serving.py reads them).
+TF_SERVING_FILES = ["batching.config", "compose.yaml", "models.config", "monitoring.config"]
+
 
 def test_export_writes_every_artifact_and_prints_the_table(exported):
     result, out, _ = exported
-    assert sorted(p.name for p in (out / "serving").iterdir()) == ["1"]
+    assert sorted(p.name for p in (out / "serving").iterdir()) == ["1", *TF_SERVING_FILES]
     assert (out / "serving" / "1" / "saved_model.pb").is_file()
     names = {p.name for p in (out / "export").iterdir()}
     for fmt in TFLITE:
@@ -77,7 +80,7 @@ def test_each_export_adds_a_version_and_keeps_the_older_ones(trained, tmp_path):
                         f"--serving_dir={serving}", f"--export_dir={tmp_path / 'export'}",
                         "--formats=savedmodel", "--test_examples=500", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in serving.iterdir()) == ["7", "8", "notes"]
+    assert sorted(p.name for p in serving.iterdir()) == ["7", "8", *TF_SERVING_FILES, "notes"]
     assert (serving / "7" / "marker").read_text() == "an older version"
     assert (serving / "8" / "saved_model.pb").is_file()
     assert not list((tmp_path / "export").glob("*.tflite"))
@@ -195,7 +198,7 @@ def test_a_killed_export_leaves_nothing_half_written(trained, tmp_path):
 
     result = run_module("mnist_keras.export", *args, "--formats=savedmodel", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in serving.iterdir()) == ["1"]  # the leftover is cleaned up
+    assert sorted(p.name for p in serving.iterdir()) == ["1", *TF_SERVING_FILES]  # the leftover is cleaned up
 
 
 def _corrupt(path: Path, source: Path, how: str) -> None:

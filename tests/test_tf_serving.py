@@ -303,3 +303,31 @@ def test_specific_version_policy_serves_the_named_version(exported, tmp_path):
     assert manager.resolve("mnist").version == 1
     # export's own models.config names the container path; beside its versions it finds them.
     assert read_model_config(base / "models.config")[1] == base
+
+
+def test_batcher_groups_requests_and_splits_answers_back(exported, mnist):
+    from mnist_keras.batching import Batcher, BatchingParameters
+    from mnist_keras.model_manager import load_version
+
+    loaded = load_version("mnist", 1, exported[1] / "serving" / "1")
+    sizes: list[int] = []
+
+    def run(images: np.ndarray) -> dict:
+        sizes.append(len(images))
+        return loaded.call(images)
+
+    batcher = Batcher(run, BatchingParameters(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1))
+    answers: dict = {}
+    threads = [threading.Thread(target=lambda i=i: answers.__setitem__(i, batcher.submit(scaled(mnist, 1, i))))
+               for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    expected = loaded.call(scaled(mnist, 8))
+    for i in range(8):
+        np.testing.assert_allclose(answers[i]["probabilities"], expected["probabilities"][i:i + 1], atol=1e-6)
+    assert max(sizes) > 1 and sum(sizes) == 8
+    batcher.close()
+    after = batcher.submit(scaled(mnist, 2))  # a closed (unloading) batcher still answers, unbatched
+    np.testing.assert_array_equal(after["classes"], expected["classes"][:2])
