@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli, inference, verify
+from mnist_keras import cli, inference, serving_files, verify
 from mnist_keras.data import NUM_CLASSES, Data
 from mnist_keras.errors import InputError
 from mnist_keras.export_folders import check_folder, partial_path, prepare_folder, publish_version
@@ -59,6 +59,7 @@ def export_saved_model(model: Any, base: Path, images: np.ndarray, labels: np.nd
     partial = partial_path(base, "savedmodel", is_dir=True)
     try:
         write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax)
+        serving_files.write_warmup(partial, images[:32])  # TF Serving (issue 14): replayed on load
         result = verify.judge(verify.measure("SavedModel", partial, images, labels, reference),
                               keras, quantized=False, max_drop=0)
     except BaseException:
@@ -69,6 +70,7 @@ def export_saved_model(model: Any, base: Path, images: np.ndarray, labels: np.nd
         result.path = f"{base}/(new version)"
         return result
     result.path = str(publish_version(partial, base))
+    serving_files.write_configs(base)  # TF Serving (issue 14): models/batching/monitoring.config, compose
     return result
 
 

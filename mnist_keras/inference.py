@@ -153,3 +153,16 @@ def load_classifier(path: str | Path) -> Classifier:
         return lambda images: as_probabilities(np.asarray(model.predict_on_batch(scale_images(images))))
     interpreter = litert.load(path)
     return lambda images: litert.predict(interpreter, images)
+
+
+def signature_metadata(path: str | Path) -> dict:
+    """A SavedModel's signature_defs in TF Serving's JSON form, read from saved_model.pb."""
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    signatures = proto.meta_graphs[0].signature_def
+    return {"signature_def": {name: json_format.MessageToDict(signatures[name],
+                                                               preserving_proto_field_name=True)
+                              for name in signatures}}

@@ -1,10 +1,11 @@
-"""An HTTP server that speaks TF Serving's REST API, plus a page to draw digits on.
+"""A server that speaks TF Serving's REST and gRPC APIs, plus a page to draw digits on.
 
-    python -m mnist_keras.serve [--model_base_path saved_models/mnist] [--port 8501]
+    python -m mnist_keras.serve [--model_base_path saved_models/mnist] [--port 8500] [--rest_api_port 8501]
 
-It serves the newest version in --model_base_path (what python -m mnist_keras.export
-writes), as `tensorflow_model_server --rest_api_port=8501 --model_name=mnist` would, so a
-client written for one works against the other:
+It takes tensorflow_model_server's flags and serves --model_base_path (what python -m
+mnist_keras.export writes) as TF Serving does: gRPC on --port, REST on --rest_api_port,
+new versions picked up while serving (model_manager), so a client or command line written
+for one works with the other:
 
     GET  /v1/models/mnist                        version status
     GET  /v1/models/mnist/metadata               the serving_default signature
@@ -16,7 +17,7 @@ Errors come back as TF Serving gives them: HTTP 400 or 404 with {"error": "..."}
 """
 
 
-import gc
+import contextlib
 import json
 import re
 import socket
@@ -28,9 +29,11 @@ from typing import Any
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli, inference
+from mnist_keras import cli
+from mnist_keras.batching import QueueFull
 from mnist_keras.data import IMAGE_SHAPE, scale_images
 from mnist_keras.errors import InputError
+from mnist_keras.model_manager import NotFound
 
 BOOLEAN = re.compile(rb"\b(?:true|false)\b")
 MAX_INSTANCES = 1024  # per request; about 5 MB of JSON at 28x28x1 floats each
@@ -57,44 +60,6 @@ def latest_version(base: Path) -> tuple[int, Path]:
         raise InputError(f"{base}: no SavedModel versions (folders named 1, 2, ...); "
                          "run python -m mnist_keras.export first")
     return numbered[-1]
-
-
-class Servable:
-    """One loaded SavedModel version: its signature, callable from many threads."""
-
-    def __init__(self, name: str, base: Path):
-        self.name = name
-        self.version, self.path = latest_version(base)
-        self.signature = inference.load_saved_model(self.path)
-        self.metadata = _signature_metadata(self.path)
-
-    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """The signature's outputs for float32 images [N, 28, 28, 1] in [0, 1]."""
-        import tensorflow as tf
-
-        outputs = self.signature(images=tf.constant(images, tf.float32))
-        return {name: value.numpy() for name, value in outputs.items()}
-
-    def check_target(self, name: str, version: str | None) -> None:
-        """A RequestError (404) unless the request names this model and its version."""
-        if name != self.name:
-            detail = f"Specific({name}, {version})" if version else f"Latest({name})"
-            raise RequestError(f"Servable not found for request: {detail}", 404)
-        if version is not None and not (version.isdigit() and int(version) == self.version):
-            raise RequestError(f"Servable not found for request: Specific({name}, {version})", 404)
-
-
-def _signature_metadata(path: Path) -> dict:
-    """The signature_def in TF Serving's JSON form, read from saved_model.pb."""
-    from google.protobuf import json_format
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel()
-    proto.ParseFromString((path / "saved_model.pb").read_bytes())
-    signatures = proto.meta_graphs[0].signature_def
-    return {"signature_def": {name: json_format.MessageToDict(signatures[name],
-                                                               preserving_proto_field_name=True)
-                              for name in signatures}}
 
 
 # --- TF Serving's REST request and response formats ------------------------------------
@@ -179,9 +144,12 @@ def format_predict(outputs: dict[str, np.ndarray], row: bool) -> dict:
 
 # --- The web application ------------------------------------------------------------------
 
-def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
-               max_instances: int = MAX_INSTANCES) -> Any:
-    """The FastAPI application: TF Serving's REST routes, the drawing page and /draw."""
+def create_app(servable: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances: int = MAX_INSTANCES,
+               metrics: Any = None, metrics_path: str | None = None) -> Any:
+    """The FastAPI application: TF Serving's REST routes, the drawing page and /draw.
+
+    servable: a model_manager.ModelManager (its versions, switched live).
+    """
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
@@ -193,6 +161,14 @@ def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
     @app.exception_handler(RequestError)
     async def request_error(request: Request, error: RequestError):
         return JSONResponse({"error": str(error)}, status_code=error.status)
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, error: NotFound):
+        return JSONResponse({"error": str(error)}, status_code=404)
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, error: QueueFull):
+        return JSONResponse({"error": str(error)}, status_code=503)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):  # unknown routes, methods
@@ -218,26 +194,25 @@ def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
                 raise RequestError(f"request body is over the {max_body_bytes}-byte limit")
         return bytes(body)
 
-    def status() -> dict:
+    def status(name: str, version: str | None) -> dict:
         return {"model_version_status": [{
-            "version": str(servable.version), "state": "AVAILABLE",
-            "status": {"error_code": "OK", "error_message": ""}}]}
+            "version": str(s.version), "state": s.state,
+            "status": {"error_code": s.error_code, "error_message": s.error_message}}
+            for s in servable.statuses(name, version)]}
 
     @app.get("/v1/models/{name}")
     async def model_status(name: str):
-        servable.check_target(name, None)
-        return status()
+        return status(name, None)
 
     @app.get("/v1/models/{name}/versions/{version}")
     async def version_status(name: str, version: str):
-        servable.check_target(name, version)
-        return status()
+        return status(name, version)
 
     def metadata(name: str, version: str | None) -> dict:
-        servable.check_target(name, version)
-        return {"model_spec": {"name": servable.name, "signature_name": "",
-                               "version": str(servable.version)},
-                "metadata": {"signature_def": servable.metadata}}
+        loaded = servable.resolve(name, version)
+        return {"model_spec": {"name": loaded.name, "signature_name": "",
+                               "version": str(loaded.version)},
+                "metadata": {"signature_def": loaded.metadata}}
 
     @app.get("/v1/models/{name}/metadata")
     async def model_metadata(name: str):
@@ -248,12 +223,13 @@ def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
         return metadata(name, version)
 
     async def predict(request: Request, name: str, version: str | None):
-        servable.check_target(name, version)
+        loaded = servable.resolve(name, version)
         body = await read_body(request)
 
         def work() -> dict:
-            images, row = parse_predict(body, max_instances)
-            return format_predict(servable.run(images), row)
+            with metrics.observe(loaded.name, loaded.version, "rest") if metrics else contextlib.nullcontext():
+                images, row = parse_predict(body, max_instances)
+                return format_predict(loaded.run(images), row)
         return await run_in_threadpool(work)
 
     @app.post("/v1/models/{name}:predict")
@@ -281,11 +257,19 @@ def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
                     image = preprocess(body, "image")
             except InputError as e:
                 raise RequestError(str(e)) from None
-            outputs = servable.run(scale_images(image[None]))
+            outputs = servable.resolve(servable.name).run(scale_images(image[None]))
             return {"digit": int(outputs["classes"][0]),
                     "probabilities": outputs["probabilities"][0].tolist(),
                     "image": image.tolist()}
         return await run_in_threadpool(work)
+
+    if metrics is not None and metrics_path:
+        from fastapi.responses import Response
+
+        @app.get(metrics_path)
+        async def prometheus_metrics():
+            body, content_type = metrics.exposition()
+            return Response(body, media_type=content_type)
 
     return app
 
@@ -312,33 +296,55 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> None:
     del argv  # unused
-    import uvicorn
+    from mnist_keras import batching, model_manager, model_server, serving_metrics
 
-    base = Path(FLAGS.model_base_path)
-    latest_version(base)  # fail fast, before TensorFlow loads
-    sock = bind(FLAGS.host, FLAGS.port)
-    servable = Servable(FLAGS.model_name, base)
-    app = create_app(servable, FLAGS.max_body_mb * 1024 * 1024, FLAGS.max_instances)
-    host, port = sock.getsockname()[:2]
-    print(f"Serving {servable.name} version {servable.version} ({servable.path}) "
-          f"at http://{host}:{port}/ (draw a digit there); "
-          f"REST: POST http://{host}:{port}/v1/models/{servable.name}:predict", flush=True)
-    # Loading TensorFlow leaves ~300,000 Python objects; each full garbage collection walked
-    # them all, stalling every request in flight for ~115 ms (p99 at 8 clients: 140 ms, 20
-    # ms once they are frozen out of the collector's reach).
-    gc.collect()
-    gc.freeze()
-    config = uvicorn.Config(app, log_level="warning", access_log=FLAGS.access_log)
-    uvicorn.Server(config).run(sockets=[sock])
+    refused = [name for name in model_server.UNSUPPORTED_FLAGS if FLAGS[name].present]
+    if refused:
+        raise InputError(f"--{refused[0]}: a tensorflow_model_server flag this server does not support "
+                         "(see docs/serving.md)")
+    if FLAGS.model_config_file:
+        if FLAGS["model_base_path"].present:
+            raise InputError("--model_config_file and --model_base_path: give one, not both")
+        name, base, specific, latest = model_manager.read_model_config(Path(FLAGS.model_config_file))
+    else:
+        name, base, specific, latest = FLAGS.model_name, Path(FLAGS.model_base_path), None, 1
+        latest_version(base)  # fail fast, before TensorFlow loads
+    options = model_server.ServerOptions(
+        name, base, specific, latest, FLAGS.host, FLAGS.port, FLAGS.file_system_poll_wait_seconds,
+        FLAGS.enable_model_warmup,
+        batching.read_batching_parameters(Path(FLAGS.batching_parameters_file) if FLAGS.batching_parameters_file
+                                          else None) if FLAGS.enable_batching else None,
+        serving_metrics.read_monitoring_path(Path(FLAGS.monitoring_config_file) if FLAGS.monitoring_config_file
+                                             else None),
+        FLAGS.max_instances, FLAGS.max_body_mb * 1024 * 1024, FLAGS.grpc_max_threads, FLAGS.access_log)
+    sock = bind(FLAGS.host, FLAGS.rest_api_port) if FLAGS.rest_api_port else None  # 0: no REST, as TF Serving
+    model_server.run_model_server(options, sock)
 
 
 def define_flags() -> None:
+    """tensorflow_model_server's flags (same names, defaults and meaning), then this server's own."""
+    flags.DEFINE_integer("port", 8500, "gRPC port (TF Serving's 8500; 0: any free port).",
+                         lower_bound=0, upper_bound=65535)
+    flags.DEFINE_integer("rest_api_port", 8501, "REST and drawing-page port (TF Serving's 8501; 0: no REST).",
+                         lower_bound=0, upper_bound=65535)
     flags.DEFINE_string("model_base_path", "saved_models/mnist",
                         "Folder of SavedModel versions (1, 2, ...); the newest is served.")
-    flags.DEFINE_string("model_name", "mnist", "The name in /v1/models/<name>.")
+    flags.DEFINE_string("model_name", "mnist", "The name in /v1/models/<name> and gRPC's model_spec.")
+    flags.DEFINE_string("model_config_file", "", "A models.config (ModelServerConfig text): name, base "
+                        "path, version policy; instead of --model_name/--model_base_path.")
+    flags.DEFINE_float("file_system_poll_wait_seconds", 1, "Seconds between looks for new versions "
+                       "(0: look once, at start).", lower_bound=0)
+    flags.DEFINE_bool("enable_batching", False, "Group concurrent requests into one signature call.")
+    flags.DEFINE_string("batching_parameters_file", "", "BatchingParameters text (batching.config).")
+    flags.DEFINE_string("monitoring_config_file", "", "MonitoringConfig text (monitoring.config): "
+                        "the Prometheus metrics path.")
+    flags.DEFINE_bool("enable_model_warmup", True, "Replay assets.extra/tf_serving_warmup_requests on load.")
+    flags.DEFINE_integer("grpc_max_threads", 16, "Threads answering gRPC requests.", lower_bound=1)
+    from mnist_keras.model_server import UNSUPPORTED_FLAGS
+
+    for name in UNSUPPORTED_FLAGS:
+        flags.DEFINE_string(name, None, "tensorflow_model_server flag; not supported here (an error).")
     flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
-    flags.DEFINE_integer("port", 8501, "Port (8501 is TF Serving's REST port; 0: any free port).",
-                         lower_bound=0, upper_bound=65535)
     flags.DEFINE_integer("max_instances", MAX_INSTANCES, "Most images in one request.",
                          lower_bound=1)
     flags.DEFINE_integer("max_body_mb", MAX_BODY_BYTES // (1024 * 1024),

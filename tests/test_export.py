@@ -21,6 +21,9 @@ from mnist_keras.files import sha256_file
 
 TFLITE = list(export.TFLITE_FORMATS)
 
+# What export writes beside the versions for TF Serving (tests/test_tf_serving.py reads them).
+TF_SERVING_FILES = ["batching.config", "compose.yaml", "models.config", "monitoring.config"]
+
 
 @pytest.fixture(scope="module")
 def small_test_set():
@@ -29,7 +32,7 @@ def small_test_set():
 
 def test_export_writes_every_artifact_and_prints_the_table(exported):
     summary, out, _ = exported
-    assert sorted(p.name for p in (out / "serving").iterdir()) == ["1"]
+    assert sorted(p.name for p in (out / "serving").iterdir()) == ["1", *TF_SERVING_FILES]
     assert (out / "serving" / "1" / "saved_model.pb").is_file()
     names = {p.name for p in (out / "export").iterdir()}
     for fmt in TFLITE:
@@ -87,7 +90,7 @@ def test_each_export_adds_a_version_and_keeps_the_older_ones(trained, tmp_path, 
     summary = export.export_model(workdir / train.MODEL_FILE, serving, tmp_path / "export", small_test_set,
                                   formats=["savedmodel"])
     assert summary.written == [serving / "8"] and not summary.failed
-    assert sorted(p.name for p in serving.iterdir()) == ["7", "8", "notes"]
+    assert sorted(p.name for p in serving.iterdir()) == ["7", "8", *TF_SERVING_FILES, "notes"]
     assert (serving / "7" / "marker").read_text() == "an older version"
     assert (serving / "8" / "saved_model.pb").is_file()
     assert not list((tmp_path / "export").glob("*.tflite"))
@@ -221,7 +224,7 @@ def test_a_killed_export_leaves_nothing_half_written(trained, tmp_path):
     summary = export.export_model(workdir / train.MODEL_FILE, serving, out, data.take(data.load(), test_examples=500),
                                   formats=["savedmodel"])
     assert not summary.failed
-    assert sorted(p.name for p in serving.iterdir()) == ["1"]  # the leftover is cleaned up
+    assert sorted(p.name for p in serving.iterdir()) == ["1", *TF_SERVING_FILES]  # the leftover is cleaned up
 
 
 def _corrupt(path: Path, source: Path, how: str) -> None:

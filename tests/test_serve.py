@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -21,14 +22,22 @@ from mnist_keras.data import scale_images
 MAX_INSTANCES = 8
 
 
+def free_port() -> int:
+    """A port free now (REST's 0 means "no REST", as in TF Serving)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def start_server(*args: str, cwd: Path) -> tuple[subprocess.Popen, int]:
-    """`python -m mnist_keras.serve --port 0 ...`; returns once it listens, with its port."""
+    """`python -m mnist_keras.serve --port 0 --rest_api_port P ...`; returns once it listens, with P."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_keras.serve", "--port=0", *args], cwd=cwd,
+        [sys.executable, "-m", "mnist_keras.serve", "--port=0", f"--rest_api_port={free_port()}", *args], cwd=cwd,
         env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = process.stdout.readline()
-    match = re.search(r"at http://127\.0\.0\.1:(\d+)/", line)
+    lines = [process.stdout.readline() for _ in range(2)]  # "Serving version 1 ... loaded", then where
+    match = re.search(r"at http://127\.0\.0\.1:(\d+)/", lines[-1])
+    line = "".join(lines)
     if not match:
         process.kill()
         raise AssertionError(f"server did not start: {line!r}")
@@ -186,7 +195,7 @@ def test_serve_bad_arguments(tmp_path, server):
     assert_one_line_error(result, "no SavedModel versions")
     (tmp_path / "empty" / "1").mkdir()
     result = run_module("mnist_keras.serve", f"--model_base_path={tmp_path / 'empty'}",
-                        f"--port={server}", cwd=tmp_path)
+                        f"--rest_api_port={server}", cwd=tmp_path)
     assert_one_line_error(result, f"127.0.0.1:{server}: cannot listen")
 
 
