@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli, litert, verify
+from mnist_keras import cli, litert, verify, web_export
 from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
 from mnist_keras.errors import InputError
 
@@ -330,11 +330,15 @@ def main(argv: list[str]) -> None:
         cli.write_atomic(export_dir / "labels.txt", "".join(f"{c}\n" for c in range(NUM_CLASSES)))
         summary = {**provenance, "artifacts": [r.as_dict() for r in results]}
         cli.write_atomic(export_dir / "export.json", json.dumps(summary, indent=2) + "\n")
+        # The static page that runs the .tflite in a browser (mnist_keras/web_export.py).
+        web_problem = web_export.export_web(export_dir, Path(FLAGS.web_runtime) if FLAGS.web_runtime else None)
     print()
     print(format_summary(results))
     failed = [r for r in results if r.passed is False]
     if failed:
         raise InputError("; ".join(verify.failure_message(r, keras) + ", not kept" for r in failed))
+    if tflite_formats and web_problem:
+        raise InputError(web_problem)
 
 
 def format_summary(results: list[verify.Result]) -> str:
@@ -357,6 +361,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("calibration_examples", 1000,
                          "Training images that calibrate the full-integer model's ranges.",
                          lower_bound=1)
+    web_export.define_flags()
     cli.define_data_flags()
     flags.adopt_module_key_flags(cli)
 

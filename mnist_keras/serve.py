@@ -10,6 +10,7 @@ client written for one works against the other:
     GET  /v1/models/mnist/metadata               the serving_default signature
     POST /v1/models/mnist[/versions/N]:predict   {"instances": [...]} or {"inputs": ...}
     GET  /                                       draw a digit, watch the prediction
+    GET  /web/                                   the same page run in the browser (export/web/)
     POST /draw                                   image bytes -> digit (the page uses it)
 
 Errors come back as TF Serving gives them: HTTP 400 or 404 with {"error": "..."}.
@@ -179,7 +180,7 @@ def format_predict(outputs: dict[str, np.ndarray], row: bool) -> dict:
 # --- The web application ------------------------------------------------------------------
 
 def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
-               max_instances: int = MAX_INSTANCES):
+               max_instances: int = MAX_INSTANCES, web_dir: Path | None = None):
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
@@ -285,7 +286,23 @@ def create_app(servable: Servable, max_body_bytes: int = MAX_BODY_BYTES,
                     "image": image.tolist()}
         return await run_in_threadpool(work)
 
+    if web_dir is not None:  # the static page of export/web/ (mnist_keras/web_export.py)
+        mount_web(app, web_dir)
     return app
+
+
+def mount_web(app, web_dir: Path) -> None:
+    """Serves export/web/ at /web/; until export has written it, /web/ says how to get it."""
+    from fastapi.responses import JSONResponse, RedirectResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app.add_api_route("/web", lambda: RedirectResponse("/web/"), include_in_schema=False)
+    if (web_dir / "index.html").is_file():
+        app.mount("/web/", StaticFiles(directory=web_dir, html=True), name="web")
+        return
+    message = f"{web_dir}/index.html: not found; run python -m mnist_keras.export (after npm ci --prefix web)"
+    app.add_api_route("/web/{path:path}", lambda path: JSONResponse({"error": message}, status_code=404),
+                      include_in_schema=False)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -316,11 +333,13 @@ def main(argv: list[str]) -> None:
     latest_version(base)  # fail fast, before TensorFlow loads
     sock = bind(FLAGS.host, FLAGS.port)
     servable = Servable(FLAGS.model_name, base)
-    app = create_app(servable, FLAGS.max_body_mb * 1024 * 1024, FLAGS.max_instances)
+    app = create_app(servable, FLAGS.max_body_mb * 1024 * 1024, FLAGS.max_instances,
+                     web_dir=Path(FLAGS.web_dir))
     host, port = sock.getsockname()[:2]
     print(f"Serving {servable.name} version {servable.version} ({servable.path}) "
           f"at http://{host}:{port}/ (draw a digit there); "
           f"REST: POST http://{host}:{port}/v1/models/{servable.name}:predict", flush=True)
+    print(f"In-browser page ({FLAGS.web_dir}): http://{host}:{port}/web/", flush=True)
     # Loading TensorFlow leaves ~300,000 Python objects; each full garbage collection walked
     # them all, stalling every request in flight for ~115 ms (p99 at 8 clients: 140 ms, 20
     # ms once they are frozen out of the collector's reach).
@@ -342,6 +361,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_body_mb", MAX_BODY_BYTES // (1024 * 1024),
                          "Largest request body, in MiB.", lower_bound=1)
     flags.DEFINE_bool("access_log", False, "Log every request.")
+    flags.DEFINE_string("web_dir", "export/web", "The static page export writes; served at /web/.")
 
 
 def cli_main() -> None:

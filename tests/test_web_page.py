@@ -1,0 +1,259 @@
+"""export/web/ in a real browser: headless Chromium on a plain static file server, offline.
+
+Every request to another origin is blocked and recorded; the model runs in the page with
+LiteRT.js, and its answers are checked against LiteRT's in Python on the same input.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_draw_page import ONE, SEVEN, ZERO, draw
+from test_serve import start_server
+
+from mnist_keras import web_export
+from mnist_keras.files import sha256_file
+from mnist_keras.preprocess import preprocess
+
+REQUIRED = bool(os.environ.get("MNIST_KERAS_REQUIRE_BROWSER"))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+RUNTIME = web_export.default_runtime()
+if not REQUIRED and not shutil.which("chromium"):
+    pytest.skip("Debian's chromium is not installed: apt-get install chromium", allow_module_level=True)
+if not REQUIRED and not (RUNTIME / web_export.RUNTIME_PACKAGE).is_dir():
+    pytest.skip(f"LiteRT.js is not installed: {web_export.SET_UP}", allow_module_level=True)
+from playwright import sync_api as playwright_api  # noqa: E402  (installed by .[dev])
+
+
+@pytest.fixture(scope="module")
+def int8_model(exported) -> Path:
+    _, out, _ = exported
+    return out / "export" / "mnist_int8.tflite"
+
+
+@pytest.fixture(scope="module")
+def web_folder(int8_model, tmp_path_factory) -> Path:
+    return web_export.write_web(tmp_path_factory.mktemp("site") / "web", int8_model, RUNTIME)
+
+
+@pytest.fixture(scope="module")
+def site(web_folder):
+    """A plain static file server on 127.0.0.1, as any static host would be."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(web_folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+class Offline:
+    """A browser page whose requests outside its own origin are aborted and recorded."""
+
+    def __init__(self, browser, url: str, init_script: str | None = None):
+        self.origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        self.foreign: list[str] = []
+        self.requests: list[str] = []
+        self.context = browser.new_context()
+        if init_script:
+            self.context.add_init_script(init_script)
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.goto(url)
+
+    def _route(self, route):
+        url = route.request.url
+        self.requests.append(url)
+        if url.startswith(("data:", "blob:")) or url.startswith(self.origin + "/"):
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def offline(browser, site):
+    session = Offline(browser, site)
+    session.page.evaluate("window.mnistWeb.ready")
+    yield session
+    assert session.foreign == [], f"requests left the page's origin: {session.foreign}"
+    session.close()
+
+
+def shown(page) -> tuple[str, list[float]]:
+    page.wait_for_function("document.getElementById('prediction').textContent !== ''")
+    page.wait_for_timeout(200)  # strokes made during an inference are read after it
+    digit = page.locator("#prediction").text_content()
+    probabilities = [float(bar.get_attribute("data-probability")) for bar in page.locator(".bar").all()]
+    return digit, probabilities
+
+
+def upload(page, path: Path) -> None:
+    page.evaluate("window.mnistWeb.stats.lastInput = null")
+    page.set_input_files("#upload", str(path))
+    page.wait_for_function("window.mnistWeb.stats.lastInput !== null"
+                           " || document.getElementById('status').textContent !== ''")
+
+
+def litert_probabilities(model: Path, inputs: np.ndarray) -> np.ndarray:
+    """LiteRT in Python on [N, 28, 28] uint8 inputs, dequantized as the page does."""
+    from mnist_keras import litert
+
+    interpreter = litert.load(model)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero = out["quantization"]
+    result = []
+    for image in inputs:
+        interpreter.set_tensor(inp["index"], image[None, ..., None].astype(inp["dtype"]))
+        interpreter.invoke()
+        result.append((interpreter.get_tensor(out["index"])[0].astype(np.float64) - zero) * scale)
+    return np.array(result)
+
+
+@pytest.mark.parametrize("digit, strokes", [("0", ZERO), ("1", ONE), ("7", SEVEN)])
+def test_drawn_digits_are_read_in_the_browser_with_no_other_origin(offline, digit, strokes):
+    draw(offline.page, strokes)
+    prediction, probabilities = shown(offline.page)
+    assert prediction == digit
+    assert abs(sum(probabilities) - 1) < 0.02 and max(probabilities) == probabilities[int(digit)]
+    assert offline.page.locator(".bar.best").get_attribute("data-digit") == digit
+    seen = offline.page.locator("#seen").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 == 0)")
+    assert np.count_nonzero(seen) > 20  # what the network saw is drawn
+    origin = offline.origin + "/"
+    assert any(r.endswith("/litert/wasm/litert_wasm_internal.wasm") for r in offline.requests)
+    assert all(r.startswith(origin) for r in offline.requests)
+    offline.page.click("#clear")
+    assert offline.page.locator("#prediction").text_content() == ""
+
+
+def test_probabilities_for_50_test_digits_match_litert_in_python(offline, mnist, int8_model, tmp_path):
+    """Each test digit uploaded as an image a person would have (dark ink on white paper)."""
+    pages, inputs, labels = [], [], []
+    for i in range(50):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(255 - mnist.x_test[i]).save(path)
+        upload(offline.page, path)
+        _, probabilities = shown(offline.page)
+        pages.append(probabilities)
+        inputs.append(offline.page.evaluate("window.mnistWeb.stats.lastInput"))
+        labels.append(int(mnist.y_test[i]))
+    pages, inputs = np.array(pages), np.array(inputs, np.uint8).reshape(-1, 28, 28)
+    # The runtime: LiteRT in Python on the very input the page gave the model (the exported
+    # file itself, not the page's batch-1 copy) says the same, to the output's quantum.
+    python = litert_probabilities(int8_model, inputs)
+    assert np.abs(pages - python).max() <= 1 / 256 + 1e-6
+    # The page's MNIST preprocessing (JavaScript) against preprocess.py on the same files.
+    reference = np.array([preprocess(tmp_path / f"digit{i}.png") for i in range(50)])
+    assert np.abs(inputs.astype(int) - reference).mean() < 12
+    same = (pages.argmax(1) == litert_probabilities(int8_model, reference).argmax(1)).mean()
+    assert same >= 0.94, same
+    assert (pages.argmax(1) == np.array(labels)).mean() >= 0.85
+
+
+def test_a_blank_picture_or_an_unreadable_file_shows_a_message_not_a_digit(offline, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "white").save(blank)
+    upload(offline.page, blank)
+    assert "No digit found" in offline.page.locator("#status").text_content()
+    assert offline.page.locator("#prediction").text_content() == ""
+    broken = tmp_path / "notes.png"
+    broken.write_text("not an image")
+    upload(offline.page, broken)
+    assert "notes.png: not an image file" in offline.page.locator("#status").text_content()
+    assert offline.page.locator("#prediction").text_content() == ""
+
+
+def test_a_browser_without_webassembly_simd_is_told_so(browser, site):
+    # Chromium cannot turn SIMD off any more; the page's check is what such a browser fails.
+    session = Offline(browser, site, init_script="WebAssembly.validate = () => false;")
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        draw(session.page, ONE)
+        assert "lacks WebAssembly SIMD" in session.page.locator("#status").text_content()
+        assert session.page.locator("#prediction").text_content() == ""
+        assert not any(r.endswith(".wasm") for r in session.requests)
+    finally:
+        session.close()
+
+
+def test_serve_shows_the_page_at_web(exported, web_folder, browser):
+    _, out, _ = exported
+    process, port = start_server(f"--model_base_path={out / 'serving'}", f"--web_dir={web_folder}", cwd=out)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request("GET", "/web/model.tflite")
+        response = connection.getresponse()
+        assert response.status == 200 and response.read() == (web_folder / "model.tflite").read_bytes()
+        session = Offline(browser, f"http://127.0.0.1:{port}/web/")
+        try:
+            session.page.evaluate("window.mnistWeb.ready")
+            draw(session.page, SEVEN)
+            assert shown(session.page)[0] == "7"
+            assert session.foreign == []
+        finally:
+            session.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_export_wrote_the_page_with_the_int8_model(exported):
+    """`python -m mnist_keras.export` (the fixture) builds export/web/ from what it exported."""
+    result, out, _ = exported
+    web = out / "export" / "web"
+    assert f"web page: {web}/" in result.stdout
+    description = (web / "model.json").read_text()
+    assert '"source": "mnist_int8.tflite"' in description
+    expected = web_export.checksums()
+    for source, target in web_export.RUNTIME_FILES.items():
+        assert sha256_file(web / target) == expected[source]
+
+
+def test_a_runtime_that_differs_from_the_checksums_is_refused(int8_model, tmp_path, capsys):
+    runtime = tmp_path / "node_modules"
+    shutil.copytree(RUNTIME / "@litertjs", runtime / "@litertjs")
+    (runtime / "@litertjs/core/dist/index.js").write_text("// something else\n")
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    shutil.copy(int8_model, export_dir)
+    problem = web_export.export_web(export_dir, runtime)
+    assert problem and "core/dist/index.js: SHA-256 differs" in problem
+    assert not (export_dir / "web").exists()  # nothing half-written
+    assert web_export.export_web(export_dir, tmp_path / "missing") is None  # not installed: a skip ...
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "not written" in line and web_export.SET_UP in line  # ... in one line saying how
+    assert not (export_dir / "web").exists()
+
+
+def test_the_page_model_has_batch_one_and_the_same_answers(int8_model, web_folder, mnist):
+    from mnist_keras import litert
+
+    interpreter = litert.load(web_folder / "model.tflite")
+    assert list(interpreter.get_input_details()[0]["shape_signature"]) == [1, 28, 28, 1]
+    images = mnist.x_test[:20]
+    assert np.array_equal(litert_probabilities(web_folder / "model.tflite", images),
+                          litert_probabilities(int8_model, images))
