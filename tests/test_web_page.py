@@ -151,11 +151,12 @@ def test_drawn_digits_are_read_in_the_browser_with_no_other_origin(offline, digi
 
 
 def test_probabilities_for_50_test_digits_match_litert_in_python(offline, mnist, int8_model, tmp_path):
-    """Each test digit uploaded as an image a person would have (dark ink on white paper)."""
+    """Each test digit uploaded as an image a person would have: dark ink on white paper, 112x112,
+    so that both preprocessings have to find, crop and scale it."""
     pages, inputs, labels = [], [], []
     for i in range(50):
         path = tmp_path / f"digit{i}.png"
-        Image.fromarray(255 - mnist.x_test[i]).save(path)
+        Image.fromarray(255 - mnist.x_test[i]).resize((112, 112), Image.Resampling.BILINEAR).save(path)
         upload(offline.page, path)
         _, probabilities = shown(offline.page)
         pages.append(probabilities)
@@ -168,10 +169,10 @@ def test_probabilities_for_50_test_digits_match_litert_in_python(offline, mnist,
     assert np.abs(pages - python).max() <= 1 / 256 + 1e-6
     # The page's MNIST preprocessing (JavaScript) against preprocess.py on the same files.
     reference = np.array([preprocess(tmp_path / f"digit{i}.png") for i in range(50)])
-    assert np.abs(inputs.astype(int) - reference).mean() < 12
+    assert np.abs(inputs.astype(int) - reference).mean() < 6  # grey levels of 255; 2.7 measured
     same = (pages.argmax(1) == litert_probabilities(int8_model, reference).argmax(1)).mean()
     assert same >= 0.94, same
-    assert (pages.argmax(1) == np.array(labels)).mean() >= 0.85
+    assert (pages.argmax(1) == np.array(labels)).mean() >= 0.9
 
 
 def test_a_blank_picture_or_an_unreadable_file_shows_a_message_not_a_digit(offline, tmp_path):
