@@ -46,14 +46,22 @@ def web_folder(int8_model, tmp_path_factory) -> Path:
     return web_export.write_web(tmp_path_factory.mktemp("site") / "web", int8_model, RUNTIME)
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def static_server(folder: Path) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture(scope="module")
 def site(web_folder):
     """A plain static file server on 127.0.0.1, as any static host would be."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(web_folder))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = static_server(web_folder)
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
@@ -258,3 +266,64 @@ def test_the_page_model_has_batch_one_and_the_same_answers(int8_model, web_folde
     images = mnist.x_test[:20]
     assert np.array_equal(litert_probabilities(web_folder / "model.tflite", images),
                           litert_probabilities(int8_model, images))
+
+
+def camera_like_model(keras_path: Path, path: Path, size: int = 96) -> Path:
+    """A stand-in with the camera model's interface, [1, S, S, 3] uint8 RGB in, probabilities
+    out: grey, inverted (dark ink on paper), resized to 28x28 in the graph, then the CNN."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(keras_path)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(images):
+        gray = 1.0 - tf.reduce_mean(tf.cast(images, tf.float32), axis=-1, keepdims=True) / 255.0
+        return {"probabilities": tf.nn.softmax(model(tf.image.resize(gray, (28, 28)), training=False))}
+
+    archive.add_endpoint(name="serving_default", fn=serve,
+                         input_signature=[tf.TensorSpec([1, size, size, 3], tf.uint8, name="images")])
+    archive.write_out(str(path.with_suffix("")), verbose=False)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(path.with_suffix("")))
+    path.write_bytes(converter.convert())
+    return path
+
+
+def test_a_model_taking_rgb_gets_the_picture_and_matches_litert(exported, int8_model, browser, tmp_path, mnist):
+    """The page reads the input from the model: [1, S, S, 3] uint8 gets the picture as RGB.
+    Named as the camera model, so export puts it on the page ahead of the 28x28 files."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, _, keras_path = exported
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    shutil.copy(int8_model, export_dir)
+    camera = camera_like_model(keras_path, export_dir / web_export.MODELS[0])
+    assert web_export.export_web(export_dir, RUNTIME) is None
+    assert '"source": "mnist_camera_int8.tflite"' in (export_dir / "web" / "model.json").read_text()
+    server = static_server(export_dir / "web")
+    session = Offline(browser, f"http://127.0.0.1:{server.server_address[1]}/")
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        assert session.page.evaluate("window.mnistWeb.stats.inputShape") == [1, 96, 96, 3]
+        interpreter = Interpreter(model_path=str(camera))
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        for i in range(5):
+            path = tmp_path / f"digit{i}.png"
+            Image.fromarray(255 - mnist.x_test[i]).resize((96, 96), Image.Resampling.BILINEAR).save(path)
+            upload(session.page, path)
+            digit, probabilities = shown(session.page)
+            given = np.array(session.page.evaluate("window.mnistWeb.stats.lastInput"), np.uint8)
+            interpreter.set_tensor(inp["index"], given.reshape(1, 96, 96, 3))
+            interpreter.invoke()
+            python = interpreter.get_tensor(out["index"])[0]
+            assert np.abs(np.array(probabilities) - python).max() < 1e-4
+            assert int(digit) == int(python.argmax())
+        assert session.page.locator("#seen").evaluate("c => [c.width, c.height]") == [96, 96]
+        assert session.foreign == []
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
