@@ -25,7 +25,7 @@ const seen = seenCanvas.getContext("2d");
 const predictionBox = document.getElementById("prediction");
 
 // What tests and scripts/web_benchmark.py read: timings, the last input the model got.
-const stats = { phases: {}, loadedMs: null, firstPredictionMs: null, latenciesMs: [], inferMs: [], lastInput: null,
+const stats = { phases: {}, loadedMs: null, firstInputMs: null, firstPredictionMs: null, latenciesMs: [], inferMs: [], lastInput: null,
                 inputShape: null, inputDtype: null, runtime: null, error: null };
 window.mnistWeb = { stats, ready: null, classifyBlob: null };
 
@@ -95,6 +95,7 @@ function stroke(to) {
 }
 
 canvas.addEventListener("pointerdown", (e) => {
+  stats.firstInputMs ??= performance.now();
   drawing = true; last = null; canvas.setPointerCapture(e.pointerId); stroke(point(e)); classifyCanvas();
 });
 canvas.addEventListener("pointermove", (e) => { if (drawing) { stroke(point(e)); classifyCanvas(); } });
