@@ -114,8 +114,13 @@ def offline(browser, site):
 def shown(page) -> tuple[str, list[float]]:
     page.wait_for_function("document.getElementById('prediction').textContent !== ''")
     page.wait_for_timeout(200)  # strokes made during an inference are read after it
+    return read(page)
+
+
+def read(page) -> tuple[str, list[float]]:
+    """The digit and the bars' probabilities, as the page shows them now."""
     digit = page.locator("#prediction").text_content()
-    probabilities = [float(bar.get_attribute("data-probability")) for bar in page.locator(".bar").all()]
+    probabilities = page.eval_on_selector_all(".bar", "bars => bars.map(b => Number(b.dataset.probability))")
     return digit, probabilities
 
 
@@ -165,8 +170,8 @@ def test_probabilities_for_50_test_digits_match_litert_in_python(offline, mnist,
     for i in range(50):
         path = tmp_path / f"digit{i}.png"
         Image.fromarray(255 - mnist.x_test[i]).resize((112, 112), Image.Resampling.BILINEAR).save(path)
-        upload(offline.page, path)
-        _, probabilities = shown(offline.page)
+        upload(offline.page, path)  # returns once the page has shown the answer
+        _, probabilities = read(offline.page)
         pages.append(probabilities)
         inputs.append(offline.page.evaluate("window.mnistWeb.stats.lastInput"))
         labels.append(int(mnist.y_test[i]))
@@ -314,7 +319,7 @@ def test_a_model_taking_rgb_gets_the_picture_and_matches_litert(exported, int8_m
             path = tmp_path / f"digit{i}.png"
             Image.fromarray(255 - mnist.x_test[i]).resize((96, 96), Image.Resampling.BILINEAR).save(path)
             upload(session.page, path)
-            digit, probabilities = shown(session.page)
+            digit, probabilities = read(session.page)
             given = np.array(session.page.evaluate("window.mnistWeb.stats.lastInput"), np.uint8)
             interpreter.set_tensor(inp["index"], given.reshape(1, 96, 96, 3))
             interpreter.invoke()
