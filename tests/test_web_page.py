@@ -332,3 +332,39 @@ def test_a_model_taking_rgb_gets_the_picture_and_matches_litert(exported, int8_m
         session.close()
         server.shutdown()
         server.server_close()
+
+
+# What a browser without relaxed SIMD (Firefox, Safari) answers to LiteRT.js's feature probe;
+# Chromium cannot turn relaxed SIMD off, so the probe module alone is refused.
+NO_RELAXED_SIMD = """
+const probe = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15,
+               65, 2, 253, 15, 253, 128, 2, 11].join();
+const instantiate = WebAssembly.instantiate;
+WebAssembly.instantiate = function (source, ...rest) {
+  if (source instanceof Uint8Array && source.join() === probe) {
+    return Promise.reject(new WebAssembly.CompileError("relaxed SIMD is not supported"));
+  }
+  return instantiate.call(this, source, ...rest);
+};
+"""
+
+
+def test_browsers_without_relaxed_simd_get_the_compatible_build_with_the_same_answers(
+        browser, site, mnist, int8_model, tmp_path):
+    session = Offline(browser, site, init_script=NO_RELAXED_SIMD)
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        wasm = [r.rsplit("/", 1)[-1] for r in session.requests if r.endswith(".wasm")]
+        assert wasm == ["litert_wasm_compat_internal.wasm"]
+        pages, inputs = [], []
+        for i in range(10):
+            path = tmp_path / f"digit{i}.png"
+            Image.fromarray(255 - mnist.x_test[i]).resize((112, 112), Image.Resampling.BILINEAR).save(path)
+            upload(session.page, path)
+            pages.append(read(session.page)[1])
+            inputs.append(session.page.evaluate("window.mnistWeb.stats.lastInput"))
+        python = litert_probabilities(int8_model, np.array(inputs, np.uint8).reshape(-1, 28, 28))
+        assert np.abs(np.array(pages) - python).max() <= 1 / 256 + 1e-6
+        assert session.foreign == []
+    finally:
+        session.close()
