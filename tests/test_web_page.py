@@ -368,3 +368,30 @@ def test_browsers_without_relaxed_simd_get_the_compatible_build_with_the_same_an
         assert session.foreign == []
     finally:
         session.close()
+
+
+def test_the_float32_model_gets_pixels_over_255_and_matches_litert(exported, browser, mnist, tmp_path):
+    _, out, _ = exported
+    model = out / "export" / "mnist_float32.tflite"
+    server = static_server(web_export.write_web(tmp_path / "web", model, RUNTIME))
+    session = Offline(browser, f"http://127.0.0.1:{server.server_address[1]}/")
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        assert session.page.evaluate("window.mnistWeb.stats.inputDtype") == "float32"
+        from mnist_keras import litert
+
+        interpreter = litert.load(model)
+        inp, outp = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        for i in range(5):
+            path = tmp_path / f"digit{i}.png"
+            Image.fromarray(255 - mnist.x_test[i]).resize((112, 112), Image.Resampling.BILINEAR).save(path)
+            upload(session.page, path)
+            given = np.array(session.page.evaluate("window.mnistWeb.stats.lastInput"), np.float32)
+            interpreter.set_tensor(inp["index"], given.reshape(1, 28, 28, 1) / 255)
+            interpreter.invoke()
+            assert np.abs(np.array(read(session.page)[1]) - interpreter.get_tensor(outp["index"])[0]).max() < 1e-5
+        assert session.foreign == []
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
