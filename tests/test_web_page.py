@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
+from conftest import assert_one_line_error, run_module
 from PIL import Image
 from test_draw_page import ONE, SEVEN, ZERO, draw
 from test_serve import start_server
@@ -261,6 +262,17 @@ def test_a_runtime_that_differs_from_the_checksums_is_refused(int8_model, tmp_pa
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "not written" in line and web_export.SET_UP in line  # ... in one line saying how
     assert not (export_dir / "web").exists()
+
+
+def test_the_command_says_in_one_line_when_the_runtime_differs(int8_model, tmp_path):
+    runtime = tmp_path / "node_modules"
+    shutil.copytree(RUNTIME / "@litertjs", runtime / "@litertjs")
+    (runtime / "@litertjs/core/wasm/litert_wasm_internal.wasm").write_bytes(b"\0asm")
+    shutil.copy(int8_model, tmp_path)
+    result = run_module("mnist_keras.web_export", f"--export_dir={tmp_path}", f"--web_runtime={runtime}",
+                        cwd=tmp_path)
+    assert_one_line_error(result, "litert_wasm_internal.wasm: SHA-256 differs", web_export.SET_UP)
+    assert not (tmp_path / "web").exists()
 
 
 def test_the_page_model_has_batch_one_and_the_same_answers(int8_model, web_folder, mnist):
