@@ -25,7 +25,7 @@ from mnist_keras.files import sha256_file, write_atomic
 
 # The model the page runs: the first of these that export wrote. The camera model (RGB in,
 # preprocessing in the graph) is the one meant for it; the 28x28x1 files work meanwhile.
-MODELS = ("mnist_camera_int8.tflite", "mnist_int8.tflite", "mnist_float32.tflite")
+MODELS = ("mnist_camera.tflite", "mnist_int8.tflite", "mnist_float32.tflite")
 RUNTIME_PACKAGE = "@litertjs/core"
 # npm package path -> where the page loads it from (page.js imports litert/core.js; its
 # import map points @litertjs/wasm-utils at litert/wasm-utils.js).

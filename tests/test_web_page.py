@@ -318,7 +318,7 @@ def test_a_model_taking_rgb_gets_the_picture_and_matches_litert(exported, int8_m
     shutil.copy(int8_model, export_dir)
     camera = camera_like_model(keras_path, export_dir / web_export.MODELS[0])
     assert web_export.export_web(export_dir, RUNTIME) is None
-    assert '"source": "mnist_camera_int8.tflite"' in (export_dir / "web" / "model.json").read_text()
+    assert '"source": "mnist_camera.tflite"' in (export_dir / "web" / "model.json").read_text()
     server = static_server(export_dir / "web")
     session = Offline(browser, f"http://127.0.0.1:{server.server_address[1]}/")
     try:
@@ -402,6 +402,54 @@ def test_the_float32_model_gets_pixels_over_255_and_matches_litert(exported, bro
             interpreter.set_tensor(inp["index"], given.reshape(1, 28, 28, 1) / 255)
             interpreter.invoke()
             assert np.abs(np.array(read(session.page)[1]) - interpreter.get_tensor(outp["index"])[0]).max() < 1e-5
+        assert session.foreign == []
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_camera_model_reads_drawn_and_uploaded_digits_in_the_browser(exported, int8_model, browser,
+                                                                          mnist, tmp_path):
+    """The camera model of export (RGB in, the MNIST preprocessing in its graph) on the page."""
+    camera_model = pytest.importorskip("mnist_keras.camera_model", reason="the camera model is not built here")
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mnist_keras import evaluate
+
+    _, _, keras_path = exported
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    shutil.copy(int8_model, export_dir)
+    camera = export_dir / web_export.MODELS[0]
+    camera.write_bytes(camera_model.convert(evaluate.load_model(keras_path), False, "camera"))
+    assert web_export.export_web(export_dir, RUNTIME) is None
+    size = camera_model.SIZE
+    server = static_server(export_dir / "web")
+    session = Offline(browser, f"http://127.0.0.1:{server.server_address[1]}/")
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        assert session.page.evaluate("window.mnistWeb.stats.inputShape") == [1, size, size, 3]
+        for digit, strokes in [("0", ZERO), ("1", ONE), ("7", SEVEN)]:
+            session.page.click("#clear")
+            draw(session.page, strokes)
+            assert shown(session.page)[0] == digit
+        interpreter = Interpreter(model_path=str(camera))
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        for i in range(10):
+            path = tmp_path / f"digit{i}.png"
+            Image.fromarray(camera_model.render(mnist.x_test[i:i + 1])[0]).save(path)
+            upload(session.page, path)
+            shown_digit, probabilities = read(session.page)
+            given = np.array(session.page.evaluate("window.mnistWeb.stats.lastInput"), np.uint8)
+            interpreter.set_tensor(inp["index"], given.reshape(1, size, size, 3))
+            interpreter.invoke()
+            python = interpreter.get_tensor(out["index"])[0].astype(np.float64)
+            if out["dtype"] == np.uint8:
+                python = (python - out["quantization"][1]) * out["quantization"][0]
+            assert np.abs(np.array(probabilities) - python).max() < 2e-3
+            assert int(shown_digit) == int(python.argmax())
         assert session.foreign == []
     finally:
         session.close()
