@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import http.client
 import http.server
+import json
 import os
 import shutil
 import threading
@@ -236,13 +237,16 @@ def test_serve_shows_the_page_at_web(exported, web_folder, browser):
         process.wait(timeout=30)
 
 
-def test_export_wrote_the_page_with_the_int8_model(exported):
-    """`python -m mnist_keras.export` (the fixture) builds export/web/ from what it exported."""
+def test_export_wrote_the_page_with_the_model_meant_for_it(exported):
+    """`python -m mnist_keras.export` (the fixture) builds export/web/ from what it exported:
+    the camera model where export writes one, else the int8 model."""
     result, out, _ = exported
     web = out / "export" / "web"
     assert f"web page: {web}/" in result.stdout
-    description = (web / "model.json").read_text()
-    assert '"source": "mnist_int8.tflite"' in description
+    expected = next(name for name in web_export.MODELS if (out / "export" / name).is_file())
+    description = json.loads((web / "model.json").read_text())
+    assert description["source"] == expected
+    assert description["sha256"] == sha256_file(out / "export" / expected)
     expected = web_export.checksums()
     for source, target in web_export.RUNTIME_FILES.items():
         assert sha256_file(web / target) == expected[source]
