@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli, inference, serving_files, verify
+from mnist_keras import cli, inference, serving_files, verify, web_export
 from mnist_keras.data import NUM_CLASSES, Data
 from mnist_keras.errors import InputError
 from mnist_keras.export_folders import check_folder, partial_path, prepare_folder, publish_version
@@ -127,6 +127,8 @@ class Export:
     results: list[verify.Result]  # the Keras row first, then one per artifact
     written: list[Path] = dataclasses.field(default_factory=list)  # kept files and folders
     progress: Callable[[str], None] = lambda line: None
+    web_runtime: Path | None = None  # node_modules with LiteRT.js; None: web_export's default
+    problems: list[str] = dataclasses.field(default_factory=list)  # steps that failed as a whole
 
     def add(self, result: verify.Result) -> None:
         self.results.append(result)
@@ -142,14 +144,16 @@ class ExportSummary:
     results: list[verify.Result]
     written: list[Path]
     provenance: dict
+    problems: list[str] = dataclasses.field(default_factory=list)  # e.g. the web page's runtime
 
     @property
     def failed(self) -> list[verify.Result]:
         return [r for r in self.results if r.passed is False]
 
     def failure_message(self) -> str:
-        """One line naming each artifact that missed its bar (and was not kept)."""
-        return "; ".join(verify.failure_message(r, self.results[0]) + ", not kept" for r in self.failed)
+        """One line naming each artifact that missed its bar (and was not kept), and each problem."""
+        return "; ".join([verify.failure_message(r, self.results[0]) + ", not kept" for r in self.failed]
+                         + self.problems)
 
     def format(self) -> str:
         return format_summary(self.results)
@@ -253,13 +257,24 @@ def index_step(job: Export) -> None:
 # The steps, in order. Each reads the Export and adds its results and the paths it kept;
 # a new artifact is one more function here (one that writes into the SavedModel version
 # must run inside export_saved_model, before the version is published).
-STEPS: list[Callable[[Export], None]] = [saved_model_step, tflite_step, index_step]
+def web_step(job: Export) -> None:
+    """export/web/: the drawing page running the newest .tflite in a browser (web_export.py)."""
+    if not job.tflite_formats:
+        return
+    problem = web_export.export_web(job.export_dir, job.web_runtime)
+    if problem:
+        job.problems.append(problem)
+    elif (job.export_dir / "web" / "index.html").is_file():
+        job.written.append(job.export_dir / "web")
+
+
+STEPS: list[Callable[[Export], None]] = [saved_model_step, tflite_step, index_step, web_step]
 
 
 def export_model(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
                  dataset: Data, formats: Sequence[str] = FORMATS, max_drop: float = verify.DEFAULT_MAX_DROP,
-                 calibration_examples: int = 1000,
-                 progress: Callable[[str], None] | None = None) -> ExportSummary:
+                 calibration_examples: int = 1000, progress: Callable[[str], None] | None = None,
+                 web_runtime: str | Path | None = None) -> ExportSummary:
     """Exports a .keras file to every format asked for, each verified on dataset's test split.
 
     An artifact that misses its bar is not kept and is reported in the summary's `failed`;
@@ -268,9 +283,10 @@ def export_model(model_path: str | Path, serving_dir: str | Path | None, export_
     """
     job = start(model_path, serving_dir, export_dir, dataset, formats, max_drop, calibration_examples,
                 progress or (lambda line: None))
+    job.web_runtime = Path(web_runtime) if web_runtime else None
     for step in STEPS:
         step(job)
-    return ExportSummary(job.results, job.written, job.provenance)
+    return ExportSummary(job.results, job.written, job.provenance, job.problems)
 
 
 def format_summary(results: list[verify.Result]) -> str:
@@ -297,10 +313,10 @@ def main(argv: list[str]) -> None:
     dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
     summary = export_model(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, dataset, FLAGS.formats,
                            FLAGS.max_drop, FLAGS.calibration_examples,
-                           progress=functools.partial(print, flush=True))
+                           progress=functools.partial(print, flush=True), web_runtime=FLAGS.web_runtime)
     print()
     print(summary.format())
-    if summary.failed:
+    if summary.failed or summary.problems:
         raise InputError(summary.failure_message())
 
 
@@ -314,6 +330,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("calibration_examples", 1000,
                          "Training images that calibrate the full-integer model's ranges.",
                          lower_bound=1)
+    web_export.define_flags()
     cli.define_data_flags()
     flags.adopt_module_key_flags(cli)  # list them in --help too
     flags.adopt_module_key_flags(verify)  # --max_drop

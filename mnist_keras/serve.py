@@ -11,6 +11,7 @@ for one works with the other:
     GET  /v1/models/mnist/metadata               the serving_default signature
     POST /v1/models/mnist[/versions/N]:predict   {"instances": [...]} or {"inputs": ...}
     GET  /                                       draw a digit, watch the prediction
+    GET  /web/                                   the same page run in the browser (export/web/)
     POST /draw                                   image bytes -> digit (the page uses it)
 
 Errors come back as TF Serving gives them: HTTP 400 or 404 with {"error": "..."}.
@@ -145,8 +146,8 @@ def format_predict(outputs: dict[str, np.ndarray], row: bool) -> dict:
 # --- The web application ------------------------------------------------------------------
 
 def create_app(servable: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances: int = MAX_INSTANCES,
-               metrics: Any = None, metrics_path: str | None = None) -> Any:
-    """The FastAPI application: TF Serving's REST routes, the drawing page and /draw.
+               metrics: Any = None, metrics_path: str | None = None, web_dir: Path | None = None) -> Any:
+    """The FastAPI application: TF Serving's REST routes, the drawing pages and /draw.
 
     servable: a model_manager.ModelManager (its versions, switched live).
     """
@@ -271,7 +272,23 @@ def create_app(servable: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instance
             body, content_type = metrics.exposition()
             return Response(body, media_type=content_type)
 
+    if web_dir is not None:  # the static page of export/web/ (mnist_keras/web_export.py)
+        mount_web(app, web_dir)
     return app
+
+
+def mount_web(app, web_dir: Path) -> None:
+    """Serves export/web/ at /web/; until export has written it, /web/ says how to get it."""
+    from fastapi.responses import JSONResponse, RedirectResponse
+    from fastapi.staticfiles import StaticFiles
+
+    app.add_api_route("/web", lambda: RedirectResponse("/web/"), include_in_schema=False)
+    if (web_dir / "index.html").is_file():
+        app.mount("/web/", StaticFiles(directory=web_dir, html=True), name="web")
+        return
+    message = f"{web_dir}/index.html: not found; run python -m mnist_keras.export (after npm ci --prefix web)"
+    app.add_api_route("/web/{path:path}", lambda path: JSONResponse({"error": message}, status_code=404),
+                      include_in_schema=False)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -316,7 +333,8 @@ def main(argv: list[str]) -> None:
                                           else None) if FLAGS.enable_batching else None,
         serving_metrics.read_monitoring_path(Path(FLAGS.monitoring_config_file) if FLAGS.monitoring_config_file
                                              else None),
-        FLAGS.max_instances, FLAGS.max_body_mb * 1024 * 1024, FLAGS.grpc_max_threads, FLAGS.access_log)
+        FLAGS.max_instances, FLAGS.max_body_mb * 1024 * 1024, FLAGS.grpc_max_threads, FLAGS.access_log,
+        Path(FLAGS.web_dir))
     sock = bind(FLAGS.host, FLAGS.rest_api_port) if FLAGS.rest_api_port else None  # 0: no REST, as TF Serving
     model_server.run_model_server(options, sock)
 
@@ -350,6 +368,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_body_mb", MAX_BODY_BYTES // (1024 * 1024),
                          "Largest request body, in MiB.", lower_bound=1)
     flags.DEFINE_bool("access_log", False, "Log every request.")
+    flags.DEFINE_string("web_dir", "export/web", "The static page export writes; served at /web/.")
 
 
 def cli_main() -> None:

@@ -1,0 +1,391 @@
+// The drawing page, with the model run in the browser by LiteRT.js (WebAssembly, XNNPack).
+// Everything it loads comes from its own folder: page.js, model.tflite, model.json, litert/.
+//
+// It reads the model's input at load time and feeds it what it asks for:
+//   [1, H, W, 3] uint8/float32: the picture itself, RGB, fitted into HxW on white paper
+//       (the camera model does the MNIST preprocessing inside its graph);
+//   [N, 28, 28, 1] uint8/float32: the picture made MNIST-style here first (ink found,
+//       cropped, longer side scaled to 20 px, centred by mass in 28x28, white on black),
+//       a JavaScript port of mnist_keras/preprocess.py without its speck filter.
+"use strict";
+
+import { loadLiteRt, loadAndCompile, Tensor } from "./litert/core.js";
+
+const SIZE = 28, BOX = 20, MIN_CONTRAST = 40, INK = 0.25, WORK_SIZE = 1024;
+// The smallest module that uses a SIMD128 instruction (from wasm-feature-detect's probe).
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10,
+                                   1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+
+const canvas = document.getElementById("canvas");
+const ctx = canvas.getContext("2d", { willReadFrequently: true });
+const bars = document.getElementById("bars");
+const statusLine = document.getElementById("status");
+const seenCanvas = document.getElementById("seen");
+const seen = seenCanvas.getContext("2d");
+const predictionBox = document.getElementById("prediction");
+
+// What tests and scripts/web_benchmark.py read: timings, the last input the model got.
+const stats = { phases: {}, loadedMs: null, firstInputMs: null, firstPredictionMs: null, latenciesMs: [], inferMs: [], lastInput: null,
+                inputShape: null, inputDtype: null, runtime: null, error: null };
+window.mnistWeb = { stats, ready: null, classifyBlob: null };
+
+let model = null, meta = {}, input = null;
+let drawing = false, last = null, pending = false, again = false, inked = false;
+let generation = 0;  // bumped by Clear and uploads: answers for older pictures are dropped
+
+for (let d = 0; d < 10; d++) {
+  bars.insertAdjacentHTML("beforeend",
+    `<div class="bar" data-digit="${d}"><span>${d}</span>` +
+    `<div class="track"><div class="fill"></div></div><span class="value"></span></div>`);
+}
+
+function clearResult() {
+  predictionBox.textContent = "";
+  document.getElementById("confidence").textContent = "";
+  seen.clearRect(0, 0, seenCanvas.width, seenCanvas.height);
+  for (const bar of bars.children) {
+    bar.classList.remove("best");
+    bar.querySelector(".fill").style.width = "0";
+    bar.querySelector(".value").textContent = "";
+    delete bar.dataset.probability;
+  }
+}
+
+function clearAll() {
+  generation += 1;
+  again = false;
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  inked = false;
+  clearResult();
+  if (!stats.error) { statusLine.textContent = ""; }
+}
+
+function fail(message) {  // the page cannot work at all: say why, once, and show no digit
+  stats.error = message;
+  statusLine.textContent = message;
+  clearResult();
+}
+
+// --- Drawing ------------------------------------------------------------------------------
+
+function point(event) {
+  const box = canvas.getBoundingClientRect();
+  return [(event.clientX - box.left) * canvas.width / box.width,
+          (event.clientY - box.top) * canvas.height / box.height];
+}
+
+function stroke(to) {
+  ctx.strokeStyle = "#000";
+  ctx.lineWidth = 20;
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  ctx.beginPath();
+  if (last) {
+    ctx.moveTo(...last);
+    ctx.lineTo(...to);
+    ctx.stroke();
+  } else {  // a tap: a dot (a zero-length line would draw nothing)
+    ctx.fillStyle = "#000";
+    ctx.arc(to[0], to[1], ctx.lineWidth / 2, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+  last = to;
+  inked = true;
+}
+
+canvas.addEventListener("pointerdown", (e) => {
+  stats.firstInputMs ??= performance.now();
+  drawing = true; last = null; canvas.setPointerCapture(e.pointerId); stroke(point(e)); classifyCanvas();
+});
+canvas.addEventListener("pointermove", (e) => { if (drawing) { stroke(point(e)); classifyCanvas(); } });
+for (const type of ["pointerup", "pointercancel"]) {
+  canvas.addEventListener(type, () => { if (drawing) { drawing = false; last = null; classifyCanvas(); } });
+}
+document.getElementById("clear").addEventListener("click", clearAll);
+
+// At most one inference at a time; strokes made meanwhile are read once it is done.
+async function classifyCanvas() {
+  if (!inked || stats.error) { return; }
+  if (pending) { again = true; return; }
+  pending = true;
+  try {
+    await window.mnistWeb.ready;
+    if (!stats.error) { await classify(canvas, generation); }
+  } catch (error) { statusLine.textContent = error.message; }
+  pending = false;
+  if (again) { again = false; classifyCanvas(); }
+}
+
+// --- From a picture to the model's input --------------------------------------------------
+
+function pixelsOf(source, maxSide) {  // RGBA of a canvas or bitmap, shrunk to at most maxSide
+  const scale = Math.min(1, maxSide / Math.max(source.width, source.height));
+  const w = Math.max(1, Math.round(source.width * scale)), h = Math.max(1, Math.round(source.height * scale));
+  const work = new OffscreenCanvas(w, h).getContext("2d", { willReadFrequently: true });
+  work.fillStyle = "#fff";  // transparent pixels read as paper
+  work.fillRect(0, 0, w, h);
+  work.drawImage(source, 0, 0, w, h);
+  return work.getImageData(0, 0, w, h);
+}
+
+function grayOf(image) {
+  const { data, width, height } = image;
+  const gray = new Float32Array(width * height);
+  for (let i = 0; i < gray.length; i++) {
+    gray[i] = 0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2];
+  }
+  return gray;
+}
+
+function percentile(values, rank) {  // the rank-th smallest (0-based) of 0-255 values
+  const histogram = new Uint32Array(256);
+  for (const v of values) { histogram[Math.min(255, Math.max(0, Math.round(v)))] += 1; }
+  let seenCount = 0;
+  for (let v = 0; v < 256; v++) {
+    seenCount += histogram[v];
+    if (seenCount > rank) { return v; }
+  }
+  return 255;
+}
+
+// Grayscale [h, w] -> the ink, light on dark and scaled to [0, 1]; null when there is no digit.
+function inkOf(gray, w, h) {
+  // 3x3 means (row sums, then column sums), so one odd pixel does not decide.
+  const rows = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      rows[i] = gray[i] + (x > 0 ? gray[i - 1] : gray[i]) + (x < w - 1 ? gray[i + 1] : gray[i]);
+    }
+  }
+  let low = Infinity, high = -Infinity;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      const mean = (rows[i] + (y > 0 ? rows[i - w] : rows[i]) + (y < h - 1 ? rows[i + w] : rows[i])) / 9;
+      if (mean < low) { low = mean; }
+      if (mean > high) { high = mean; }
+    }
+  }
+  const median = percentile(gray, Math.floor(gray.length / 2));
+  const ink = high - median < median - low ? gray.map((v) => 255 - v) : gray;
+  const background = percentile(ink, Math.floor(ink.length / 2));
+  const strongest = percentile(ink, Math.max(0, ink.length - 5));
+  if (strongest - background < MIN_CONTRAST) { return null; }
+  return ink.map((v) => Math.min(1, Math.max(0, (v - background) / (strongest - background))));
+}
+
+// Ink [h, w] in [0, 1] -> uint8 [28 * 28], MNIST-style: cropped, longer side 20, centred by mass.
+function toMnist(ink, w, h) {
+  let top = h, bottom = -1, left = w, right = -1;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (ink[y * w + x] > INK) {
+        top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, x); right = Math.max(right, x);
+      }
+    }
+  }
+  const cw = right - left + 1, ch = bottom - top + 1;
+  const crop = new OffscreenCanvas(cw, ch).getContext("2d");
+  const cropped = crop.createImageData(cw, ch);
+  for (let y = 0; y < ch; y++) {
+    for (let x = 0; x < cw; x++) {
+      const v = Math.round(255 * ink[(top + y) * w + left + x]);
+      cropped.data.set([v, v, v, 255], 4 * (y * cw + x));
+    }
+  }
+  crop.putImageData(cropped, 0, 0);
+  const scale = BOX / Math.max(cw, ch);
+  const dw = Math.max(1, Math.round(cw * scale)), dh = Math.max(1, Math.round(ch * scale));
+  const small = new OffscreenCanvas(dw, dh).getContext("2d", { willReadFrequently: true });
+  small.imageSmoothingEnabled = true;
+  small.imageSmoothingQuality = "high";
+  small.drawImage(crop.canvas, 0, 0, dw, dh);
+  const digit = small.getImageData(0, 0, dw, dh).data;
+  let total = 0, my = 0, mx = 0;
+  for (let y = 0; y < dh; y++) {
+    for (let x = 0; x < dw; x++) {
+      const v = digit[4 * (y * dw + x)];
+      total += v; my += y * v; mx += x * v;
+    }
+  }
+  const clamp = (v, hi) => Math.min(hi, Math.max(0, v));
+  const y0 = clamp(Math.round(SIZE / 2 - my / total), SIZE - dh), x0 = clamp(Math.round(SIZE / 2 - mx / total), SIZE - dw);
+  const frame = new Uint8Array(SIZE * SIZE);
+  for (let y = 0; y < dh; y++) {
+    for (let x = 0; x < dw; x++) { frame[(y0 + y) * SIZE + x0 + x] = digit[4 * (y * dw + x)]; }
+  }
+  return frame;
+}
+
+// The picture fitted (aspect kept) into width x height on white paper: RGB uint8, as a camera gives.
+function toRgb(source, width, height) {
+  const work = new OffscreenCanvas(width, height).getContext("2d", { willReadFrequently: true });
+  work.fillStyle = "#fff";
+  work.fillRect(0, 0, width, height);
+  const scale = Math.min(width / source.width, height / source.height);
+  const w = source.width * scale, h = source.height * scale;
+  work.imageSmoothingQuality = "high";
+  work.drawImage(source, (width - w) / 2, (height - h) / 2, w, h);
+  const rgba = work.getImageData(0, 0, width, height).data;
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0; i < width * height; i++) { rgb.set(rgba.subarray(4 * i, 4 * i + 3), 3 * i); }
+  return rgb;
+}
+
+// source (canvas or bitmap) -> { pixels: uint8 in the model's layout, channels } or null (no digit).
+function prepare(source) {
+  const image = pixelsOf(source, WORK_SIZE);
+  const ink = inkOf(grayOf(image), image.width, image.height);
+  if (ink === null) { return null; }  // blank, or too little contrast: no digit to read
+  if (input.channels === 3) { return toRgb(source, input.width, input.height); }
+  return toMnist(ink, image.width, image.height);
+}
+
+function showSeen(pixels) {
+  const { width, height, channels } = input;
+  const image = seen.createImageData(width, height);
+  for (let i = 0; i < width * height; i++) {
+    const rgb = channels === 3 ? pixels.subarray(3 * i, 3 * i + 3) : [pixels[i], pixels[i], pixels[i]];
+    image.data.set([...rgb, 255], 4 * i);
+  }
+  seen.putImageData(image, 0, 0);
+}
+
+// --- Running the model ---------------------------------------------------------------------
+
+async function infer(pixels) {
+  const data = input.dtype === "uint8" ? pixels : Float32Array.from(pixels, (v) => (v - input.mean) / input.std);
+  const tensor = new Tensor(data, input.shape);
+  let outputs;
+  try {
+    outputs = await model.run([tensor]);
+  } finally { tensor.delete(); }
+  try {
+    const raw = outputs[0].toTypedArray();
+    const { scale, zero_point: zero } = meta.output || {};
+    let values = Array.from(raw, (v) => (raw instanceof Uint8Array ? (v - (zero || 0)) * (scale || 1 / 256) : v));
+    const sum = values.reduce((a, b) => a + b, 0);
+    if (Math.abs(sum - 1) > 0.02 || values.some((v) => v < 0)) {  // logits: make probabilities
+      const top = Math.max(...values);
+      const e = values.map((v) => Math.exp(v - top));
+      const total = e.reduce((a, b) => a + b, 0);
+      values = e.map((v) => v / total);
+    }
+    return values;
+  } finally { for (const t of outputs) { t.delete(); } }
+}
+
+async function classify(source, sent) {
+  const start = performance.now();
+  const pixels = prepare(source);
+  if (sent !== generation) { return; }
+  if (pixels === null) {
+    clearResult();
+    statusLine.textContent = "No digit found: the picture is blank or has almost no contrast.";
+    return;
+  }
+  const inferStart = performance.now();
+  const probabilities = await infer(pixels);
+  stats.inferMs.push(performance.now() - inferStart);
+  if (sent !== generation) { return; }  // cleared meanwhile
+  show(probabilities, pixels);
+  const now = performance.now();
+  stats.latenciesMs.push(now - start);
+  if (stats.firstPredictionMs === null) { stats.firstPredictionMs = now; }
+}
+
+function show(probabilities, pixels) {
+  const digit = probabilities.indexOf(Math.max(...probabilities));
+  predictionBox.textContent = String(digit);
+  document.getElementById("confidence").textContent = `${(100 * probabilities[digit]).toFixed(1)}% sure`;
+  for (const bar of bars.children) {
+    const d = Number(bar.dataset.digit);
+    bar.classList.toggle("best", d === digit);
+    bar.querySelector(".fill").style.width = `${(100 * probabilities[d]).toFixed(1)}%`;
+    bar.querySelector(".value").textContent = `${(100 * probabilities[d]).toFixed(1)}%`;
+    bar.dataset.probability = String(probabilities[d]);
+  }
+  stats.lastInput = Array.from(pixels);
+  showSeen(pixels);
+  statusLine.textContent = "";
+}
+
+// --- Uploads -------------------------------------------------------------------------------
+
+async function classifyFile(file, name) {
+  generation += 1;
+  const sent = generation;
+  clearAll();
+  generation = sent;
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch (error) {
+    statusLine.textContent = `${name}: not an image file this browser can read (PNG, JPEG, GIF, WebP, BMP)`;
+    return;
+  }
+  const scale = Math.min(canvas.width / bitmap.width, canvas.height / bitmap.height);
+  const w = bitmap.width * scale, h = bitmap.height * scale;
+  ctx.drawImage(bitmap, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
+  await window.mnistWeb.ready;
+  if (stats.error) { return; }
+  try { await classify(bitmap, sent); } catch (error) { statusLine.textContent = error.message; }
+}
+window.mnistWeb.classifyBlob = classifyFile;
+
+document.getElementById("upload").addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (!file) { return; }
+  await classifyFile(file, file.name);
+  event.target.value = "";
+});
+
+// --- Start-up ------------------------------------------------------------------------------
+
+async function start() {
+  stats.phases.script = performance.now();
+  if (typeof WebAssembly !== "object" || !WebAssembly.validate(SIMD_PROBE)) {
+    fail("This browser lacks WebAssembly SIMD, which the in-browser model needs. Use a current " +
+         "Chrome, Edge, Firefox or Safari (16.4 or later), or the server-backed page (mnist-serve).");
+    return;
+  }
+  try {
+    // The model's bytes and description download while the runtime compiles.
+    const bytes = fetch("model.tflite").then((r) => {
+      if (!r.ok) { throw new Error(`model.tflite: ${r.status} ${r.statusText}`); }
+      return r.arrayBuffer();
+    });
+    const description = fetch("model.json").then((r) => (r.ok ? r.json() : {}));
+    await loadLiteRt(new URL("litert/wasm/", location.href).href);
+    stats.phases.runtime = performance.now();
+    meta = await description;
+    model = await loadAndCompile(new Uint8Array(await bytes), { accelerator: "wasm" });
+    stats.phases.model = performance.now();
+  } catch (error) {
+    fail(`The model could not be loaded: ${error.message || error}`);
+    return;
+  }
+  const details = model.getInputDetails()[0];
+  const shape = Array.from(details.shape);
+  stats.inputShape = shape; stats.inputDtype = details.dtype;
+  const [height, width, channels] = shape.slice(1);
+  if (shape.length !== 4 || !(channels === 3 || (channels === 1 && height === SIZE && width === SIZE))) {
+    fail(`model.tflite takes [${shape}]; this page reads models taking [1, H, W, 3] or [1, 28, 28, 1]`);
+    return;
+  }
+  const norm = (meta.input && meta.input.normalization) || {};
+  input = { shape: [1, height, width, channels], height, width, channels, dtype: details.dtype,
+            mean: norm.mean ?? 0, std: norm.std ?? 255 };
+  seenCanvas.width = width; seenCanvas.height = height;
+  document.getElementById("seen-size").textContent = `${width}x${height}${channels === 3 ? " RGB" : ""}`;
+  stats.runtime = `LiteRT.js ${meta.runtime_version || ""}`.trim();
+  document.getElementById("runtime").textContent = `Model: ${meta.source || "model.tflite"} ` +
+    `([${shape}] ${details.dtype}).`;
+  await infer(new Uint8Array(height * width * channels));  // the first run sets up XNNPack's kernels
+  stats.loadedMs = performance.now();
+}
+
+clearAll();
+window.mnistWeb.ready = start();
