@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli, litert, verify
+from mnist_keras import camera_export, cli, litert, tflite_metadata, verify
 from mnist_keras.data import IMAGE_SHAPE, NUM_CLASSES
 from mnist_keras.errors import InputError
 
@@ -201,6 +201,7 @@ def describe_tflite(path: Path, fmt: str, result: verify.Result, source: dict) -
         "output": {**litert.tensor_spec(interpreter.get_output_details()[0], "probabilities"),
                    "value": "probability of each digit (softmax)", "labels": "labels.txt"},
         "signature": interpreter.get_signature_list(),
+        "metadata": tflite_metadata.read_metadata(path.read_bytes(), path.name),  # issue 13: the embedded one
         "test_accuracy": round(result.accuracy, 4),
         "test_correct": result.correct,
         "test_images": result.total,
@@ -243,7 +244,9 @@ def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray,
     partial = partial_path(folder, final.name)
     partial_json = partial_path(folder, final_json.name)
     try:
-        partial.write_bytes(convert(source, fmt, calibration))
+        model = convert(source, fmt, calibration)
+        model = tflite_metadata.embed(model, final.name, TFLITE_FORMATS[fmt][0], PIXELS, provenance)  # issue 13
+        partial.write_bytes(model)
         result = verify.measure("TFLite " + fmt, partial, images, labels, reference)
         verify.judge(result, keras, quantized=TFLITE_FORMATS[fmt][1], max_drop=max_drop)
         result.path = str(final)
@@ -325,6 +328,11 @@ def main(argv: list[str]) -> None:
                                              keras, reference, FLAGS.max_drop, provenance))
                 print(f"  {results[-1].artifact}: {'ok' if results[-1].passed else 'FAILED'}",
                       flush=True)
+            # issue 13: the camera model and the 28x28 RGB model, verified through MediaPipe
+            for result in camera_export.export_app_models(model, ends_in_softmax, export_dir, images, labels,
+                                                          keras, reference, provenance):
+                results.append(result)
+                print(f"  {result.artifact}: {'ok' if result.passed else 'FAILED'}", flush=True)
         finally:
             shutil.rmtree(source, ignore_errors=True)
         cli.write_atomic(export_dir / "labels.txt", "".join(f"{c}\n" for c in range(NUM_CLASSES)))
