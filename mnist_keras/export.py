@@ -258,6 +258,10 @@ def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray,
         else:
             for path in (final, final_json):
                 path.unlink(missing_ok=True)
+    except InputError:  # issue 13: metadata not written or not read back: no file of that name stays
+        for path in (final, final_json):
+            path.unlink(missing_ok=True)
+        raise
     finally:
         partial.unlink(missing_ok=True)
         partial_json.unlink(missing_ok=True)

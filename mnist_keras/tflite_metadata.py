@@ -9,6 +9,7 @@ can be used as it is. The same dictionary (`describe`) fills the JSON beside eac
 from __future__ import annotations
 
 import io
+import struct
 import sys
 import types
 import zipfile
@@ -75,6 +76,8 @@ def add_metadata(model: bytes, name: str, description: str, version: str, pixels
     """The model with standard metadata: general info, image input, digit labels."""
     writer_module, info = _writers()
     fb = writer_module.metadata_fb
+    if len(model) < 8 or model[4:8] != b"TFL3":  # the TFLite flatbuffer's file identifier
+        raise InputError(f"{name}: cannot write TFLite metadata: not a TFLite model")
     try:
         writer = writer_module.MetadataWriter.create(bytearray(model))
         input_type = "float32" if writer._input_tensor_type(0) == 0 else "uint8"  # TensorType.FLOAT32
@@ -87,7 +90,7 @@ def add_metadata(model: bytes, name: str, description: str, version: str, pixels
                                          description="probability of each digit 0-9 (softmax)")
         with_metadata, _ = writer.populate()
         del writer  # its temporary folder goes now, not at interpreter exit
-    except (ValueError, TypeError, AttributeError, IndexError) as e:
+    except (ValueError, TypeError, AttributeError, IndexError, struct.error) as e:
         raise InputError(f"{name}: cannot write TFLite metadata: {e}") from None
     return bytes(with_metadata)
 
@@ -129,7 +132,7 @@ def read_metadata(model: bytes, name: str = "model") -> dict:
             labels = packed.read(label_files[0]).decode().split() if label_files else []
     except InputError:
         raise
-    except (ValueError, TypeError, AttributeError, IndexError, KeyError, zipfile.BadZipFile) as e:
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError, struct.error, zipfile.BadZipFile) as e:
         raise InputError(f"{name}: cannot read TFLite metadata: {type(e).__name__}: {e}") from None
     text = lambda value: value.decode() if isinstance(value, bytes) else value  # noqa: E731
     colors = {v: k for k, v in vars(fb.ColorSpaceType).items() if not k.startswith("_")}

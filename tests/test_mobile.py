@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -147,8 +148,9 @@ def test_a_metadata_writer_failure_keeps_no_file(trained, tmp_path, monkeypatch)
     assert not list(tmp_path.glob("*.tflite*"))
 
 
-def _redraw_square(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """scripts/redrawn_digits.py's page (grey pencil on off-white, off-centre), padded square with paper."""
+@functools.cache
+def _redrawn_digits():
+    """scripts/redrawn_digits.py, loaded once (it defines absl flags)."""
     import importlib.util
 
     from tests.conftest import REPO
@@ -156,7 +158,12 @@ def _redraw_square(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     spec = importlib.util.spec_from_file_location("redrawn_digits", REPO / "scripts" / "redrawn_digits.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    page = np.asarray(module.redraw(digit, int(rng.choice([56, 140])), rng))
+    return module
+
+
+def _redraw_square(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """scripts/redrawn_digits.py's page (grey pencil on off-white, off-centre), padded square with paper."""
+    page = np.asarray(_redrawn_digits().redraw(digit, int(rng.choice([56, 140])), rng))
     side = max(page.shape)
     square = np.clip(235 + rng.normal(0, 4, (side, side)), 0, 255).astype(np.uint8)
     square[:page.shape[0], :page.shape[1]] = page
