@@ -59,10 +59,11 @@ def preprocess_graph(rgb):
 
     pixels = tf.cast(rgb, tf.float32)
     gray = tf.reduce_sum(pixels * tf.constant([0.299, 0.587, 0.114]), axis=-1)[0]  # Pillow's "L"
-    flat = tf.reshape(gray, [-1])
+    # The paper's level: the median of 4x4 block means (576 values, not 9,216: 16x less work)
+    flat = tf.reshape(tf.nn.avg_pool2d(gray[None, :, :, None], 4, 4, "VALID"), [-1])
     levels = tf.range(LEVELS, dtype=tf.float32) * (256.0 / LEVELS)
     below = tf.reduce_sum(tf.cast(flat[:, None] < levels[None, :] + 256.0 / LEVELS, tf.float32), axis=0)
-    median = tf.reduce_min(tf.where(below >= SIZE * SIZE / 2, levels, 255.0)) + 128.0 / LEVELS
+    median = tf.reduce_min(tf.where(below >= (SIZE // 4) ** 2 / 2, levels, 255.0)) + 128.0 / LEVELS
     smooth = tf.nn.avg_pool2d(gray[None, :, :, None], 3, 1, "VALID")
     low, high = tf.reduce_min(smooth), tf.reduce_max(smooth)
     dark_ink = high - median < median - low
@@ -138,6 +139,21 @@ def convert(model, ends_in_softmax: bool, kind: str) -> bytes:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
             return converter.convert()
+
+
+def convert_preprocessing() -> bytes:
+    """The camera model's preprocessing alone as a .tflite (float32 out), to time its share."""
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([1, SIZE, SIZE, 3], tf.uint8, name="image")])
+    def prepare(image):
+        return {"digit": preprocess_graph(image)}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([prepare.get_concrete_function()])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        return converter.convert()
 
 
 def preprocess_only(rgb: np.ndarray) -> np.ndarray:
