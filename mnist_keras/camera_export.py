@@ -27,16 +27,20 @@ MODELS = {
 }
 
 
+FORMATS = {"camera": "mnist_camera.tflite", "rgb": "mnist_rgb.tflite"}  # export's --formats names
+
+
 def app_view(kind: str, images: np.ndarray) -> np.ndarray:
     """Test digits as each model's user hands them over: on paper for the camera, as MNIST for rgb."""
     return camera_model.render(images) if kind == "camera" else np.repeat(images[..., None], 3, axis=-1)
 
 
 def export_app_models(model, ends_in_softmax: bool, folder: Path, images: np.ndarray, labels: np.ndarray,
-                      keras: verify.Result, reference: np.ndarray, provenance: dict) -> list[verify.Result]:
+                      keras: verify.Result, reference: np.ndarray, provenance: dict,
+                      formats: list[str]) -> list[verify.Result]:
     """Writes, verifies through MediaPipe and keeps (or removes) each app model with its JSON."""
-    return [export_one(model, ends_in_softmax, folder, file, images, labels, keras, reference, provenance)
-            for file in MODELS]
+    return [export_one(model, ends_in_softmax, folder, FORMATS[fmt], images, labels, keras, reference, provenance)
+            for fmt in formats]
 
 
 def export_one(model, ends_in_softmax: bool, folder: Path, file: str, images, labels, keras: verify.Result,

@@ -43,7 +43,7 @@ TFLITE_FORMATS = {
     "dynamic_int8": ("int8 weights, float32 input, output and activations", True),
     "int8": ("int8 weights and activations, uint8 input and output (full integer)", True),
 }
-FORMATS = (SAVED_MODEL, *TFLITE_FORMATS)
+FORMATS = (SAVED_MODEL, *TFLITE_FORMATS, *camera_export.FORMATS)  # issue 13: camera, rgb
 PIXELS = ("28x28x1 grayscale, white digit on black as in MNIST (0 = background, 255 = ink), "
           "the digit's 20x20 box centred by its centre of mass")
 PARTIAL = ".partial-"  # prefix of what an unfinished export is writing; never served or read
@@ -284,8 +284,9 @@ def main(argv: list[str]) -> None:
         raise InputError(f"--formats: {'unknown ' + ', '.join(unknown) if unknown else 'empty'}; "
                          f"choose from {', '.join(FORMATS)}")
     tflite_formats = [f for f in TFLITE_FORMATS if f in formats]
+    app_formats = [f for f in camera_export.FORMATS if f in formats]  # issue 13
     serving_dir = Path(FLAGS.serving_dir) if SAVED_MODEL in formats else None
-    export_dir = Path(FLAGS.export_dir) if tflite_formats else None
+    export_dir = Path(FLAGS.export_dir) if tflite_formats or app_formats else None
     for folder in filter(None, [serving_dir, export_dir]):
         check_folder(folder)
     if export_dir is not None:
@@ -323,7 +324,7 @@ def main(argv: list[str]) -> None:
         results.append(export_saved_model(model, serving_dir, images, labels, keras, reference,
                                           ends_in_softmax))
         print(f"  {results[-1].artifact}: {'ok' if results[-1].passed else 'FAILED'}", flush=True)
-    if tflite_formats:
+    if tflite_formats or app_formats:
         source = partial_path(export_dir, "tflite-source", is_dir=True)
         try:
             write_saved_model(model, source, outputs="probabilities", ends_in_softmax=ends_in_softmax)
@@ -334,7 +335,7 @@ def main(argv: list[str]) -> None:
                       flush=True)
             # issue 13: the camera model and the 28x28 RGB model, verified through MediaPipe
             for result in camera_export.export_app_models(model, ends_in_softmax, export_dir, images, labels,
-                                                          keras, reference, provenance):
+                                                          keras, reference, provenance, app_formats):
                 results.append(result)
                 print(f"  {result.artifact}: {'ok' if result.passed else 'FAILED'}", flush=True)
         finally:
