@@ -14,6 +14,7 @@ from mnist_keras.errors import InputError
 
 FILES = ["mnist_float32.tflite", "mnist_float16.tflite", "mnist_dynamic_int8.tflite", "mnist_int8.tflite",
          "mnist_camera.tflite", "mnist_rgb.tflite"]
+SQUARE = (camera_model.SIZE, camera_model.SIZE)
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +83,7 @@ def test_category_name_is_the_digit(exported, mnist):
 def test_in_graph_preprocessing_matches_preprocess_py(mnist, small_model):
     rng = np.random.default_rng(1)
     pages = [_redraw_square(d, rng) for d in mnist.x_test[:300]]
-    rgb = np.stack([np.asarray(Image.fromarray(p).convert("RGB").resize((96, 96), Image.Resampling.BILINEAR))
+    rgb = np.stack([np.asarray(Image.fromarray(p).convert("RGB").resize(SQUARE, Image.Resampling.BILINEAR))
                     for p in pages])
     ours = camera_model.preprocess_only(rgb)
     theirs = np.stack([preprocess.to_mnist(image[..., 0].astype(np.float32)) for image in rgb])
@@ -103,7 +104,7 @@ def test_redrawn_pages_read_as_predict_reads_them(exported, mnist, small_model, 
     labels = mnist.y_test[:400]
     read = small_model.predict(np.stack([preprocess.preprocess(p) for p in paths])[..., None] / 255.0,
                                verbose=0).argmax(1)
-    rgb = np.stack([np.asarray(Image.open(p).convert("RGB").resize((96, 96), Image.Resampling.BILINEAR))
+    rgb = np.stack([np.asarray(Image.open(p).convert("RGB").resize(SQUARE, Image.Resampling.BILINEAR))
                     for p in paths])
     digits = mediapipe_check.classify(out / "export" / "mnist_camera.tflite", rgb)
     assert abs(np.mean(digits == labels) - np.mean(read == labels)) <= 0.01
