@@ -36,12 +36,14 @@ from typing import Any
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli, inference, serving_files, verify, web_export
+from mnist_keras import camera_export, cli, inference, serving_files, tflite_metadata, verify, web_export
 from mnist_keras.data import NUM_CLASSES, Data
 from mnist_keras.errors import InputError
 from mnist_keras.export_folders import check_folder, partial_path, prepare_folder, publish_version
 from mnist_keras.export_formats import (
+    APP_FORMATS,
     FORMATS,
+    PIXELS,
     SAVED_MODEL,
     TFLITE_FORMATS,
     convert,
@@ -88,7 +90,8 @@ def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray,
     partial = partial_path(folder, final.name)
     partial_json = partial_path(folder, final_json.name)
     try:
-        partial.write_bytes(convert(source, fmt, calibration))
+        model = convert(source, fmt, calibration)
+        partial.write_bytes(tflite_metadata.embed(model, final.name, TFLITE_FORMATS[fmt][0], PIXELS, provenance))
         result = verify.measure("TFLite " + fmt, partial, images, labels, reference)
         verify.judge(result, keras, quantized=TFLITE_FORMATS[fmt][1], max_drop=max_drop)
         result.path = str(final)
@@ -100,6 +103,10 @@ def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray,
         else:
             for path in (final, final_json):
                 path.unlink(missing_ok=True)
+    except InputError:  # metadata not written or not read back: no file of that name stays
+        for path in (final, final_json):
+            path.unlink(missing_ok=True)
+        raise
     finally:
         partial.unlink(missing_ok=True)
         partial_json.unlink(missing_ok=True)
@@ -171,7 +178,7 @@ def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export
     if unknown or not formats:
         raise InputError(f"--formats: {'unknown ' + ', '.join(unknown) if unknown else 'empty'}; "
                          f"choose from {', '.join(FORMATS)}")
-    tflite_formats = [f for f in TFLITE_FORMATS if f in formats]
+    tflite_formats = [f for f in (*TFLITE_FORMATS, *APP_FORMATS) if f in formats]
     serving = Path(serving_dir) if SAVED_MODEL in formats and serving_dir is not None else None
     tflite_dir = Path(export_dir) if tflite_formats and export_dir is not None else None
     if SAVED_MODEL in formats and serving is None or tflite_formats and tflite_dir is None:
@@ -179,7 +186,7 @@ def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export
     for folder in filter(None, [serving, tflite_dir]):
         check_folder(folder)
     if tflite_dir is not None:
-        outputs = [tflite_name(f) for f in tflite_formats] + [
+        outputs = [camera_export.FORMATS[f] if f in APP_FORMATS else tflite_name(f) for f in tflite_formats] + [
             Path(tflite_name(f)).with_suffix(".json").name for f in tflite_formats] + [
             "labels.txt", "export.json"]
         taken = [name for name in outputs if (tflite_dir / name).is_dir()]
@@ -233,13 +240,27 @@ def tflite_step(job: Export) -> None:
     source = partial_path(job.export_dir, "tflite-source", is_dir=True)
     try:
         write_saved_model(job.model, source, outputs="probabilities", ends_in_softmax=job.ends_in_softmax)
-        for fmt in job.tflite_formats:
+        for fmt in (f for f in job.tflite_formats if f in TFLITE_FORMATS):
             job.add(export_tflite(source, fmt, job.export_dir, job.calibration, job.dataset.x_test,
                                   job.dataset.y_test, job.keras, job.reference, job.max_drop, job.provenance))
             if job.results[-1].passed:
                 job.written.append(Path(job.results[-1].path).with_suffix(".json"))
     finally:
         shutil.rmtree(source, ignore_errors=True)
+
+
+def app_models_step(job: Export) -> None:
+    """The camera model (MNIST preprocessing in the graph) and the 28x28 RGB model, each
+    verified through MediaPipe's ImageClassifier (camera_export.py)."""
+    app_formats = [f for f in job.tflite_formats if f in APP_FORMATS]
+    if not app_formats:
+        return
+    for result in camera_export.export_app_models(job.model, job.ends_in_softmax, job.export_dir,
+                                                  job.dataset.x_test, job.dataset.y_test, job.keras,
+                                                  job.reference, job.provenance, app_formats):
+        job.add(result)
+        if result.passed:
+            job.written.append(Path(result.path).with_suffix(".json"))
 
 
 def index_step(job: Export) -> None:
@@ -268,7 +289,7 @@ def web_step(job: Export) -> None:
         job.written.append(job.export_dir / "web")
 
 
-STEPS: list[Callable[[Export], None]] = [saved_model_step, tflite_step, index_step, web_step]
+STEPS: list[Callable[[Export], None]] = [saved_model_step, tflite_step, app_models_step, index_step, web_step]
 
 
 def export_model(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_keras import litert, verify
+from mnist_keras import litert, tflite_metadata, verify
 from mnist_keras.data import IMAGE_SHAPE, scale_images
 from mnist_keras.files import sha256_file
 
@@ -21,7 +21,9 @@ TFLITE_FORMATS = {
     "dynamic_int8": ("int8 weights, float32 input, output and activations", True),
     "int8": ("int8 weights and activations, uint8 input and output (full integer)", True),
 }
-FORMATS = (SAVED_MODEL, *TFLITE_FORMATS)
+# camera, rgb: the 3-channel models for MediaPipe and apps (camera_export.py)
+APP_FORMATS = ("camera", "rgb")
+FORMATS = (SAVED_MODEL, *TFLITE_FORMATS, *APP_FORMATS)
 PIXELS = ("28x28x1 grayscale, white digit on black as in MNIST (0 = background, 255 = ink), "
           "the digit's 20x20 box centred by its centre of mass")
 
@@ -92,6 +94,7 @@ def describe_tflite(path: Path, fmt: str, result: verify.Result, source: dict) -
         "output": {**litert.tensor_spec(interpreter.get_output_details()[0], "probabilities"),
                    "value": "probability of each digit (softmax)", "labels": "labels.txt"},
         "signature": interpreter.get_signature_list(),
+        "metadata": tflite_metadata.read_metadata(path.read_bytes(), path.name),  # what the file embeds
         "test_accuracy": round(result.accuracy, 4),
         "test_correct": result.correct,
         "test_images": result.total,

@@ -204,6 +204,41 @@ def predict_startup(repeats: int, model: Path, image: Path) -> list[float]:
     return times
 
 
+APP_MODELS = ("mnist_camera.tflite", "mnist_rgb.tflite")  # RGB input: timed by camera_rows
+
+
+def camera_rows(export_dir: Path, digit: np.ndarray, invokes: int, repeats: int) -> list[tuple]:
+    """The camera model: one invoke on one thread, its preprocessing alone, the CNN alone, sizes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mnist_keras import camera_model, litert
+
+    camera, rgb = export_dir / APP_MODELS[0], export_dir / APP_MODELS[1]
+    if not camera.exists() or not rgb.exists():
+        return [("inference", f"{camera.name}: not exported", "", "")]
+    with tempfile.TemporaryDirectory() as folder:
+        prepare = Path(folder) / "preprocessing.tflite"
+        prepare.write_bytes(camera_model.convert_preprocessing())
+        page = camera_model.render(digit[None])
+        medians = {}
+        for path, image in [(camera, page), (prepare, page), (rgb, np.repeat(digit[None, ..., None], 3, -1))]:
+            with litert.quiet_stderr():
+                interpreter = Interpreter(model_path=str(path), num_threads=1)
+                interpreter.allocate_tensors()
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+            medians[path] = [float(np.median(time_invokes(interpreter, invokes))) * 1e6 for _ in range(repeats)]
+    whole, share, cnn = (float(np.median(medians[p])) for p in (camera, prepare, rgb))
+    size = f"{camera_model.SIZE}x{camera_model.SIZE}"
+    return [
+        ("inference", f"{camera.name}: {size} RGB, preprocessing + CNN, 1 thread, median of {invokes} invokes",
+         median_spread(medians[camera], 1, " us"), f"{camera.stat().st_size / 1e6:.2f} MB"),
+        ("inference", "  its preprocessing alone (float32 .tflite)", median_spread(medians[prepare], 1, " us"),
+         f"{share / whole:.0%} of the camera model"),
+        ("inference", f"  the CNN alone ({rgb.name}, 28x28 RGB)", median_spread(medians[rgb], 1, " us"),
+         f"preprocessing = {share / cnn:.1f}x the CNN; {rgb.stat().st_size / 1e6:.2f} MB"),
+    ]
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -280,7 +315,7 @@ def main(argv: list[str]) -> None:
     image = mnist.x_test[0]
     batch = mnist.x_test[:1000]
     latency = {}
-    for path in tflites:
+    for path in (p for p in tflites if p.name not in APP_MODELS):
         runs = [np.array(tflite_latency(path, image, invokes)) * 1e6 for _ in range(repeats)]
         latency[path.name] = float(np.median([np.median(r) for r in runs]))
         rows.append(("inference", f"{path.name}: one image, 1 thread, median of {invokes} invokes",
@@ -290,6 +325,7 @@ def main(argv: list[str]) -> None:
         rates = throughput(lambda x, run=interpreter: litert.predict(run, x, batch_size=1000), batch, repeats)
         rows.append(("inference", f"{path.name}: batches of 1000, all cores",
                      median_spread(rates, 0, " img/s"), ""))
+    rows += camera_rows(export_dir, image, invokes, repeats)  # issue 13
     fixed = [seconds * 1e6 for seconds in invoke_fixed_cost(invokes, repeats)]
     rows.append(("inference", "a one-ReLU int8 model: the fixed cost of an invoke (LiteRT + Python)",
                  median_spread(fixed, 1, " us"), ""))

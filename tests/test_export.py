@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import REPO, assert_one_line_error, run_module
 
-from mnist_keras import data, export, inference, litert, train, verify
+from mnist_keras import camera_export, data, export, inference, litert, train, verify
 from mnist_keras.errors import InputError
 from mnist_keras.export_folders import PARTIAL, partial_path, publish_version
 from mnist_keras.files import sha256_file
@@ -49,7 +49,8 @@ def test_export_writes_every_artifact_and_prints_the_table(exported):
         assert row == "Keras" or "ok (" in line, line
     summary = json.loads((out / "export" / "export.json").read_text())
     assert [a["artifact"] for a in summary["artifacts"]] == \
-        ["Keras", "SavedModel", *[f"TFLite {fmt}" for fmt in TFLITE]]
+        ["Keras", "SavedModel", *[f"TFLite {fmt}" for fmt in TFLITE],
+         *[f"MediaPipe {name}" for name in camera_export.MODELS]]  # issue 13's app models
     assert all(a["passed"] for a in summary["artifacts"][1:])
 
 

@@ -50,6 +50,9 @@ def test_benchmark_prints_every_row(exported, tmp_path):
                 *[rf"inference +mnist_{fmt}\.tflite: batches of 1000.* +\d+ img/s"
                   for fmt in ("dynamic_int8", "float16", "float32", "int8")],
                 r"inference +a one-ReLU int8 model: the fixed cost of an invoke.* +[\d.]+ us",
+                r"inference +mnist_camera\.tflite: \d+x\d+ RGB, preprocessing \+ CNN.* +[\d.]+ us.* +0\.\d\d MB",
+                r"inference +  its preprocessing alone .* +[\d.]+ us.* +\d+% of the camera model",
+                r"inference +  the CNN alone \(mnist_rgb\.tflite.* +[\d.]+ us.* +preprocessing = [\d.]+x the CNN",
                 r"floor +4\.24 M multiply-adds per image at LiteRT's int8 matmul speed \(\d+ GMAC/s, 1 thread\)"
                 r" +[\d.]+ us +int8 \.tflite = [\d.]+x floor",
                 r"inference +Keras model: batches of 1000.* \d+ img/s",

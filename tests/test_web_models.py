@@ -120,14 +120,14 @@ def test_the_camera_model_reads_drawn_and_uploaded_digits_in_the_browser(exporte
     camera_model = pytest.importorskip("mnist_keras.camera_model", reason="the camera model is not built here")
     from ai_edge_litert.interpreter import Interpreter
 
-    from mnist_keras import evaluate
+    from mnist_keras import inference
 
     _, _, keras_path = exported
     export_dir = tmp_path / "export"
     export_dir.mkdir()
     shutil.copy(int8_model, export_dir)
     camera = export_dir / web_export.MODELS[0]
-    camera.write_bytes(camera_model.convert(evaluate.load_model(keras_path), False, "camera"))
+    camera.write_bytes(camera_model.convert(inference.load_keras(keras_path), False, "camera"))
     assert web_export.export_web(export_dir, RUNTIME) is None
     size = camera_model.SIZE
     server = static_server(export_dir / "web")
