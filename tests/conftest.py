@@ -50,7 +50,7 @@ def exported(trained, tmp_path_factory):
     out = tmp_path_factory.mktemp("exported")
     dataset = data.take(data.load(), test_examples=2000)
     summary = export.export_model(workdir / train.MODEL_FILE, out / "serving", out / "export", dataset)
-    assert not summary.failed, summary.format()
+    assert not summary.failed and not summary.problems, (summary.format(), summary.problems)
     return summary, out, workdir / train.MODEL_FILE
 
 

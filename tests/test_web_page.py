@@ -243,11 +243,11 @@ def test_serve_shows_the_page_at_web(exported, web_folder, browser):
 
 
 def test_export_wrote_the_page_with_the_model_meant_for_it(exported):
-    """`python -m mnist_keras.export` (the fixture) builds export/web/ from what it exported:
+    """export_model (the fixture) builds export/web/ from what it exported:
     the camera model where export writes one, else the int8 model."""
-    result, out, _ = exported
+    summary, out, _ = exported
     web = out / "export" / "web"
-    assert f"web page: {web}/" in result.stdout
+    assert web in summary.written and not summary.problems
     expected = next(name for name in web_export.MODELS if (out / "export" / name).is_file())
     description = json.loads((web / "model.json").read_text())
     assert description["source"] == expected
