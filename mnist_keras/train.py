@@ -147,34 +147,20 @@ def save_model_atomic(model, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def choose_precision(requested: str, tf, on_gpu: bool) -> tuple[str, str]:
-    """mixed_bfloat16 where the hardware computes in bfloat16 natively, else float32.
+def choose_precision(requested: str, tf, on_gpu: bool, **measuring) -> tuple[str, str]:
+    """The precision asked for; auto: the faster one on this machine, by measurement.
 
-    Measured on this project's CPUs, to the same accuracy (README): an epoch took about 9.5
-    CPU-seconds in mixed_bfloat16 against 17.5 in float32 on an Intel Xeon with AMX, and
-    7.2 s (13.0 CPU-s) against 11.2 s (20.9 CPU-s) on an AMD EPYC (Zen 4, AVX512_BF16 only).
-    Without such instructions bfloat16 is emulated and slower. On a GPU: bfloat16 from
-    compute capability 8.0 (Ampere) on; float16 would need loss scaling, not done here.
+    A CPU's flags do not tell: bfloat16 was faster on CPUs with AMX and on a Zen 4 with
+    AVX512_BF16 alone, slower on a Xeon with AVX512_BF16 but no AMX (docs/benchmarks.md).
     """
     if requested != "auto":
         return requested, "as asked"
-    if on_gpu:
-        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
-        if details.get("compute_capability", (0, 0)) >= (8, 0):
-            return "mixed_bfloat16", "this GPU computes in bfloat16"
-        return "float32", "this GPU predates bfloat16"
-    flags_line = next((line for line in _cpuinfo().splitlines() if line.startswith("flags")), "")
-    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags_line.split()]
-    if native:
-        return "mixed_bfloat16", f"this CPU has {' and '.join(f.upper() for f in native)}"
-    return "float32", "this CPU has no bfloat16 instructions"
+    # --- autotune's lines: auto decides by measuring. measuring: batch_size, replicas, jit,
+    # strategy, workers, images, labels, details (see autotune.auto_precision).
+    from mnist_keras import autotune
 
-
-def _cpuinfo() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
+    return autotune.auto_precision(tf, on_gpu, **measuring)
+    # --- end of autotune's lines
 
 
 def describe_device(tf) -> tuple[str, bool]:
@@ -437,7 +423,11 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
     # XLA: on a GPU it fuses this small model's kernels; on these 2-core CPUs it made an
     # epoch twice as slow (23 s and 41 CPU-s against 12 s and 19.5 CPU-s; see README).
     jit = {"auto": on_gpu, "true": True, "false": False}[config.jit_compile]
-    precision, why = choose_precision(config.precision, tf, on_gpu)
+    tuning: dict = {}  # autotune's figures, for history.json
+    precision, why = choose_precision(config.precision, tf, on_gpu, batch_size=config.batch_size,
+                                      replicas=placement.replicas, jit=jit, strategy=placement.strategy,
+                                      workers=placement.workers, images=dataset.x_train,
+                                      labels=dataset.y_train, details=tuning)
     global_batch = config.batch_size * placement.replicas
     scale = LR_SCALINGS[config.lr_scaling](placement.replicas)
     steps = pipeline.steps_per_epoch(len(dataset.x_train), global_batch)
@@ -450,6 +440,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         "device": device,
         "jit_compile": jit,
         "precision": precision,
+        "precision_measured": tuning or None,
         "strategy": {"name": placement.name, "replicas": placement.replicas,
                      "workers": placement.workers, "devices": list(placement.devices),
                      "task": placement.task, "global_batch": global_batch,
@@ -457,7 +448,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> dict:
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "epochs": done,
     }
-    print(f"Device: {device}, XLA {'on' if jit else 'off'}, {precision} ({why})")
+    print(f"Device: {device}, XLA {'on' if jit else 'off'}")
+    print(f"Precision: {precision} ({why})")
     where = f"{placement.name} over {placement.replicas} replica(s)"
     if placement.workers > 1:
         where += f" on {placement.workers} workers; this is {placement.task}" + (
