@@ -43,6 +43,10 @@ flags.DEFINE_string("saved_model", "saved_models/mnist", "SavedModel versions (t
 flags.DEFINE_string("export_dir", "export", "Where the .tflite files are.")
 flags.DEFINE_list("train_flags", [], "Extra flags for the training runs, e.g. --train_flags=--jit_compile=true.")
 flags.DEFINE_bool("quick", False, "A tiny setting that still prints every row (for tests).")
+flags.DEFINE_string("torch_pipeline", "../shared/peer/torch_pipeline.py",
+                    "The PyTorch version of this training, for the ratio row (relative to the repository root).")
+flags.DEFINE_string("torch_python", "", "A Python with torch installed (a separate venv, docs/benchmarks.md); "
+                    "empty: this Python, if it has torch.")
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_IMAGES = 60_000
@@ -134,12 +138,17 @@ def median_spread(values: list[float], digits: int = 1, unit: str = "") -> str:
     return f"{middle:.{digits}f}{unit} ({values[0]:.{digits}f}-{values[-1]:.{digits}f})"
 
 
-def training_epochs(repeats: int, train_examples: int,
-                    extra: list[str]) -> tuple[list[tuple[float, float]], str, str]:
-    """(wall, CPU) of the second epoch of each of `repeats` training runs; precision; batch."""
+def training_epochs(repeats: int, train_examples: int, extra: list[str],
+                    between=None) -> tuple[list[tuple[float, float]], str, str]:
+    """(wall, CPU) of the second epoch of each of `repeats` training runs; precision; batch.
+
+    between(): called after each run (the PyTorch epochs alternate with these).
+    """
     pattern = re.compile(r"^Epoch 2/2: .*, ([\d.]+) s \(([\d.]+) CPU-s\)", re.M)
     epochs, precision, batch = [], "", ""
     for _ in range(repeats):
+        if between is not None and epochs:
+            between()
         with tempfile.TemporaryDirectory() as folder:
             result = subprocess.run(
                 [sys.executable, "-m", "mnist_keras.train", "--epochs=2", "--progress=none",
@@ -150,8 +159,10 @@ def training_epochs(repeats: int, train_examples: int,
         if result.returncode != 0 or not match:
             raise SystemExit(f"training failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
         epochs.append((float(match.group(1)), float(match.group(2))))
-        precision = re.search(r"^Device: .*, (\S+) \(", result.stdout, re.M).group(1)
+        precision = re.search(r"^Precision: (\S+) \(", result.stdout, re.M).group(1)
         batch = re.search(r"global batch (\d+)", result.stdout).group(1)
+    if between is not None:
+        between()
     return epochs, precision, batch
 
 
@@ -203,6 +214,84 @@ def predict_startup(repeats: int, model: Path, image: Path) -> list[float]:
     return times
 
 
+class TorchEpochs:
+    """One epoch of the PyTorch version per call, on the same images, in its own Python."""
+
+    def __init__(self, python: str, script: Path, train_examples: int, skipped: str = ""):
+        self.python, self.script, self.train_examples = python, script, train_examples
+        self.skipped, self.ready = skipped, not skipped
+        self.epochs: list[tuple[float, float]] = []  # (wall, CPU) seconds
+        self.version = ""
+        self.folder = tempfile.TemporaryDirectory()
+
+    def next(self) -> None:
+        mnist_dir = self.mnist_dir()
+        result = subprocess.run([self.python, str(self.script), str(mnist_dir), "1"],
+                                capture_output=True, text=True)
+        match = re.search(r"^RESULT .*per_epoch=([\d.]+) cpu_per_epoch=([\d.]+)", result.stdout, re.M)
+        if result.returncode != 0 or not match:
+            self.skipped = f"failed: {(result.stderr.strip().splitlines() or ['no RESULT line'])[-1]}"
+            self.ready = False
+            return
+        self.epochs.append((float(match.group(1)), float(match.group(2))))
+
+    def mnist_dir(self) -> Path:
+        """The shipped MNIST, its training set cut to the benchmark's images (gzipped IDX, as it reads)."""
+        import gzip
+        import shutil
+
+        source = REPO / "mnist_keras" / "datasets" / "mnist"
+        folder = Path(self.folder.name)
+        if not any(folder.iterdir()):
+            for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+                if self.train_examples and name.startswith("train"):
+                    raw = gzip.decompress((source / name).read_bytes())
+                    header, size = (16, 784) if "images" in name else (8, 1)
+                    count = self.train_examples.to_bytes(4, "big")
+                    cut = raw[:4] + count + raw[8:header] + raw[header:header + self.train_examples * size]
+                    (folder / name).write_bytes(gzip.compress(cut))
+                else:
+                    shutil.copy(source / name, folder / name)
+        return folder
+
+
+def torch_epochs_runner(train_examples: int) -> TorchEpochs:
+    """The PyTorch epochs, or why there are none (no torch_pipeline.py, no torch)."""
+    script = Path(FLAGS.torch_pipeline)
+    script = script if script.is_absolute() else REPO / script
+    python = FLAGS.torch_python or sys.executable
+    if not script.is_file():
+        return TorchEpochs(python, script, train_examples, f"skipped: no {script}")
+    probe = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return TorchEpochs(python, script, train_examples,
+                           f"skipped: no torch in {python} (--torch_python; docs/benchmarks.md)")
+    runner = TorchEpochs(python, script, train_examples)
+    runner.version = probe.stdout.strip()
+    return runner
+
+
+def ratio_rows(cpu: float, wall: float, floor: float, precision: str, torch_run: TorchEpochs) -> list[tuple]:
+    """The aims as ratios: the epoch against the PyTorch version's, and against its own floor."""
+    rows = [("ratio", f"epoch / floor of the chosen precision ({precision}; aim <= 1.6)",
+             f"{wall:.2f} s / {floor:.2f} s", f"= {wall / floor:.2f}")]
+    if not torch_run.epochs:
+        rows.append(("ratio", f"epoch CPU-s / the PyTorch version's: {torch_run.skipped}", "", ""))
+        return rows
+    torch_cpu = float(np.median([e[1] for e in torch_run.epochs]))
+    torch_wall = float(np.median([e[0] for e in torch_run.epochs]))
+    rows += [("torch", f"PyTorch version (torch {torch_run.version}), an epoch of the same images, alternated",
+              median_spread([e[0] for e in torch_run.epochs], 1, " s") + " wall",
+              median_spread([e[1] for e in torch_run.epochs], 1, " CPU-s")),
+             ("ratio", "epoch CPU-s / the PyTorch version's (aim <= 0.45)",
+              f"{cpu:.1f} / {torch_cpu:.1f} CPU-s",
+              f"= {cpu / torch_cpu:.2f}" if torch_cpu else "(PyTorch's epoch under 0.05 CPU-s)"),
+             ("ratio", "epoch wall / the PyTorch version's", f"{wall:.1f} / {torch_wall:.1f} s",
+              f"= {wall / torch_wall:.2f}" if torch_wall else "")]
+    return rows
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -237,7 +326,9 @@ def main(argv: list[str]) -> None:
     rows = []
     f32, bf16 = matmul_flops_per_second("float32"), matmul_flops_per_second("bfloat16")
     epoch_flops = flops_per_training_image() * images_per_epoch
-    epochs, precision, batch = training_epochs(repeats, train_examples, FLAGS.train_flags)
+    torch_run = torch_epochs_runner(train_examples)
+    epochs, precision, batch = training_epochs(repeats, train_examples, FLAGS.train_flags,
+                                               torch_run.next if torch_run.ready else None)
     walls, cpus = [e[0] for e in epochs], [e[1] for e in epochs]
     wall = float(np.median(walls))
     applies = {"float32": "bfloat16" not in precision, "bfloat16": "bfloat16" in precision}
@@ -252,6 +343,9 @@ def main(argv: list[str]) -> None:
                   + (" <- this run's arithmetic" if applies["bfloat16"] else ""),
          f"{epoch_flops / bf16:.2f} s", f"epoch = {wall / (epoch_flops / bf16):.1f}x floor"),
     ]
+
+    rows += ratio_rows(np.median(cpus), wall, epoch_flops / (bf16 if "bfloat16" in precision else f32),
+                       precision, torch_run)
 
     mnist = data.load()
     image = mnist.x_test[0]

@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO
+
+# torch in a venv of its own (docs/benchmarks.md); where there is none, the benchmark skips the row.
+TORCH_VENV = Path("/opt/torchenv/bin/python")
+TORCH_PIPELINE = REPO.parent / "shared" / "peer" / "torch_pipeline.py"
 
 
 def test_accuracy_by_seed_reports_each_run(tmp_path):
@@ -25,9 +30,12 @@ def test_accuracy_by_seed_reports_each_run(tmp_path):
 def test_benchmark_prints_every_row(exported, tmp_path):
     """A tiny setting, no timing asserted: each row is there, with a number in it."""
     _, out, model_path = exported
+    torch_python = TORCH_VENV if TORCH_VENV.exists() else Path(sys.executable)  # the project's: no torch
+    has_torch = subprocess.run([torch_python, "-c", "import torch"], capture_output=True).returncode == 0
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--quick", f"--model={model_path}",
-         f"--saved_model={out / 'serving'}", f"--export_dir={out / 'export'}"],
+         f"--saved_model={out / 'serving'}", f"--export_dir={out / 'export'}",
+         f"--torch_pipeline={TORCH_PIPELINE}", f"--torch_python={torch_python}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^Machine: \d+ CPU cores", result.stdout, re.M)
@@ -36,6 +44,14 @@ def test_benchmark_prints_every_row(exported, tmp_path):
                 r"training +images per second +[\d,]+",
                 r"floor .*float32 matmul speed \(\d+ GFLOP/s\) +[\d.]+ s +epoch = [\d.]+x floor",
                 r"floor .*bfloat16 matmul speed",
+                r"ratio +epoch / floor of the chosen precision \((float32|mixed_bfloat16); aim <= 1\.6\) +"
+                r"[\d.]+ s / [\d.]+ s += [\d.]+",
+                *([r"torch +PyTorch version \(torch 2[\d.]+\S*\), an epoch of the same images, alternated +"
+                   r"[\d.]+ s wall +[\d.]+ CPU-s",
+                   r"ratio +epoch CPU-s / the PyTorch version's \(aim <= 0\.45\) +[\d.]+ / [\d.]+ CPU-s +"
+                   r"(= [\d.]+|\(PyTorch)"]
+                  if has_torch and TORCH_PIPELINE.exists() else
+                  [r"ratio +epoch CPU-s / the PyTorch version's: skipped: no (torch in|\S*torch_pipeline\.py)"]),
                 *[rf"inference +mnist_{fmt}\.tflite: one image, 1 thread.* +[\d.]+ us"
                   for fmt in ("dynamic_int8", "float16", "float32", "int8")],
                 *[rf"inference +mnist_{fmt}\.tflite: batches of 1000.* +\d+ img/s"
