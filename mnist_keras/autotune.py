@@ -104,21 +104,22 @@ def write_cached(context: dict, entry: dict) -> str | None:
     return None
 
 
-def interleaved(runs: dict[str, Callable[[], object]], rounds: int = ROUNDS, per_call: int = 1,
+def interleaved(runs: dict[str, Callable[[], object]], rounds: int = ROUNDS, per_call: int | dict[str, int] = 1,
                 clocks: tuple[Callable[[], float], Callable[[], float]] = (time.process_time, time.perf_counter),
                 ) -> Figures:
     """Each run called once per round, A B A B ...: medians of CPU and wall seconds per step.
 
     A stall of the machine lengthens a round or two of every candidate alike, and the
-    median leaves them out; per_call: training steps one call runs.
+    median leaves them out; per_call: training steps one call runs (per run, or for all).
     """
     cpu_clock, wall_clock = clocks
+    steps = per_call if isinstance(per_call, dict) else dict.fromkeys(runs, per_call)
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
             cpu, wall = cpu_clock(), wall_clock()
             run()
-            times[name].append(((cpu_clock() - cpu) / per_call, (wall_clock() - wall) / per_call))
+            times[name].append(((cpu_clock() - cpu) / steps[name], (wall_clock() - wall) / steps[name]))
     return {name: {"cpu": _median([t[0] for t in ts]), "wall": _median([t[1] for t in ts])}
             for name, ts in times.items()}
 
