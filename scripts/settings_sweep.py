@@ -107,7 +107,7 @@ def threads_rows(settings: list[str], steps: int, rounds: int, precision: str) -
         name = (f"threads intra-op {intra if intra != '0' else 'default'}, "
                 f"inter-op {inter if inter != '0' else 'default'}")
         cpu, wall = float(np.median([t[0] for t in ts])), float(np.median([t[1] for t in ts]))
-        rows.append(f"{name:<44}{wall * STEPS_PER_EPOCH:.2f} s wall  {cpu * STEPS_PER_EPOCH:.2f} CPU-s")
+        rows.append(f"{name:<58}{wall * STEPS_PER_EPOCH:.2f} s wall  {cpu * STEPS_PER_EPOCH:.2f} CPU-s")
     return rows
 
 
@@ -146,9 +146,9 @@ def main(argv: list[str]) -> None:
         run()
     figures = autotune.interleaved(runs, rounds=rounds, per_call=per_call)
     for name in runs:
-        print(f"{name:<44}{per_epoch(figures, name)}")
+        print(f"{name:<58}{per_epoch(figures, name)}")
     if FLAGS.threads:
-        for row in threads_rows(FLAGS.threads, steps, rounds, precision):
+        for row in threads_rows(FLAGS.threads, steps, 1 if FLAGS.quick else rounds, precision):
             print(row)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -77,3 +78,17 @@ def test_epoch_parts_prints_every_part(tmp_path):
     for part in ("input pipeline alone", "forward pass", "forward and backward passes",
                  "Adam update alone, fused", "Adam update alone, Keras' ops", "whole training step"):
         assert re.search(rf"^{re.escape(part)}.* +[\d.]+ s wall +[\d.]+ CPU-s$", result.stdout, re.M), part
+
+
+def test_settings_sweep_prints_every_setting(tmp_path):
+    """A tiny setting, no timing asserted: each candidate is measured and printed, threads in a child."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "settings_sweep.py"), "--quick", "--precision=float32",
+         "--threads=1:1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^.*, \d+ CPU cores; float32 \(as asked\); batch 64; medians of 2 interleaved rounds",
+                     result.stdout, re.M)
+    for name in ("steps per call 2", "steps per call 4", "pipeline: permutation gather, 4 per call",
+                 "pipeline: shuffled stream (training's), 4 per call", "threads intra-op 1, inter-op 1"):
+        assert re.search(rf"^{re.escape(name)} +[\d.]+ s wall +[\d.]+ CPU-s$", result.stdout, re.M), name
