@@ -26,8 +26,11 @@ CACHE_FORMAT = 1  # part of the key: a new way of measuring measures again
 # CPU features that change which precision is fast; the rest of /proc/cpuinfo's flags do not.
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
              "amx_tile", "amx_bf16", "amx_int8")
+# Environment variables that change how fast TensorFlow's kernels run: part of the key.
+ENVIRONMENT = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS",
+               "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD")
 ROUNDS = 7  # interleaved rounds; the median of 7 ignores up to 3 stalled ones
-STEPS = 4  # training steps per timed call
+STEPS = 3  # training steps per timed call
 
 # (precision, seconds of CPU time, seconds of wall time) per step, medians over the rounds
 Figures = dict[str, dict[str, float]]
@@ -203,8 +206,7 @@ def auto_precision(tf, on_gpu: bool, *, batch_size: int = 64, replicas: int = 1,
                "tensorflow": tf.__version__, "keras": keras.__version__, "batch_size": batch_size,
                "replicas": replicas, "workers": workers, "jit": jit, "candidates": names,
                "format": CACHE_FORMAT,
-               "threads": [os.environ.get(v, "") for v in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-                                                            "OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS")]}
+               "environment": {v: os.environ[v] for v in ENVIRONMENT if v in os.environ}}
     entry = read_cached(context)
     how = "cached"
     if entry is None:
