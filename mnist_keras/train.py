@@ -555,9 +555,9 @@ def define_flags() -> None:
                       "cluster, else the one device; one_device; mirrored; multi_worker (cluster "
                       "from the TF_CONFIG environment variable).")
     flags.DEFINE_enum("precision", defaults.precision, list(PRECISIONS),
-                      "auto: mixed_bfloat16 where the CPU or GPU computes in bfloat16 natively "
-                      "(an epoch 1.5-2x faster on the CPUs measured), else float32. The saved model is "
-                      "float32 either way.")
+                      "auto: the faster of float32 and mixed_bfloat16 on this machine, measured with a "
+                      "few training steps (~2 s) and cached per machine (docs/training.md). The saved "
+                      "model is float32 either way.")
     flags.DEFINE_integer("cpu_replicas", defaults.cpu_replicas,
                          "Split the CPU into this many logical devices and mirror over them: a "
                          "try-out of data parallelism without GPUs.", lower_bound=1)
