@@ -1,37 +1,25 @@
-"""Which device trains, and in which precision: a seam that a measured choice can replace."""
+"""Which device trains, and in which precision (measured: autotune.py), and whether XLA compiles."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 
-def choose_precision(requested: str, tf: ModuleType | None, on_gpu: bool) -> tuple[str, str]:
-    """(precision, reason): mixed_bfloat16 where the hardware computes in bfloat16 natively, else float32.
+def choose_precision(requested: str, tf: ModuleType | None, on_gpu: bool, **measuring: Any) -> tuple[str, str]:
+    """(precision, reason): the one asked for; auto: the faster on this machine, by measurement.
 
-    Emulated bfloat16 is slower than float32; float16 would need loss scaling, not done here.
-    The speeds measured are in docs/benchmarks.md.
+    A CPU's flags do not tell: bfloat16 was faster on CPUs with AMX and on a Zen 4 with
+    AVX512_BF16 alone, slower on a Xeon with AVX512_BF16 but no AMX (docs/benchmarks.md).
+    measuring: batch_size, replicas, jit, strategy, workers, images, labels, details
+    (see autotune.auto_precision).
     """
     if requested != "auto":
         return requested, "as asked"
-    if on_gpu:
-        details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
-        if details.get("compute_capability", (0, 0)) >= (8, 0):  # Ampere on
-            return "mixed_bfloat16", "this GPU computes in bfloat16"
-        return "float32", "this GPU predates bfloat16"
-    flags_line = next((line for line in _cpuinfo().splitlines() if line.startswith("flags")), "")
-    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags_line.split()]
-    if native:
-        return "mixed_bfloat16", f"this CPU has {' and '.join(f.upper() for f in native)}"
-    return "float32", "this CPU has no bfloat16 instructions"
+    from mnist_keras import autotune
 
-
-def _cpuinfo() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
+    return autotune.auto_precision(tf, on_gpu, **measuring)
 
 
 def describe_device(tf: ModuleType) -> tuple[str, bool]:

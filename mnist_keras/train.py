@@ -63,7 +63,11 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
     placement = distribute.place(config.strategy, config.cpu_replicas)
     device, on_gpu = precision.describe_device(tf)
     jit = precision.choose_jit(config.jit_compile, on_gpu)
-    dtype, why = precision.choose_precision(config.precision, tf, on_gpu)
+    tuning: dict = {}  # autotune's figures, for history.json
+    dtype, why = precision.choose_precision(config.precision, tf, on_gpu, batch_size=config.batch_size,
+                                            replicas=placement.replicas, jit=jit, strategy=placement.strategy,
+                                            workers=placement.workers, images=dataset.x_train,
+                                            labels=dataset.y_train, details=tuning)
     global_batch = config.batch_size * placement.replicas
     scale = LR_SCALINGS[config.lr_scaling](placement.replicas)
     steps = pipeline.steps_per_epoch(len(dataset.x_train), global_batch)
@@ -77,6 +81,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
         "device": device,
         "jit_compile": jit,
         "precision": dtype,
+        "precision_measured": tuning or None,
         "strategy": {"name": placement.name, "replicas": placement.replicas,
                      "workers": placement.workers, "devices": list(placement.devices),
                      "task": placement.task, "global_batch": global_batch,
@@ -84,7 +89,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "epochs": done,
     }
-    print(f"Device: {device}, XLA {'on' if jit else 'off'}, {dtype} ({why})")
+    print(f"Device: {device}, XLA {'on' if jit else 'off'}")
+    print(f"Precision: {dtype} ({why})")
     where = f"{placement.name} over {placement.replicas} replica(s)"
     if placement.workers > 1:
         where += f" on {placement.workers} workers; this is {placement.task}" + (
@@ -197,8 +203,9 @@ def define_flags() -> None:
                       "cluster, else the one device; one_device; mirrored; multi_worker (cluster "
                       "from the TF_CONFIG environment variable).")
     flags.DEFINE_enum("precision", defaults.precision, list(PRECISIONS),
-                      "auto: mixed_bfloat16 where the CPU or GPU computes in bfloat16 natively "
-                      "(faster; docs/benchmarks.md), else float32. The saved model is float32 either way.")
+                      "auto: the faster of float32 and mixed_bfloat16 on this machine, measured with a "
+                      "few training steps and cached per machine (docs/training.md). The saved "
+                      "model is float32 either way.")
     flags.DEFINE_integer("cpu_replicas", defaults.cpu_replicas,
                          "Split the CPU into this many logical devices and mirror over them: a "
                          "try-out of data parallelism without GPUs.", lower_bound=1)

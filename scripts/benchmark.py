@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from absl import flags, logging
+from torch_reference import TorchEpochs, torch_epochs_runner  # beside this script
 
 from mnist_keras import cli
 
@@ -44,6 +45,10 @@ flags.DEFINE_string("saved_model", "saved_models/mnist", "SavedModel versions (t
 flags.DEFINE_string("export_dir", "export", "Where the .tflite files are.")
 flags.DEFINE_list("train_flags", [], "Extra flags for the training runs, e.g. --train_flags=--jit_compile=true.")
 flags.DEFINE_bool("quick", False, "A tiny setting that still prints every row (for tests).")
+flags.DEFINE_string("torch_pipeline", "../shared/peer/torch_pipeline.py",
+                    "The PyTorch version of this training, for the ratio row (relative to the repository root).")
+flags.DEFINE_string("torch_python", "", "A Python with torch installed (a separate venv, docs/benchmarks.md); "
+                    "empty: this Python, if it has torch.")
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_IMAGES = 60_000
@@ -135,12 +140,17 @@ def median_spread(values: list[float], digits: int = 1, unit: str = "") -> str:
     return f"{middle:.{digits}f}{unit} ({values[0]:.{digits}f}-{values[-1]:.{digits}f})"
 
 
-def training_epochs(repeats: int, train_examples: int,
-                    extra: list[str]) -> tuple[list[tuple[float, float]], str, str]:
-    """(wall, CPU) of the second epoch of each of `repeats` training runs; precision; batch."""
+def training_epochs(repeats: int, train_examples: int, extra: list[str],
+                    between=None) -> tuple[list[tuple[float, float]], str, str]:
+    """(wall, CPU) of the second epoch of each of `repeats` training runs; precision; batch.
+
+    between(): called after each run (the PyTorch epochs alternate with these).
+    """
     pattern = re.compile(r"^Epoch 2/2: .*, ([\d.]+) s \(([\d.]+) CPU-s\)", re.M)
     epochs, precision, batch = [], "", ""
     for _ in range(repeats):
+        if between is not None and epochs:
+            between()
         with tempfile.TemporaryDirectory() as folder:
             result = subprocess.run(
                 [sys.executable, "-m", "mnist_keras.train", "--epochs=2", "--progress=none",
@@ -151,8 +161,10 @@ def training_epochs(repeats: int, train_examples: int,
         if result.returncode != 0 or not match:
             raise SystemExit(f"training failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
         epochs.append((float(match.group(1)), float(match.group(2))))
-        precision = re.search(r"^Device: .*, (\S+) \(", result.stdout, re.M).group(1)
+        precision = re.search(r"^Precision: (\S+) \(", result.stdout, re.M).group(1)
         batch = re.search(r"global batch (\d+)", result.stdout).group(1)
+    if between is not None:
+        between()
     return epochs, precision, batch
 
 
@@ -239,6 +251,26 @@ def camera_rows(export_dir: Path, digit: np.ndarray, invokes: int, repeats: int)
     ]
 
 
+def ratio_rows(cpu: float, wall: float, floor: float, precision: str, torch_run: TorchEpochs) -> list[tuple]:
+    """The aims as ratios: the epoch against the PyTorch version's, and against its own floor."""
+    rows = [("ratio", f"epoch / floor of the chosen precision ({precision}; aim <= 1.6)",
+             f"{wall:.2f} s / {floor:.2f} s", f"= {wall / floor:.2f}")]
+    if not torch_run.epochs:
+        rows.append(("ratio", f"epoch CPU-s / the PyTorch version's: {torch_run.skipped}", "", ""))
+        return rows
+    torch_cpu = float(np.median([e[1] for e in torch_run.epochs]))
+    torch_wall = float(np.median([e[0] for e in torch_run.epochs]))
+    rows += [("torch", f"PyTorch version (torch {torch_run.version}), an epoch of the same images, alternated",
+              median_spread([e[0] for e in torch_run.epochs], 1, " s") + " wall",
+              median_spread([e[1] for e in torch_run.epochs], 1, " CPU-s")),
+             ("ratio", "epoch CPU-s / the PyTorch version's (aim <= 0.45)",
+              f"{cpu:.1f} / {torch_cpu:.1f} CPU-s",
+              f"= {cpu / torch_cpu:.2f}" if torch_cpu else "(PyTorch's epoch under 0.05 CPU-s)"),
+             ("ratio", "epoch wall / the PyTorch version's", f"{wall:.1f} / {torch_wall:.1f} s",
+              f"= {wall / torch_wall:.2f}" if torch_wall else "")]
+    return rows
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -295,7 +327,9 @@ def main(argv: list[str]) -> None:
     rows = []
     f32, bf16 = matmul_flops_per_second("float32"), matmul_flops_per_second("bfloat16")
     epoch_flops = flops_per_training_image() * images_per_epoch
-    epochs, precision, batch = training_epochs(repeats, train_examples, FLAGS.train_flags)
+    torch_run = torch_epochs_runner(train_examples, FLAGS.torch_pipeline, FLAGS.torch_python)
+    epochs, precision, batch = training_epochs(repeats, train_examples, FLAGS.train_flags,
+                                               torch_run.next if torch_run.ready else None)
     walls, cpus = [e[0] for e in epochs], [e[1] for e in epochs]
     wall = float(np.median(walls))
     applies = {"float32": "bfloat16" not in precision, "bfloat16": "bfloat16" in precision}
@@ -310,6 +344,9 @@ def main(argv: list[str]) -> None:
                   + (" <- this run's arithmetic" if applies["bfloat16"] else ""),
          f"{epoch_flops / bf16:.2f} s", f"epoch = {wall / (epoch_flops / bf16):.1f}x floor"),
     ]
+
+    rows += ratio_rows(np.median(cpus), wall, epoch_flops / (bf16 if "bfloat16" in precision else f32),
+                       precision, torch_run)
 
     mnist = data.load()
     image = mnist.x_test[0]

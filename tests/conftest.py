@@ -14,6 +14,19 @@ from mnist_keras import data
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def autotune_cache(tmp_path_factory):
+    """--precision=auto's cache in a temporary folder: the tests neither read nor write the user's."""
+    folder = tmp_path_factory.mktemp("cache")
+    before = os.environ.get("MNIST_KERAS_CACHE_DIR")
+    os.environ["MNIST_KERAS_CACHE_DIR"] = str(folder)  # the subprocesses inherit it
+    yield folder
+    if before is None:
+        os.environ.pop("MNIST_KERAS_CACHE_DIR", None)
+    else:
+        os.environ["MNIST_KERAS_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def mnist() -> data.Data:
     return data.load()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -95,6 +96,9 @@ def test_two_workers_train_to_the_same_weights(multi_worker, mnist):
     assert "this is worker 1 (the chief writes the outputs)" in worker
     assert fingerprints(chief) == fingerprints(worker)  # every replica ends with the same weights
     assert "Weights: identical on all 2 replicas of the 2 workers" in chief
+    # --precision=auto: each worker measures, and both choose from the same mean figures
+    chosen = [re.search(r"^Precision: (\S+) \(measured .*; mean of 2 workers\)$", out, re.M) for out in outputs]
+    assert all(chosen) and chosen[0].group(1) == chosen[1].group(1), outputs
     history = json.loads((run / train.HISTORY_FILE).read_text())
     assert history["strategy"]["workers"] == 2 and history["strategy"]["replicas"] == 2
     losses = [e["avg_loss"] for e in history["epochs"]]

@@ -6,9 +6,14 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO, assert_one_line_error
+
+# torch in a venv of its own (docs/benchmarks.md); where there is none, the benchmark skips the row.
+TORCH_VENV = Path("/opt/torchenv/bin/python")
+TORCH_PIPELINE = REPO.parent / "shared" / "peer" / "torch_pipeline.py"
 
 
 def test_accuracy_by_seed_reports_each_run(tmp_path):
@@ -36,8 +41,13 @@ def run_script(name: str, *args: str, cwd, timeout: float = 300) -> subprocess.C
 def test_benchmark_prints_every_row(exported, tmp_path):
     """A tiny setting, no timing asserted: each row is there, with a number in it."""
     _, out, model_path = exported
-    result = run_script("benchmark.py", "--quick", f"--model={model_path}",
-                        f"--saved_model={out / 'serving'}", f"--export_dir={out / 'export'}", cwd=tmp_path)
+    torch_python = TORCH_VENV if TORCH_VENV.exists() else Path(sys.executable)  # the project's: no torch
+    has_torch = subprocess.run([torch_python, "-c", "import torch"], capture_output=True).returncode == 0
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--quick", f"--model={model_path}",
+         f"--saved_model={out / 'serving'}", f"--export_dir={out / 'export'}",
+         f"--torch_pipeline={TORCH_PIPELINE}", f"--torch_python={torch_python}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^Machine: \d+ CPU cores", result.stdout, re.M)
     assert re.search(r"^Versions: .*TensorFlow 2\.21", result.stdout, re.M)
@@ -45,6 +55,14 @@ def test_benchmark_prints_every_row(exported, tmp_path):
                 r"training +images per second +[\d,]+",
                 r"floor .*float32 matmul speed \(\d+ GFLOP/s\) +[\d.]+ s +epoch = [\d.]+x floor",
                 r"floor .*bfloat16 matmul speed",
+                r"ratio +epoch / floor of the chosen precision \((float32|mixed_bfloat16); aim <= 1\.6\) +"
+                r"[\d.]+ s / [\d.]+ s += [\d.]+",
+                *([r"torch +PyTorch version \(torch 2[\d.]+\S*\), an epoch of the same images, alternated +"
+                   r"[\d.]+ s wall +[\d.]+ CPU-s",
+                   r"ratio +epoch CPU-s / the PyTorch version's \(aim <= 0\.45\) +[\d.]+ / [\d.]+ CPU-s +"
+                   r"(= [\d.]+|\(PyTorch)"]
+                  if has_torch and TORCH_PIPELINE.exists() else
+                  [r"ratio +epoch CPU-s / the PyTorch version's: skipped: no (torch in|\S*torch_pipeline\.py)"]),
                 *[rf"inference +mnist_{fmt}\.tflite: one image, 1 thread.* +[\d.]+ us"
                   for fmt in ("dynamic_int8", "float16", "float32", "int8")],
                 *[rf"inference +mnist_{fmt}\.tflite: batches of 1000.* +\d+ img/s"
@@ -98,3 +116,17 @@ def test_epoch_parts_prints_every_part(tmp_path):
     for part in ("input pipeline alone", "forward pass", "forward and backward passes",
                  "Adam update alone, fused", "Adam update alone, Keras' ops", "whole training step"):
         assert re.search(rf"^{re.escape(part)}.* +[\d.]+ s wall +[\d.]+ CPU-s$", result.stdout, re.M), part
+
+
+def test_settings_sweep_prints_every_setting(tmp_path):
+    """A tiny setting, no timing asserted: each candidate is measured and printed, threads in a child."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "settings_sweep.py"), "--quick", "--precision=float32",
+         "--threads=1:1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^.*, \d+ CPU cores; float32 \(as asked\); batch 64; medians of 2 interleaved rounds",
+                     result.stdout, re.M)
+    for name in ("steps per call 2", "steps per call 4", "pipeline: permutation gather, 4 per call",
+                 "pipeline: shuffled stream (training's), 4 per call", "threads intra-op 1, inter-op 1"):
+        assert re.search(rf"^{re.escape(name)} +[\d.]+ s wall +[\d.]+ CPU-s$", result.stdout, re.M), name
