@@ -7,7 +7,8 @@ import types
 
 import pytest
 
-from mnist_keras import autotune, train
+from mnist_keras import autotune
+from mnist_keras import precision as precision_lib
 
 FAKE_TF = types.SimpleNamespace(__version__="2.21.0")  # all auto_precision reads of TensorFlow on a CPU
 
@@ -38,7 +39,7 @@ def cache(tmp_path, monkeypatch):
 def test_the_faster_precision_wins_and_says_by_how_much(cache, f32, bf16, expected):
     details: dict = {}
     measure = Measure(figures(f32, bf16))
-    precision, why = train.choose_precision("auto", FAKE_TF, False, measure=measure, details=details)
+    precision, why = precision_lib.choose_precision("auto", FAKE_TF, False, measure=measure, details=details)
     assert precision == expected and measure.calls == 1
     loser = "mixed_bfloat16" if expected == "float32" else "float32"
     assert why.startswith(f"measured {min(f32, bf16) * 1e3:.1f} ms a step, against "
