@@ -16,9 +16,9 @@ import numpy as np
 from mnist_keras.batching import QueueFull
 from mnist_keras.errors import InputError
 from mnist_keras.model_manager import ModelManager, NotFound
+from mnist_keras.serving_requests import SIGNATURE, RequestError, to_images
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-SIGNATURE = "serving_default"
 DT_FLOAT, DT_INT64 = 1, 9  # tensorflow.DataType
 _NUMPY_DTYPES = {DT_FLOAT: np.float32, DT_INT64: np.int64}
 
@@ -90,8 +90,6 @@ def make_servicers(manager: ModelManager, metrics=None, max_instances: int = 102
         status_pb2,
     )
 
-    from mnist_keras.serve import RequestError, _to_images
-
     def resolve(spec, context):
         try:
             return manager.resolve(spec.name, _version(spec))
@@ -123,7 +121,7 @@ def make_servicers(manager: ModelManager, metrics=None, max_instances: int = 102
             observe = metrics.observe(manager.name, loaded.version, "grpc") if metrics else _nothing()
             with observe:
                 try:
-                    images = _to_images(tensor_to_array(request.inputs["images"]), "images")
+                    images = to_images(tensor_to_array(request.inputs["images"]), "images")
                     if len(images) > max_instances:
                         raise InvalidArgument(f"{len(images)} images in one request; at most {max_instances}")
                     outputs = loaded.run(images)

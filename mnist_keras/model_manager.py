@@ -64,6 +64,18 @@ def disk_versions(base: Path) -> dict[int, Path]:
             if p.name.isdigit() and p.is_dir() and (p / "saved_model.pb").is_file()}
 
 
+def latest_version(base: Path) -> tuple[int, Path]:
+    """The version TF Serving's default policy serves (the highest), or one line saying why there is none."""
+    if not base.is_dir():
+        raise InputError(f"{base}: no such folder; run python -m mnist_keras.export first")
+    versions = disk_versions(base)
+    if not versions:
+        raise InputError(f"{base}: no SavedModel versions (folders named 1, 2, ... holding saved_model.pb); "
+                         "run python -m mnist_keras.export first")
+    newest = max(versions)
+    return newest, versions[newest]
+
+
 def _fingerprint(path: Path) -> tuple:
     """Changes while a version is still being copied in, so a failed load is retried then."""
     try:

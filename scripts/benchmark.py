@@ -292,7 +292,7 @@ def check_inputs() -> tuple[Path, Path, Path, list[Path]]:
     """The trained and exported models the rows need, checked before minutes of training runs."""
     from mnist_keras import inference, predict
     from mnist_keras.errors import InputError
-    from mnist_keras.serve import latest_version
+    from mnist_keras.model_manager import latest_version
 
     model_path = inference.check_keras_file(resolve(FLAGS.model))
     _, version = latest_version(resolve(FLAGS.saved_model))
