@@ -169,7 +169,7 @@ def decide(figures: Figures, clock: str) -> str:
 
 
 def describe(precision: str, figures: Figures, clock: str, how: str) -> str:
-    """"measured 7.1 ms a step, against 11.9 ms in float32 (CPU time); cached 2026-11-28"."""
+    """The choice in words: "measured A ms a step, against B ms in float32, CPU time; <how>"."""
     others = [f"{figures[name][clock] * 1e3:.1f} ms in {name}" for name in figures if name != precision]
     against = f", against {', '.join(others)}" if others else " (the only candidate)"
     unit = "CPU time" if clock == "cpu" else "wall time"

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-SIZE = 64  # the square RGB input, MediaPipe resizes each frame to it; 96 read no better and cost 2.3x
+SIZE = 64  # the square RGB input, MediaPipe resizes each frame to it; 96 read no better and cost more
 FRAME, BOX, INK, MIN_CONTRAST = 28, 20, 0.25, 40.0
 LEVELS = 64  # grey levels the median is found among (a 4-level step)
 

@@ -78,9 +78,9 @@ def run_model_server(options: ServerOptions, sock=None) -> None:
     print(f"Serving {options.name} version {serving.version} ({serving.path}); {where}", flush=True)
     if sock is not None and options.web_dir is not None:
         print(f"In-browser page ({options.web_dir}): http://{host}:{port}/web/", flush=True)
-    # Loading TensorFlow leaves ~300,000 Python objects; each full garbage collection walked
-    # them all, stalling every request in flight for ~115 ms (p99 at 8 clients: 140 ms, 20
-    # ms once they are frozen out of the collector's reach).
+    # Loading TensorFlow leaves hundreds of thousands of Python objects; each full garbage
+    # collection walked them all, stalling every request in flight. Frozen, they are out of
+    # the collector's reach (the tail latencies are in docs/benchmarks.md).
     gc.collect()
     gc.freeze()
     try:

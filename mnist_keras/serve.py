@@ -74,7 +74,7 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
         return JSONResponse({"error": f"Internal error: {type(error).__name__}: {error}"},
                             status_code=500)
 
-    # Preprocessing a large upload takes ~0.5 GB for a moment: two at a time, not forty.
+    # Preprocessing a large upload takes much memory for a moment: two at a time, not forty.
     preprocessing = threading.BoundedSemaphore(2)
 
     async def read_body(request: Request) -> bytes:
