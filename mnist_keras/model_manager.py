@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +87,7 @@ def _fingerprint(path: Path) -> tuple:
 
 
 def load_version(name: str, version: int, path: Path, warmup: bool = True,
-                 make_batcher=None) -> LoadedVersion:
+                 make_batcher: Callable[[LoadedVersion], Any] | None = None) -> LoadedVersion:
     """Loads one version and replays its warmup requests; raises on any failure."""
     import tensorflow as tf
 

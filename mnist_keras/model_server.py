@@ -6,6 +6,7 @@ serve.main reads tensorflow_model_server's flags and calls run_model_server with
 from __future__ import annotations
 
 import gc
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class ServerOptions:
     web_dir: Path | None = None  # export/web/, served at /web/
 
 
-def run_model_server(options: ServerOptions, sock=None) -> None:
+def run_model_server(options: ServerOptions, sock: socket.socket | None = None) -> None:
     """Loads the versions, serves gRPC, and REST on `sock` (None: gRPC only) until stopped."""
     import uvicorn
 
@@ -53,7 +54,7 @@ def run_model_server(options: ServerOptions, sock=None) -> None:
 
     metrics = serving_metrics.Metrics()
 
-    def make_batcher(loaded: model_manager.LoadedVersion):
+    def make_batcher(loaded: model_manager.LoadedVersion) -> batching.Batcher | None:
         if not options.batching:
             return None
         sizes = metrics.batch_size.labels(loaded.name, str(loaded.version))

@@ -171,7 +171,7 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
     return app
 
 
-def mount_web(app, web_dir: Path) -> None:
+def mount_web(app: Any, web_dir: Path) -> None:
     """Serves export/web/ at /web/; until export has written it, /web/ says how to get it."""
     from fastapi.responses import JSONResponse, RedirectResponse
     from fastapi.staticfiles import StaticFiles
