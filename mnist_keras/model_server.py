@@ -24,6 +24,13 @@ UNSUPPORTED_FLAGS = (
     "use_tflite_model", "prefer_tflite_model", "remove_unused_fields_from_bundle_metagraph",
     "batching_parameters_file_poll_wait_seconds", "model_name_for_warmup",
 )
+# The boolean ones: TF Serving users write them bare (--use_tflite_model), so they are defined
+# as booleans and get the refusal, not absl's "Missing value".
+UNSUPPORTED_BOOL_FLAGS = frozenset({
+    "rest_api_enable_cors_support", "flush_filesystem_caches", "enable_signature_method_name_check",
+    "xla_cpu_compilation_enabled", "enable_profiler", "allow_version_labels_for_unavailable_models",
+    "use_tflite_model", "prefer_tflite_model", "remove_unused_fields_from_bundle_metagraph",
+})
 
 
 @dataclass

@@ -252,10 +252,11 @@ def define_flags() -> None:
                         "the Prometheus metrics path.")
     flags.DEFINE_bool("enable_model_warmup", True, "Replay assets.extra/tf_serving_warmup_requests on load.")
     flags.DEFINE_integer("grpc_max_threads", 16, "Threads answering gRPC requests.", lower_bound=1)
-    from mnist_keras.model_server import UNSUPPORTED_FLAGS
+    from mnist_keras.model_server import UNSUPPORTED_BOOL_FLAGS, UNSUPPORTED_FLAGS
 
     for name in UNSUPPORTED_FLAGS:
-        flags.DEFINE_string(name, None, "tensorflow_model_server flag; not supported here (an error).")
+        define = flags.DEFINE_bool if name in UNSUPPORTED_BOOL_FLAGS else flags.DEFINE_string
+        define(name, None, "tensorflow_model_server flag; not supported here (an error).")
     flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
     flags.DEFINE_integer("max_instances", MAX_INSTANCES, "Most images in one request.",
                          lower_bound=1)
