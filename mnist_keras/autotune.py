@@ -18,6 +18,10 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
 
 from mnist_keras import files
 
@@ -62,14 +66,14 @@ def cpu_description() -> dict:
     return {"cpu": name, "cpu_flags": [f for f in CPU_FLAGS if f in flags_line], "cores": cores}
 
 
-def gpu_description(tf) -> dict:
+def gpu_description(tf: ModuleType) -> dict:
     gpus = tf.config.list_physical_devices("GPU")
     details = tf.config.experimental.get_device_details(gpus[0])
     return {"gpu": details.get("device_name", gpus[0].name), "gpus": len(gpus),
             "compute_capability": list(details.get("compute_capability", (0, 0)))}
 
 
-def candidates(tf, on_gpu: bool) -> list[str]:
+def candidates(tf: ModuleType, on_gpu: bool) -> list[str]:
     """float32 and mixed_bfloat16; on a GPU bfloat16 only from compute capability 8.0 (Ampere).
 
     mixed_float16 is left out: it needs loss scaling, which the training loop does not do.
@@ -133,7 +137,8 @@ def _median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def training_steps(tf, keras, precision: str, batch_size: int, strategy, jit: bool, images, labels):
+def training_steps(tf: ModuleType, keras: ModuleType, precision: str, batch_size: int, strategy: Any, jit: bool,
+                   images: np.ndarray, labels: np.ndarray) -> Callable[[], object]:
     """A call that runs STEPS real training steps of this model in `precision` (traced and run once)."""
     from mnist_keras import model as model_lib
     from mnist_keras import pipeline
@@ -149,15 +154,15 @@ def training_steps(tf, keras, precision: str, batch_size: int, strategy, jit: bo
     train_steps = make_train_steps(tf, keras, strategy, model, jit)
     steps = tf.constant(STEPS)
 
-    def run():
+    def run() -> object:
         return train_steps(iterator, steps).numpy()
 
     run()  # traced and warmed before any timing
     return run
 
 
-def measure_precisions(tf, keras, names: list[str], batch_size: int, strategy, jit: bool,
-                       images, labels) -> Figures:
+def measure_precisions(tf: ModuleType, keras: ModuleType, names: list[str], batch_size: int, strategy: Any,
+                       jit: bool, images: np.ndarray, labels: np.ndarray) -> Figures:
     """Per-step CPU and wall seconds of each precision, interleaved in this process."""
     runs = {name: training_steps(tf, keras, name, batch_size, strategy, jit, images, labels) for name in names}
     return interleaved(runs, per_call=STEPS)
@@ -169,14 +174,14 @@ def decide(figures: Figures, clock: str) -> str:
 
 
 def describe(precision: str, figures: Figures, clock: str, how: str) -> str:
-    """"measured 7.1 ms a step, against 11.9 ms in float32 (CPU time); cached 2026-11-28"."""
+    """The choice in words: "measured A ms a step, against B ms in float32, CPU time; <how>"."""
     others = [f"{figures[name][clock] * 1e3:.1f} ms in {name}" for name in figures if name != precision]
     against = f", against {', '.join(others)}" if others else " (the only candidate)"
     unit = "CPU time" if clock == "cpu" else "wall time"
     return f"measured {figures[precision][clock] * 1e3:.1f} ms a step{against}, {unit}; {how}"
 
 
-def agree_across_workers(tf, strategy, figures: Figures) -> Figures:
+def agree_across_workers(tf: ModuleType, strategy: Any, figures: Figures) -> Figures:
     """The workers' mean figures, the same on all: each worker's own measurement could pick another."""
     import numpy as np
 
@@ -188,8 +193,9 @@ def agree_across_workers(tf, strategy, figures: Figures) -> Figures:
     return {n: {"cpu": float(mean[i][0]), "wall": float(mean[i][1])} for i, n in enumerate(names)}
 
 
-def auto_precision(tf, on_gpu: bool, *, batch_size: int = 64, replicas: int = 1, jit: bool = False,
-                   strategy=None, workers: int = 1, images=None, labels=None,
+def auto_precision(tf: ModuleType, on_gpu: bool, *, batch_size: int = 64, replicas: int = 1, jit: bool = False,
+                   strategy: Any = None, workers: int = 1, images: np.ndarray | None = None,
+                   labels: np.ndarray | None = None,
                    measure: Measure | None = None, details: dict | None = None) -> tuple[str, str]:
     """The faster precision here, measured (or cached): (precision, the figures in words).
 

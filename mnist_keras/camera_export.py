@@ -7,6 +7,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,16 +37,13 @@ def app_view(kind: str, images: np.ndarray) -> np.ndarray:
     return camera_model.render(images) if kind == "camera" else np.repeat(images[..., None], 3, axis=-1)
 
 
-def export_app_models(model, ends_in_softmax: bool, folder: Path, images: np.ndarray, labels: np.ndarray,
-                      keras: verify.Result, reference: np.ndarray, provenance: dict,
-                      formats: list[str]) -> list[verify.Result]:
-    """Writes, verifies through MediaPipe and keeps (or removes) each app model with its JSON."""
-    return [export_one(model, ends_in_softmax, folder, FORMATS[fmt], images, labels, keras, reference, provenance)
-            for fmt in formats]
+def export_one(model: Any, ends_in_softmax: bool, folder: Path, file: str, images: np.ndarray, labels: np.ndarray,
+               keras: verify.Result, reference: np.ndarray, provenance: dict, color: str = "RGB") -> verify.Result:
+    """Writes, verifies through MediaPipe and keeps (or removes) one app model with its JSON.
 
-
-def export_one(model, ends_in_softmax: bool, folder: Path, file: str, images, labels, keras: verify.Result,
-               reference: np.ndarray, provenance: dict, color: str = "RGB") -> verify.Result:
+    Metadata that cannot be written or read back, or a model MediaPipe refuses, raises
+    InputError after removing the file of that name.
+    """
     kind, description, pixels = MODELS[file]
     final, final_json = folder / file, (folder / file).with_suffix(".json")
     partial = partial_path(folder, file)

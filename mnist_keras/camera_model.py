@@ -12,10 +12,12 @@ of specks and of a frame along the border (connected components have no builtin 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-SIZE = 64  # the square RGB input, MediaPipe resizes each frame to it; 96 read no better and cost 2.3x
+SIZE = 64  # the square RGB input, MediaPipe resizes each frame to it; 96 read no better and cost more
 FRAME, BOX, INK, MIN_CONTRAST = 28, 20, 0.25, 40.0
 LEVELS = 64  # grey levels the median is found among (a 4-level step)
 
@@ -53,7 +55,7 @@ def _placement(offset):
     return tf.cast(tf.equal(t - offset, i), tf.float32)
 
 
-def preprocess_graph(rgb):
+def preprocess_graph(rgb: Any) -> Any:
     """[1, SIZE, SIZE, 3] uint8 -> [1, 28, 28, 1] float in [0, 1], as preprocess.to_mnist."""
     import tensorflow as tf
 
@@ -101,14 +103,14 @@ def preprocess_graph(rgb):
     return tf.round(frame * 255.0)[None, :, :, None] / 255.0
 
 
-def classifier(model, ends_in_softmax: bool, kind: str):
+def classifier(model: Any, ends_in_softmax: bool, kind: str) -> tuple[Callable[[Any], dict], Any]:
     """(function, input spec). kind "camera": SIZE x SIZE RGB uint8 through the preprocessing;
     "rgb28": 28x28x3 uint8 already MNIST-style (white digit on black), its grey fed to the CNN."""
     import tensorflow as tf
 
     size = SIZE if kind == "camera" else FRAME
 
-    def classify(image):
+    def classify(image: Any) -> dict:
         if kind == "camera":
             digit = preprocess_graph(image)
         else:
@@ -120,7 +122,7 @@ def classifier(model, ends_in_softmax: bool, kind: str):
     return classify, tf.TensorSpec([1, size, size, 3], tf.uint8, name="image")
 
 
-def convert(model, ends_in_softmax: bool, kind: str) -> bytes:
+def convert(model: Any, ends_in_softmax: bool, kind: str) -> bytes:
     """TFLite bytes, builtin ops only, int8 weights (the preprocessing's arithmetic stays float)."""
     import tempfile
 

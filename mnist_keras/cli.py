@@ -1,4 +1,4 @@
-"""What every entry point shares: data flags, one-line errors, atomic writes."""
+"""What every entry point shares: data flags, one-line errors, output checks."""
 
 from __future__ import annotations
 
@@ -68,10 +68,3 @@ def check_writable_parent(path: str | Path) -> None:
         raise InputError(f"{path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise InputError(f"{path}: folder {parent} is not writable")
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Kept for callers of the old name; files.write_atomic is the one implementation."""
-    from mnist_keras.files import write_atomic as _write_atomic
-
-    _write_atomic(path, text)

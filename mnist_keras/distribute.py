@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 
 from mnist_keras.errors import InputError
 
@@ -36,7 +37,7 @@ class Placement:
     is_chief: bool
 
 
-def read_tf_config(environ=os.environ) -> dict | None:
+def read_tf_config(environ: Mapping[str, str] = os.environ) -> dict | None:
     """TF_CONFIG, checked: one line naming what is wrong, rather than a hang or a traceback."""
     raw = environ.get("TF_CONFIG", "").strip()
     if not raw:

@@ -18,10 +18,6 @@ from mnist_keras import cli, inference
 from mnist_keras.data import NUM_CLASSES, Data
 from mnist_keras.files import write_atomic
 
-# Kept for callers of the old names; inference.py holds the loaders.
-check_keras_file = inference.check_keras_file
-load_model = inference.load_keras
-
 
 def predict_classes(model: Any, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """The class each uint8 image [N, 28, 28] is read as by a Keras model."""

@@ -1,24 +1,36 @@
-"""Exports the trained model for TF Serving and for phones, and verifies every file.
+"""Exports the trained model for TF Serving, for phones and for the browser, and verifies every file.
 
-    python -m mnist_keras.export [--model saved_models/mnist.keras]
+    python -m mnist_keras.export [--model saved_models/mnist.keras] [--formats ...]
 
 Writes
-  saved_models/mnist/<version>/    SavedModel for TF Serving; a new version each export
+  saved_models/mnist/<version>/    SavedModel for TF Serving, a new version each export, with
+                                   warmup requests (assets.extra/tf_serving_warmup_requests)
+  saved_models/mnist/*.config      TF Serving's models, batching and monitoring configs;
+  saved_models/mnist/compose.yaml  and a compose file that runs TF Serving on them
   export/mnist_float32.tflite      float32
   export/mnist_float16.tflite      float16 weights (half the size, float32 arithmetic)
   export/mnist_dynamic_int8.tflite int8 weights, float activations
   export/mnist_int8.tflite         int8 weights and activations, uint8 input and output
+                                   (these four take 28x28x1 MNIST images; each carries standard
+                                   TFLite metadata: name, normalization, labels)
+  export/mnist_camera.tflite       camera crops (RGB uint8), MNIST preprocessing in the graph
+  export/mnist_rgb.tflite          28x28 RGB uint8 already MNIST-style (both verified through
+                                   MediaPipe's ImageClassifier, with metadata)
   export/<model>.json              input/output spec, accuracy, size, SHA-256 of each
   export/labels.txt, export/export.json (the table below, as JSON)
+  export/web/                      the drawing page running one of these .tflite files (LiteRT.js)
 and prints a table of each artifact's size, test accuracy against the Keras model, and time
 per image. Every artifact is first written under a temporary name, evaluated on the test
-set through its own runtime, and renamed only if it meets its bar (see verify.py).
+set through its own runtime, and renamed only if it meets its bar (see verify.py); one that
+misses it, or whose metadata or runtime check fails, is not kept and the command ends with
+one error line.
 
 From Python: export_model(model_path, serving_dir, export_dir, dataset) -> ExportSummary.
-It runs STEPS in order (saved_model_step, tflite_step, index_step), each reading the
-Export (model, data, the Keras reference) and adding its results and kept paths. The
-artifacts themselves are written by export_formats.py; partial names, stale leftovers and
-version numbers are export_folders.py's job.
+It runs STEPS in order (saved_model_step, tflite_step, app_models_step, index_step,
+web_step), each reading the Export (model, data, the Keras reference) and adding its
+results and kept paths. The artifacts themselves are written by export_formats.py and
+camera_export.py; partial names, stale leftovers and version numbers are export_folders.py's
+job; the TF Serving files are serving_files.py's.
 """
 
 from __future__ import annotations
@@ -38,7 +50,7 @@ from absl import flags
 
 from mnist_keras import camera_export, cli, inference, serving_files, tflite_metadata, verify, web_export
 from mnist_keras.data import NUM_CLASSES, Data
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, first_line
 from mnist_keras.export_folders import check_folder, partial_path, prepare_folder, publish_version
 from mnist_keras.export_formats import (
     APP_FORMATS,
@@ -61,7 +73,7 @@ def export_saved_model(model: Any, base: Path, images: np.ndarray, labels: np.nd
     partial = partial_path(base, "savedmodel", is_dir=True)
     try:
         write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax)
-        serving_files.write_warmup(partial, images[:32])  # TF Serving (issue 14): replayed on load
+        serving_files.write_warmup(partial, images[:32])  # TF Serving replays it on load
         result = verify.judge(verify.measure("SavedModel", partial, images, labels, reference),
                               keras, quantized=False, max_drop=0)
     except BaseException:
@@ -72,7 +84,7 @@ def export_saved_model(model: Any, base: Path, images: np.ndarray, labels: np.nd
         result.path = f"{base}/(new version)"
         return result
     result.path = str(publish_version(partial, base))
-    serving_files.write_configs(base)  # TF Serving (issue 14): models/batching/monitoring.config, compose
+    serving_files.write_configs(base)  # models/batching/monitoring.config, compose
     return result
 
 
@@ -135,13 +147,19 @@ class Export:
     written: list[Path] = dataclasses.field(default_factory=list)  # kept files and folders
     progress: Callable[[str], None] = lambda line: None
     web_runtime: Path | None = None  # node_modules with LiteRT.js; None: web_export's default
-    problems: list[str] = dataclasses.field(default_factory=list)  # steps that failed as a whole
+    problems: list[str] = dataclasses.field(default_factory=list)  # artifacts or steps that failed outright
 
     def add(self, result: verify.Result) -> None:
         self.results.append(result)
         if result.passed:
             self.written.append(Path(result.path))
         self.progress(f"  {result.artifact}: {'ok' if result.passed else 'FAILED'}")
+
+    def refuse(self, path: Path, error: InputError) -> None:
+        """An artifact that could not be written or checked at all: its files are gone, one line says why."""
+        line = first_line(error) if path.name in first_line(error) else f"{path.name}: {first_line(error)}"
+        self.problems.append(f"{line}, not kept")
+        self.progress(f"  {path.name}: FAILED: {line}")
 
 
 @dataclasses.dataclass
@@ -241,10 +259,15 @@ def tflite_step(job: Export) -> None:
     try:
         write_saved_model(job.model, source, outputs="probabilities", ends_in_softmax=job.ends_in_softmax)
         for fmt in (f for f in job.tflite_formats if f in TFLITE_FORMATS):
-            job.add(export_tflite(source, fmt, job.export_dir, job.calibration, job.dataset.x_test,
-                                  job.dataset.y_test, job.keras, job.reference, job.max_drop, job.provenance))
-            if job.results[-1].passed:
-                job.written.append(Path(job.results[-1].path).with_suffix(".json"))
+            try:
+                result = export_tflite(source, fmt, job.export_dir, job.calibration, job.dataset.x_test,
+                                       job.dataset.y_test, job.keras, job.reference, job.max_drop, job.provenance)
+            except InputError as e:  # metadata not written or not read back: no file of that name stays
+                job.refuse(job.export_dir / tflite_name(fmt), e)
+                continue
+            job.add(result)
+            if result.passed:
+                job.written.append(Path(result.path).with_suffix(".json"))
     finally:
         shutil.rmtree(source, ignore_errors=True)
 
@@ -255,9 +278,15 @@ def app_models_step(job: Export) -> None:
     app_formats = [f for f in job.tflite_formats if f in APP_FORMATS]
     if not app_formats:
         return
-    for result in camera_export.export_app_models(job.model, job.ends_in_softmax, job.export_dir,
-                                                  job.dataset.x_test, job.dataset.y_test, job.keras,
-                                                  job.reference, job.provenance, app_formats):
+    for fmt in app_formats:
+        file = camera_export.FORMATS[fmt]
+        try:
+            result = camera_export.export_one(job.model, job.ends_in_softmax, job.export_dir, file,
+                                              job.dataset.x_test, job.dataset.y_test, job.keras, job.reference,
+                                              job.provenance)
+        except InputError as e:  # metadata, or MediaPipe refusing the model: no file of that name stays
+            job.refuse(job.export_dir / file, e)
+            continue
         job.add(result)
         if result.passed:
             job.written.append(Path(result.path).with_suffix(".json"))
@@ -275,20 +304,20 @@ def index_step(job: Export) -> None:
     job.written += [labels, summary]
 
 
-# The steps, in order. Each reads the Export and adds its results and the paths it kept;
-# a new artifact is one more function here (one that writes into the SavedModel version
-# must run inside export_saved_model, before the version is published).
 def web_step(job: Export) -> None:
-    """export/web/: the drawing page running the newest .tflite in a browser (web_export.py)."""
+    """export/web/: the drawing page running a .tflite this export wrote, in a browser (web_export.py)."""
     if not job.tflite_formats:
         return
-    problem = web_export.export_web(job.export_dir, job.web_runtime)
+    problem = web_export.export_web(job.export_dir, job.web_runtime, candidates=job.written)
     if problem:
         job.problems.append(problem)
     elif (job.export_dir / "web" / "index.html").is_file():
         job.written.append(job.export_dir / "web")
 
 
+# The steps, in order. Each reads the Export and adds its results and the paths it kept;
+# a new artifact is one more function here (one that writes into the SavedModel version
+# must run inside export_saved_model, before the version is published).
 STEPS: list[Callable[[Export], None]] = [saved_model_step, tflite_step, app_models_step, index_step, web_step]
 
 
@@ -298,8 +327,10 @@ def export_model(model_path: str | Path, serving_dir: str | Path | None, export_
                  web_runtime: str | Path | None = None) -> ExportSummary:
     """Exports a .keras file to every format asked for, each verified on dataset's test split.
 
-    An artifact that misses its bar is not kept and is reported in the summary's `failed`;
-    bad input (model, folders, formats) raises InputError before anything is written.
+    An artifact that misses its bar is not kept and is reported in the summary's `failed`; one
+    whose metadata cannot be written or read back, or that its runtime refuses, is not kept and
+    is reported in `problems`; the other artifacts are still written. Bad input (model, folders,
+    formats) raises InputError before anything is written.
     progress: called with a line as each step ends (the command prints them).
     """
     job = start(model_path, serving_dir, export_dir, dataset, formats, max_drop, calibration_examples,

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from mnist_keras.errors import InputError
+from mnist_keras.files import umask
 
 PARTIAL = ".partial-"  # prefix of what an unfinished export is writing; never served or read
 STALE_SECONDS = 24 * 3600  # a partial this old is a leftover even if its PID is alive again
@@ -74,14 +75,12 @@ def partial_path(folder: Path, name: str, is_dir: bool = False) -> Path:
     (mkstemp's 0600 would hide a model from a TF Serving container running as another user.)
     """
     prefix = f"{PARTIAL}{socket.gethostname()}-{os.getpid()}-{name}."
-    umask = os.umask(0)
-    os.umask(umask)
     if is_dir:
         path = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
-        path.chmod(0o777 & ~umask)
+        path.chmod(0o777 & ~umask())
         return path
     fd, path = tempfile.mkstemp(prefix=prefix, dir=folder)
-    os.fchmod(fd, 0o666 & ~umask)
+    os.fchmod(fd, 0o666 & ~umask())
     os.close(fd)
     return Path(path)
 

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
+def umask() -> int:
+    """The process's umask (os.umask can only be read by setting it): for modes mkstemp would make 0600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: str | Path, content: str | bytes) -> None:
@@ -20,7 +21,7 @@ def write_atomic(path: str | Path, content: str | bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from other users
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would hide results from other users
         with os.fdopen(fd, "wb") as f:
             f.write(content.encode() if isinstance(content, str) else content)
         os.replace(tmp, path)

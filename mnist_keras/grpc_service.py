@@ -10,15 +10,19 @@ from __future__ import annotations
 import functools
 from concurrent import futures
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mnist_keras.batching import QueueFull
 from mnist_keras.errors import InputError
 from mnist_keras.model_manager import ModelManager, NotFound
+from mnist_keras.serving_requests import SIGNATURE, RequestError, to_images
+
+if TYPE_CHECKING:
+    from mnist_keras.serving_metrics import Metrics
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-SIGNATURE = "serving_default"
 DT_FLOAT, DT_INT64 = 1, 9  # tensorflow.DataType
 _NUMPY_DTYPES = {DT_FLOAT: np.float32, DT_INT64: np.int64}
 
@@ -27,7 +31,7 @@ class InvalidArgument(ValueError):
     pass
 
 
-def tensor_to_array(tensor) -> np.ndarray:
+def tensor_to_array(tensor: Any) -> np.ndarray:
     """A float TensorProto -> numpy, without TensorFlow (tensor_content or float_val)."""
     from tensorflow.core.framework import types_pb2
 
@@ -47,7 +51,8 @@ def tensor_to_array(tensor) -> np.ndarray:
     return values.reshape(shape)
 
 
-def array_to_tensor(array: np.ndarray):
+def array_to_tensor(array: np.ndarray) -> Any:
+    """numpy -> a TensorProto (float32 or int64), as TF Serving answers."""
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 
     dtype = DT_INT64 if array.dtype == np.int64 else DT_FLOAT
@@ -58,7 +63,7 @@ def array_to_tensor(array: np.ndarray):
 
 
 @functools.lru_cache(maxsize=16)
-def signature_def_map(path: Path):
+def signature_def_map(path: Path) -> Any:
     """The SavedModel's signatures as GetModelMetadata returns them (SignatureDefMap)."""
     from tensorflow.core.protobuf import saved_model_pb2
     from tensorflow_serving.apis import get_model_metadata_pb2
@@ -78,7 +83,7 @@ def _version(spec) -> int | None:
     return None
 
 
-def make_servicers(manager: ModelManager, metrics=None, max_instances: int = 1024):
+def make_servicers(manager: ModelManager, metrics: Metrics | None = None, max_instances: int = 1024) -> tuple[Any, Any]:
     """(PredictionService, ModelService) servicers over the manager's versions."""
     import grpc
     from tensorflow_serving.apis import (
@@ -89,8 +94,6 @@ def make_servicers(manager: ModelManager, metrics=None, max_instances: int = 102
         prediction_service_pb2_grpc,
         status_pb2,
     )
-
-    from mnist_keras.serve import RequestError, _to_images
 
     def resolve(spec, context):
         try:
@@ -123,7 +126,7 @@ def make_servicers(manager: ModelManager, metrics=None, max_instances: int = 102
             observe = metrics.observe(manager.name, loaded.version, "grpc") if metrics else _nothing()
             with observe:
                 try:
-                    images = _to_images(tensor_to_array(request.inputs["images"]), "images")
+                    images = to_images(tensor_to_array(request.inputs["images"]), "images")
                     if len(images) > max_instances:
                         raise InvalidArgument(f"{len(images)} images in one request; at most {max_instances}")
                     outputs = loaded.run(images)
@@ -181,8 +184,8 @@ class _nothing:
         return False
 
 
-def start_grpc_server(manager: ModelManager, host: str, port: int, metrics=None, max_instances: int = 1024,
-                      threads: int = 16):
+def start_grpc_server(manager: ModelManager, host: str, port: int, metrics: Metrics | None = None,
+                      max_instances: int = 1024, threads: int = 16) -> tuple[Any, int]:
     """Starts serving on host:port (0: any free port); returns (server, the port taken)."""
     import grpc
     from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc

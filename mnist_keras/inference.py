@@ -40,7 +40,7 @@ def as_probabilities(outputs: np.ndarray) -> np.ndarray:
 # --- Keras ----------------------------------------------------------------------------------
 
 def check_keras_file(path: str | Path) -> Path:
-    """Rejects a path that cannot be a .keras file before Keras is imported (2 s of start-up)."""
+    """Rejects a path that cannot be a .keras file before Keras is imported (seconds of start-up)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such model file")

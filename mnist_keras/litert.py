@@ -1,4 +1,4 @@
-"""Running a .tflite model with LiteRT, without importing TensorFlow (it starts in ~0.1 s).
+"""Running a .tflite model with LiteRT, without importing TensorFlow (so it starts fast).
 
 The exported models take MNIST's convention: a white digit on black, 28x28x1. Float
 models take pixels scaled to [0, 1]; the full-integer model takes the raw uint8 pixel

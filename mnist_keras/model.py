@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import types
+from typing import Any
 
 import keras
 from keras import layers
@@ -58,16 +59,17 @@ class MeanBatchLoss(keras.metrics.Metric):
         self.total = self.add_variable(shape=(), initializer="zeros", name="total")
         self.batches = self.add_variable(shape=(), initializer="zeros", name="batches")
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         loss = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
         self.total.assign_add(keras.ops.cast(keras.ops.mean(loss), self.dtype))
         self.batches.assign_add(keras.ops.cast(1, self.dtype))
 
-    def result(self):
+    def result(self) -> Any:
         return keras.ops.divide_no_nan(self.total, self.batches)
 
 
-def learning_rate(base: float, schedule: str, total_steps: int):
+def learning_rate(base: float, schedule: str,
+                  total_steps: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """Adam's learning rate: cosine decay to zero over the run (the default: it ends more
     accurate than a constant rate, docs/training.md), or constant."""
     if schedule == "constant":
@@ -113,7 +115,8 @@ def _fused_adam_update_step(self: keras.optimizers.Adam, gradient, variable, lea
         epsilon=tf.constant(self.epsilon, tf.float32), grad=tf.cast(gradient, tf.float32))
 
 
-def compile_model(model: keras.Model, lr, jit_compile: bool, fused_adam: bool = True) -> None:
+def compile_model(model: keras.Model, lr: float | keras.optimizers.schedules.LearningRateSchedule, jit_compile: bool,
+                  fused_adam: bool = True) -> None:
     """Attaches Adam (fused updates unless asked not to) and the loss; the training loop
     computes its own figures."""
     optimizer = keras.optimizers.Adam(learning_rate=lr)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +66,18 @@ def disk_versions(base: Path) -> dict[int, Path]:
             if p.name.isdigit() and p.is_dir() and (p / "saved_model.pb").is_file()}
 
 
+def latest_version(base: Path) -> tuple[int, Path]:
+    """The version TF Serving's default policy serves (the highest), or one line saying why there is none."""
+    if not base.is_dir():
+        raise InputError(f"{base}: no such folder; run python -m mnist_keras.export first")
+    versions = disk_versions(base)
+    if not versions:
+        raise InputError(f"{base}: no SavedModel versions (folders named 1, 2, ... holding saved_model.pb); "
+                         "run python -m mnist_keras.export first")
+    newest = max(versions)
+    return newest, versions[newest]
+
+
 def _fingerprint(path: Path) -> tuple:
     """Changes while a version is still being copied in, so a failed load is retried then."""
     try:
@@ -73,7 +87,7 @@ def _fingerprint(path: Path) -> tuple:
 
 
 def load_version(name: str, version: int, path: Path, warmup: bool = True,
-                 make_batcher=None) -> LoadedVersion:
+                 make_batcher: Callable[[LoadedVersion], Any] | None = None) -> LoadedVersion:
     """Loads one version and replays its warmup requests; raises on any failure."""
     import tensorflow as tf
 

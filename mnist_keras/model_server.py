@@ -6,6 +6,7 @@ serve.main reads tensorflow_model_server's flags and calls run_model_server with
 from __future__ import annotations
 
 import gc
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,13 @@ UNSUPPORTED_FLAGS = (
     "use_tflite_model", "prefer_tflite_model", "remove_unused_fields_from_bundle_metagraph",
     "batching_parameters_file_poll_wait_seconds", "model_name_for_warmup",
 )
+# The boolean ones: TF Serving users write them bare (--use_tflite_model), so they are defined
+# as booleans and get the refusal, not absl's "Missing value".
+UNSUPPORTED_BOOL_FLAGS = frozenset({
+    "rest_api_enable_cors_support", "flush_filesystem_caches", "enable_signature_method_name_check",
+    "xla_cpu_compilation_enabled", "enable_profiler", "allow_version_labels_for_unavailable_models",
+    "use_tflite_model", "prefer_tflite_model", "remove_unused_fields_from_bundle_metagraph",
+})
 
 
 @dataclass
@@ -44,7 +52,7 @@ class ServerOptions:
     web_dir: Path | None = None  # export/web/, served at /web/
 
 
-def run_model_server(options: ServerOptions, sock=None) -> None:
+def run_model_server(options: ServerOptions, sock: socket.socket | None = None) -> None:
     """Loads the versions, serves gRPC, and REST on `sock` (None: gRPC only) until stopped."""
     import uvicorn
 
@@ -53,7 +61,7 @@ def run_model_server(options: ServerOptions, sock=None) -> None:
 
     metrics = serving_metrics.Metrics()
 
-    def make_batcher(loaded: model_manager.LoadedVersion):
+    def make_batcher(loaded: model_manager.LoadedVersion) -> batching.Batcher | None:
         if not options.batching:
             return None
         sizes = metrics.batch_size.labels(loaded.name, str(loaded.version))
@@ -78,9 +86,9 @@ def run_model_server(options: ServerOptions, sock=None) -> None:
     print(f"Serving {options.name} version {serving.version} ({serving.path}); {where}", flush=True)
     if sock is not None and options.web_dir is not None:
         print(f"In-browser page ({options.web_dir}): http://{host}:{port}/web/", flush=True)
-    # Loading TensorFlow leaves ~300,000 Python objects; each full garbage collection walked
-    # them all, stalling every request in flight for ~115 ms (p99 at 8 clients: 140 ms, 20
-    # ms once they are frozen out of the collector's reach).
+    # Loading TensorFlow leaves hundreds of thousands of Python objects; each full garbage
+    # collection walked them all, stalling every request in flight. Frozen, they are out of
+    # the collector's reach (the tail latencies are in docs/benchmarks.md).
     gc.collect()
     gc.freeze()
     try:

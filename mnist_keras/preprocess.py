@@ -3,7 +3,8 @@
 MNIST was made like this: the digit, light on dark, cropped to its ink, scaled so its
 longer side is 20 pixels (aspect kept, anti-aliased), placed in a 28x28 frame with its
 centre of mass at the centre. The network only ever saw digits made that way, so a photo
-resized naively to 28x28 is read right about 1 time in 10; made the same way, nearly always.
+resized naively to 28x28 is mostly misread; made the same way, it is read as MNIST is
+(docs/predict.md).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ from mnist_keras import cli, inference
 from mnist_keras.data import NUM_CLASSES, Data, scale_images
 from mnist_keras.errors import InputError
 from mnist_keras.evaluate import metrics
-from mnist_keras.files import sha256_file
+from mnist_keras.files import sha256_file, umask
 from mnist_keras.report_figures import (
     held_out,
     plot_confusion,
@@ -298,7 +298,7 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
         }
         (partial / "report.json").write_text(json.dumps(record, indent=2) + "\n")
         (partial / "report.html").write_text(render_html(record, {n: n for n in record["figures"]}))
-        os.chmod(partial, 0o777 & ~_umask())
+        os.chmod(partial, 0o777 & ~umask())
         if final.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=model_path.parent))
             os.rename(final, old / final.name)
@@ -310,12 +310,6 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return final / "report.html"
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 FLAGS = flags.FLAGS

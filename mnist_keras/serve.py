@@ -19,137 +19,31 @@ Errors come back as TF Serving gives them: HTTP 400 or 404 with {"error": "..."}
 
 
 import contextlib
-import json
-import re
 import socket
 import threading
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from absl import flags
 
 from mnist_keras import cli
 from mnist_keras.batching import QueueFull
-from mnist_keras.data import IMAGE_SHAPE, scale_images
+from mnist_keras.data import scale_images
 from mnist_keras.errors import InputError
 from mnist_keras.model_manager import NotFound
+from mnist_keras.serving_requests import MAX_INSTANCES, RequestError, format_predict, parse_predict
 
-BOOLEAN = re.compile(rb"\b(?:true|false)\b")
-MAX_INSTANCES = 1024  # per request; about 5 MB of JSON at 28x28x1 floats each
 MAX_BODY_BYTES = 16 * 1024 * 1024
-SIGNATURE = "serving_default"
-
-
-class RequestError(ValueError):
-    """A request the server refuses: (HTTP status, message) as TF Serving would answer."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
-# --- The model being served ---------------------------------------------------------------
-
-def latest_version(base: Path) -> tuple[int, Path]:
-    """TF Serving's default policy: the highest integer-named sub-folder."""
-    if not base.is_dir():
-        raise InputError(f"{base}: no such folder; run python -m mnist_keras.export first")
-    numbered = sorted((int(p.name), p) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
-    if not numbered:
-        raise InputError(f"{base}: no SavedModel versions (folders named 1, 2, ...); "
-                         "run python -m mnist_keras.export first")
-    return numbered[-1]
-
-
-# --- TF Serving's REST request and response formats ------------------------------------
-
-def parse_predict(body: bytes, max_instances: int = MAX_INSTANCES) -> tuple[np.ndarray, bool]:
-    """A :predict body -> (images float32 [N, 28, 28, 1], row format?), or RequestError."""
-    try:
-        request = json.loads(body, parse_constant=_reject_constant)
-    except RequestError:
-        raise
-    except RecursionError:
-        raise RequestError("JSON Parse error: nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise RequestError(f"JSON Parse error: {e}") from None
-    if not isinstance(request, dict):
-        raise RequestError("JSON Value: the request body must be a JSON object")
-    signature = request.get("signature_name", SIGNATURE) or SIGNATURE
-    if signature != SIGNATURE:
-        raise RequestError(f'Serving signature name: "{signature}" not found in signature def')
-    if ("instances" in request) == ("inputs" in request):
-        raise RequestError("Missing 'inputs' or 'instances' key" if "instances" not in request
-                           else "Request can have either 'inputs' or 'instances', not both")
-    row = "instances" in request
-    values = request["instances" if row else "inputs"]
-    if row:
-        if not isinstance(values, list):
-            raise RequestError("'instances' must be a list, one entry per image")
-        if values and all(isinstance(v, dict) for v in values):
-            values = [_named_input(v, "instance") for v in values]
-    elif isinstance(values, dict):
-        values = _named_input(values, "inputs")
-    images = _to_images(values, "instances" if row else "inputs")
-    if BOOLEAN.search(body):  # numpy would have read true as 1.0
-        raise RequestError(f"{'instances' if row else 'inputs'}: values must be numbers (got booleans); "
-                           "images are float32 pixels in [0, 1]")
-    if len(images) > max_instances:
-        raise RequestError(f"{len(images)} images in one request; at most {max_instances}")
-    return images, row
-
-
-def _reject_constant(name: str):
-    raise RequestError(f"JSON Parse error: {name} is not a number; images hold finite values in [0, 1]")
-
-
-def _named_input(value: dict, where: str):
-    if set(value) != {"images"}:
-        raise RequestError(f"{where} has inputs {sorted(value)}; the signature has one input: images")
-    return value["images"]
-
-
-def _to_images(values, where: str) -> np.ndarray:
-    try:
-        array = np.asarray(values)
-    except ValueError:  # ragged lists
-        raise RequestError(f"{where}: lists of unequal length; each image is [28, 28, 1]") from None
-    if array.size == 0:
-        raise RequestError(f"{where}: no images")
-    if array.dtype.kind not in "iuf":
-        raise RequestError(f"{where}: values must be numbers (got {_kind_name(array)}); "
-                           "images are float32 pixels in [0, 1]")
-    if array.shape[1:] != (*IMAGE_SHAPE, 1):
-        raise RequestError(f"{where}: shape {list(array.shape)}, expected [N, 28, 28, 1] "
-                           "(N images of 28x28 pixels, 1 channel)")
-    if array.min() < 0 or array.max() > 1:
-        raise RequestError(f"{where}: values from {array.min():g} to {array.max():g}; "
-                           "pixels must be scaled to [0, 1] (pixel / 255)")
-    return array.astype(np.float32)
-
-
-def _kind_name(array: np.ndarray) -> str:
-    return {"b": "booleans", "U": "strings", "S": "strings"}.get(array.dtype.kind, "mixed values")
-
-
-def format_predict(outputs: dict[str, np.ndarray], row: bool) -> dict:
-    """TF Serving's answer: a list of per-image objects (row) or a dict of arrays (columnar)."""
-    if row:
-        names = sorted(outputs)
-        return {"predictions": [{name: outputs[name][i].tolist() for name in names}
-                                for i in range(len(outputs[names[0]]))]}
-    return {"outputs": {name: value.tolist() for name, value in sorted(outputs.items())}}
 
 
 # --- The web application ------------------------------------------------------------------
 
-def create_app(servable: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances: int = MAX_INSTANCES,
+def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances: int = MAX_INSTANCES,
                metrics: Any = None, metrics_path: str | None = None, web_dir: Path | None = None) -> Any:
     """The FastAPI application: TF Serving's REST routes, the drawing pages and /draw.
 
-    servable: a model_manager.ModelManager (its versions, switched live).
+    manager: a model_manager.ModelManager (its versions, switched live).
     """
     from fastapi import FastAPI, Request
     from fastapi.responses import HTMLResponse, JSONResponse
@@ -180,7 +74,7 @@ def create_app(servable: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instance
         return JSONResponse({"error": f"Internal error: {type(error).__name__}: {error}"},
                             status_code=500)
 
-    # Preprocessing a large upload takes ~0.5 GB for a moment: two at a time, not forty.
+    # Preprocessing a large upload takes much memory for a moment: two at a time, not forty.
     preprocessing = threading.BoundedSemaphore(2)
 
     async def read_body(request: Request) -> bytes:
@@ -199,7 +93,7 @@ def create_app(servable: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instance
         return {"model_version_status": [{
             "version": str(s.version), "state": s.state,
             "status": {"error_code": s.error_code, "error_message": s.error_message}}
-            for s in servable.statuses(name, version)]}
+            for s in manager.statuses(name, version)]}
 
     @app.get("/v1/models/{name}")
     async def model_status(name: str):
@@ -210,7 +104,7 @@ def create_app(servable: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instance
         return status(name, version)
 
     def metadata(name: str, version: str | None) -> dict:
-        loaded = servable.resolve(name, version)
+        loaded = manager.resolve(name, version)
         return {"model_spec": {"name": loaded.name, "signature_name": "",
                                "version": str(loaded.version)},
                 "metadata": {"signature_def": loaded.metadata}}
@@ -224,7 +118,7 @@ def create_app(servable: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instance
         return metadata(name, version)
 
     async def predict(request: Request, name: str, version: str | None):
-        loaded = servable.resolve(name, version)
+        loaded = manager.resolve(name, version)
         body = await read_body(request)
 
         def work() -> dict:
@@ -258,7 +152,7 @@ def create_app(servable: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instance
                     image = preprocess(body, "image")
             except InputError as e:
                 raise RequestError(str(e)) from None
-            outputs = servable.resolve(servable.name).run(scale_images(image[None]))
+            outputs = manager.resolve(manager.name).run(scale_images(image[None]))
             return {"digit": int(outputs["classes"][0]),
                     "probabilities": outputs["probabilities"][0].tolist(),
                     "image": image.tolist()}
@@ -277,7 +171,7 @@ def create_app(servable: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instance
     return app
 
 
-def mount_web(app, web_dir: Path) -> None:
+def mount_web(app: Any, web_dir: Path) -> None:
     """Serves export/web/ at /web/; until export has written it, /web/ says how to get it."""
     from fastapi.responses import JSONResponse, RedirectResponse
     from fastapi.staticfiles import StaticFiles
@@ -325,7 +219,7 @@ def main(argv: list[str]) -> None:
         name, base, specific, latest = model_manager.read_model_config(Path(FLAGS.model_config_file))
     else:
         name, base, specific, latest = FLAGS.model_name, Path(FLAGS.model_base_path), None, 1
-        latest_version(base)  # fail fast, before TensorFlow loads
+        model_manager.latest_version(base)  # fail fast, before TensorFlow loads
     options = model_server.ServerOptions(
         name, base, specific, latest, FLAGS.host, FLAGS.port, FLAGS.file_system_poll_wait_seconds,
         FLAGS.enable_model_warmup,
@@ -358,10 +252,11 @@ def define_flags() -> None:
                         "the Prometheus metrics path.")
     flags.DEFINE_bool("enable_model_warmup", True, "Replay assets.extra/tf_serving_warmup_requests on load.")
     flags.DEFINE_integer("grpc_max_threads", 16, "Threads answering gRPC requests.", lower_bound=1)
-    from mnist_keras.model_server import UNSUPPORTED_FLAGS
+    from mnist_keras.model_server import UNSUPPORTED_BOOL_FLAGS, UNSUPPORTED_FLAGS
 
     for name in UNSUPPORTED_FLAGS:
-        flags.DEFINE_string(name, None, "tensorflow_model_server flag; not supported here (an error).")
+        define = flags.DEFINE_bool if name in UNSUPPORTED_BOOL_FLAGS else flags.DEFINE_string
+        define(name, None, "tensorflow_model_server flag; not supported here (an error).")
     flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0: every interface).")
     flags.DEFINE_integer("max_instances", MAX_INSTANCES, "Most images in one request.",
                          lower_bound=1)

@@ -10,9 +10,11 @@ TensorFlow version that exported the model.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mnist_keras.data import scale_images
 from mnist_keras.files import write_atomic
 
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
@@ -24,7 +26,7 @@ BATCHING = {"max_batch_size": 32, "batch_timeout_micros": 2000, "max_enqueued_ba
             "num_batch_threads": 2}
 
 
-def predict_request(images: np.ndarray, model_name: str = "mnist"):
+def predict_request(images: np.ndarray, model_name: str = "mnist") -> Any:
     """A PredictRequest holding float32 images [N, 28, 28, 1] under the `images` input."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
@@ -46,7 +48,7 @@ def write_warmup(version_dir: Path, images: np.ndarray, model_name: str = "mnist
         raise ValueError(f"{len(batch_sizes)} warmup records; TF Serving reads at most {MAX_WARMUP_RECORDS}")
     path = version_dir / WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    scaled = images[..., None].astype(np.float32) / 255.0
+    scaled = scale_images(images)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for size in batch_sizes:
             batch = np.resize(scaled, (size, *scaled.shape[1:]))  # repeats if fewer images
@@ -90,10 +92,11 @@ def batching_config_text(parameters: dict[str, int] | None = None) -> str:
 
 
 def monitoring_config_text(path: str = METRICS_PATH) -> str:
+    """A MonitoringConfig: TF Serving exports Prometheus metrics at path."""
     return f'prometheus_config {{\n  enable: true\n  path: "{path}"\n}}\n'
 
 
-def compose_text(name: str, base: Path, tf_version: str) -> str:
+def compose_text(base: Path, tf_version: str) -> str:
     """compose.yaml in the base path's parent: the base path and its configs, mounted read-only."""
     folder = base.name
     return f"""# docker compose -f {base / 'compose.yaml'} up
@@ -114,16 +117,6 @@ services:
 """
 
 
-def docker_run_command(name: str, base: Path, tf_version: str) -> str:
-    """The same as compose.yaml, as one docker run."""
-    folder = f"{CONTAINER_BASE}/{base.name}"
-    return (f"docker run --rm -p 8500:8500 -p 8501:8501 -v {base.resolve()}:{folder}:ro "
-            f"tensorflow/serving:{tf_version} --model_config_file={folder}/models.config "
-            f"--file_system_poll_wait_seconds=2 --enable_batching "
-            f"--batching_parameters_file={folder}/batching.config "
-            f"--monitoring_config_file={folder}/monitoring.config")
-
-
 def write_configs(base: Path, name: str = "mnist", tf_version: str | None = None) -> list[Path]:
     """models.config, batching.config, monitoring.config and compose.yaml in the base path.
 
@@ -137,7 +130,7 @@ def write_configs(base: Path, name: str = "mnist", tf_version: str | None = None
         "models.config": model_config_text(name, f"{CONTAINER_BASE}/{base.name}"),
         "batching.config": batching_config_text(),
         "monitoring.config": monitoring_config_text(),
-        "compose.yaml": compose_text(name, base, tf_version),
+        "compose.yaml": compose_text(base, tf_version),
     }
     paths = []
     for file_name, text in texts.items():

@@ -7,6 +7,7 @@ Prometheus-legal characters.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class Metrics:
                                     registry=self.registry)
 
     @contextmanager
-    def observe(self, model: str, version: int | str, api: str):
+    def observe(self, model: str, version: int | str, api: str) -> Iterator[None]:
         """Counts the request in the body (status "error" if it raises) and times it."""
         start = time.perf_counter()
         status = "error"

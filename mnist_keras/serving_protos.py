@@ -9,6 +9,7 @@ tensorflow_serving/config/monitoring_config.proto) so protobuf's own text_format
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 _BATCHING_FIELDS = [  # (name, number, type): wrappers are google.protobuf.*Value
     ("max_batch_size", 1, ".google.protobuf.Int64Value"),
@@ -48,11 +49,11 @@ def _classes() -> dict:
             for name in ("BatchingParameters", "MonitoringConfig")}
 
 
-def batching_parameters():
+def batching_parameters() -> Any:
     """An empty tensorflow.serving.BatchingParameters message."""
     return _classes()["BatchingParameters"]()
 
 
-def monitoring_config():
+def monitoring_config() -> Any:
     """An empty tensorflow.serving.MonitoringConfig message."""
     return _classes()["MonitoringConfig"]()

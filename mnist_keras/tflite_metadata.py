@@ -3,7 +3,7 @@ with MediaPipe's official metadata writers and read back with its generated sche
 
 Android Studio's ML Model Binding, MediaPipe Tasks and the TFLite Task Library read a
 model's labels, input normalization and name from this metadata, so a file that carries it
-can be used as it is. The same dictionary (`describe`) fills the JSON beside each file.
+can be used as it is. What `read_metadata` reads back also fills the JSON beside each file.
 """
 
 from __future__ import annotations

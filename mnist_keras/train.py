@@ -52,7 +52,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
 
         first_epoch, done = run_folder.prepare(workdir, config)
 
-    # TensorFlow is imported only now: bad flags and data are reported without its 2 s start.
+    # TensorFlow is imported only now: bad flags and data are reported without its slow start.
     import keras
     import tensorflow as tf
 

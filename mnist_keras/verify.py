@@ -30,7 +30,7 @@ from mnist_keras.files import sha256_file
 
 FLOAT_TOLERANCE = 0.05  # accuracy points: 5 of 10,000 test images
 # Largest difference from the Keras model's probabilities a float artifact may show:
-# float16 weights move them by about 1e-4 here; a missing or doubled softmax by 0.5 or more.
+# float16 weights move them far less; a missing or doubled softmax by 0.5 or more.
 PROBABILITY_TOLERANCE = 0.01
 DEFAULT_MAX_DROP = 0.3
 

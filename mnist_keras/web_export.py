@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
 
@@ -72,11 +73,14 @@ def check_runtime(runtime: Path) -> None:
                              f"(another version of {RUNTIME_PACKAGE}?); run `{SET_UP}` again")
 
 
-def choose_model(export_dir: Path) -> Path:
+def choose_model(export_dir: Path, candidates: Collection[Path] | None = None) -> Path:
+    """The first of MODELS in export_dir; among candidates only (what this export wrote), if given."""
     for name in MODELS:
-        if (export_dir / name).is_file():
-            return export_dir / name
-    raise FileNotFoundError(f"{export_dir}: none of {', '.join(MODELS)} to put in it")
+        path = export_dir / name
+        if path.is_file() and (candidates is None or path in candidates):
+            return path
+    among = "" if candidates is None else " written by this export"
+    raise FileNotFoundError(f"{export_dir}: none of {', '.join(MODELS)}{among} to put in it")
 
 
 def describe_model(model: Path) -> dict:
@@ -146,16 +150,19 @@ def write_web(folder: Path, model: Path, runtime: Path) -> Path:
     return folder
 
 
-def export_web(export_dir: Path, runtime: Path | None = None) -> str | None:
+def export_web(export_dir: Path, runtime: Path | None = None,
+               candidates: Collection[Path] | None = None) -> str | None:
     """What `export` calls: writes export_dir/web and prints one line; returns an error or None.
 
+    candidates: the model files the page may use (export passes the ones it just wrote, so an
+    older export's file never ends up on the page); None: any of MODELS in export_dir.
     A runtime that is not installed is a skip (the page is optional; set-up installs it); one
     whose files differ from the recorded checksums is an error.
     """
     runtime = runtime or default_runtime()
     folder = export_dir / "web"
     try:
-        model = choose_model(export_dir)
+        model = choose_model(export_dir, candidates)
         write_web(folder, model, runtime)
     except FileNotFoundError as e:
         print(f"  web page: not written: {e}", flush=True)

@@ -5,7 +5,7 @@
 
 Rows (each the median of --repeats measurements, with min-max; the floors use the fastest
 of 5-20 runs of one large product, since nothing runs faster than its best):
-- training: the second epoch of `python -m mnist_keras.train --epochs 2` (the first
+- training: the second epoch of `python -m mnist_keras.train --epochs 2 --validation_examples=0` (the first
   includes tracing), wall time and CPU-seconds, images per second, and the ratio to the
   floor: the epoch's FLOPs over the matrix-product speed this machine reaches, float32 and
   bfloat16, measured here with TensorFlow;
@@ -38,7 +38,8 @@ from mnist_keras import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("repeats", 3, "Measurements per row; the median is printed.", lower_bound=1)
-flags.DEFINE_integer("train_examples", 0, "Training images per epoch (0: all 60,000).", lower_bound=0)
+flags.DEFINE_integer("train_examples", 0, "Training images per epoch (0: all 60,000, no validation split).",
+                     lower_bound=0)
 flags.DEFINE_integer("invokes", 10_000, "Single-image invokes per .tflite latency.", lower_bound=10)
 flags.DEFINE_string("model", "saved_models/mnist.keras", "The Keras model.")
 flags.DEFINE_string("saved_model", "saved_models/mnist", "SavedModel versions (the newest is used).")
@@ -154,7 +155,8 @@ def training_epochs(repeats: int, train_examples: int, extra: list[str],
         with tempfile.TemporaryDirectory() as folder:
             result = subprocess.run(
                 [sys.executable, "-m", "mnist_keras.train", "--epochs=2", "--progress=none",
-                 f"--model_dir={folder}", f"--train_examples={train_examples}", "--test_examples=1000",
+                 f"--model_dir={folder}", f"--train_examples={train_examples}", "--validation_examples=0",
+                 "--test_examples=1000",
                  *extra], capture_output=True, text=True, cwd=REPO,
                 env=dict(os.environ, PYTHONPATH=str(REPO)))
         match = pattern.search(result.stdout)
@@ -290,7 +292,7 @@ def check_inputs() -> tuple[Path, Path, Path, list[Path]]:
     """The trained and exported models the rows need, checked before minutes of training runs."""
     from mnist_keras import inference, predict
     from mnist_keras.errors import InputError
-    from mnist_keras.serve import latest_version
+    from mnist_keras.model_manager import latest_version
 
     model_path = inference.check_keras_file(resolve(FLAGS.model))
     _, version = latest_version(resolve(FLAGS.saved_model))
@@ -362,7 +364,7 @@ def main(argv: list[str]) -> None:
         rates = throughput(lambda x, run=interpreter: litert.predict(run, x, batch_size=1000), batch, repeats)
         rows.append(("inference", f"{path.name}: batches of 1000, all cores",
                      median_spread(rates, 0, " img/s"), ""))
-    rows += camera_rows(export_dir, image, invokes, repeats)  # issue 13
+    rows += camera_rows(export_dir, image, invokes, repeats)
     fixed = [seconds * 1e6 for seconds in invoke_fixed_cost(invokes, repeats)]
     rows.append(("inference", "a one-ReLU int8 model: the fixed cost of an invoke (LiteRT + Python)",
                  median_spread(fixed, 1, " us"), ""))

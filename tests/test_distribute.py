@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import REPO, assert_one_line_error, run_module
 
-from mnist_keras import distribute, evaluate, train
+from mnist_keras import distribute, evaluate, inference, train
 from mnist_keras.errors import InputError
 
 ARGS = ["--epochs=2", "--train_examples=1280", "--validation_examples=500", "--test_examples=500",
@@ -85,7 +85,7 @@ def test_mirrored_over_two_cpus_keeps_replicas_identical(mirrored, mnist):
     assert history["steps_per_epoch"] == 10  # 1,280 images in global batches of 128
     losses = [e["avg_loss"] for e in history["epochs"]]
     assert losses[1] < losses[0]
-    model = evaluate.load_model(run / train.MODEL_FILE)
+    model = inference.load_keras(run / train.MODEL_FILE)
     assert evaluate.evaluate(model, mnist.x_test[:500], mnist.y_test[:500])["accuracy"] > 60
 
 
@@ -103,7 +103,7 @@ def test_two_workers_train_to_the_same_weights(multi_worker, mnist):
     assert history["strategy"]["workers"] == 2 and history["strategy"]["replicas"] == 2
     losses = [e["avg_loss"] for e in history["epochs"]]
     assert losses[1] < losses[0]
-    model = evaluate.load_model(run / train.MODEL_FILE)
+    model = inference.load_keras(run / train.MODEL_FILE)
     assert evaluate.evaluate(model, mnist.x_test[:500], mnist.y_test[:500])["accuracy"] > 60
     assert not (run / train.BACKUP_DIR).exists()
 

@@ -359,3 +359,18 @@ def test_an_output_name_taken_by_a_folder_is_refused_before_any_work(trained, tm
     with pytest.raises(InputError, match="mnist_int8.tflite: is a folder"):
         export.check_outputs(workdir / train.MODEL_FILE, tmp_path / "serving", tmp_path / "export", ["int8"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_the_web_page_takes_only_a_model_this_export_wrote(tmp_path, capsys):
+    from mnist_keras import web_export
+
+    older = tmp_path / "mnist_camera.tflite"  # an earlier export's, maybe of another .keras
+    older.write_bytes(b"an earlier export's model")
+    written = tmp_path / "mnist_int8.tflite"
+    written.write_bytes(b"this export's model")
+    assert web_export.choose_model(tmp_path, [written]) == written
+    assert web_export.choose_model(tmp_path) == older  # `python -m mnist_keras.web_export` takes what is there
+    assert web_export.export_web(tmp_path, tmp_path / "no_runtime", candidates=[]) is None  # a skip ...
+    line = capsys.readouterr().out.strip()
+    assert "web page: not written" in line and "written by this export" in line  # ... said in one line
+    assert not (tmp_path / "web").exists()

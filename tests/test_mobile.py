@@ -131,22 +131,40 @@ def test_metadata_that_cannot_be_written_or_read_is_one_line(exported, tmp_path)
         tflite_metadata.read_metadata(plain[:len(plain) // 2], "m.tflite")
 
 
-def test_a_metadata_writer_failure_keeps_no_file(trained, tmp_path, monkeypatch):
-    from mnist_keras import export, export_folders, inference, train
+def test_an_artifact_whose_metadata_or_mediapipe_check_fails_is_dropped_and_the_rest_exported(
+        trained, mnist, tmp_path, monkeypatch):
+    from mnist_keras import data, export, train
 
     _, workdir = trained
+    embed = tflite_metadata.embed
 
-    def refuse(*args, **kwargs):
-        raise InputError("mnist_float32.tflite: cannot write TFLite metadata: refused for the test")
+    def refuse_float16(model, name, *args, **kwargs):
+        if name == "mnist_float16.tflite":
+            raise InputError(f"{name}: cannot write TFLite metadata: refused for the test")
+        return embed(model, name, *args, **kwargs)
 
-    monkeypatch.setattr(tflite_metadata, "embed", refuse)
-    (tmp_path / "mnist_float32.tflite").write_bytes(b"an earlier export's model")
-    source = export_folders.partial_path(tmp_path, "tflite-source", is_dir=True)
-    model = inference.load_keras(workdir / train.MODEL_FILE)
-    export.write_saved_model(model, source, outputs="probabilities")
-    with pytest.raises(InputError, match="cannot write TFLite metadata"):
-        export.export_tflite(source, "float32", tmp_path, None, None, None, None, None, 0.1, {})
-    assert not list(tmp_path.glob("*.tflite*"))
+    def refuse_all(model, images, name="model"):
+        raise InputError(f"{name}: MediaPipe cannot run it: refused for the test")
+
+    monkeypatch.setattr(tflite_metadata, "embed", refuse_float16)
+    monkeypatch.setattr(mediapipe_check, "classify", refuse_all)
+    out = tmp_path / "export"
+    out.mkdir()
+    for name in ("mnist_float16.tflite", "mnist_float16.json", "mnist_rgb.tflite", "mnist_rgb.json"):
+        (out / name).write_bytes(b"an earlier export's file")
+    summary = export.export_model(workdir / train.MODEL_FILE, None, out, data.take(mnist, test_examples=500),
+                                  formats=["float32", "float16", "rgb"], web_runtime=tmp_path / "no_runtime")
+    assert (out / "mnist_float32.tflite").is_file() and (out / "mnist_float32.json").is_file()
+    assert out / "mnist_float32.tflite" in summary.written
+    recorded = json.loads((out / "export.json").read_text())
+    assert [r["artifact"] for r in recorded["artifacts"]] == ["Keras", "TFLite float32"]
+    assert (out / "labels.txt").is_file()
+    assert sorted(p.name for p in out.glob("mnist_*")) == ["mnist_float32.json", "mnist_float32.tflite"]
+    assert not summary.failed
+    assert summary.problems == [
+        "mnist_float16.tflite: cannot write TFLite metadata: refused for the test, not kept",
+        "mnist_rgb.tflite: MediaPipe cannot run it: refused for the test, not kept"]
+    assert summary.failure_message() == "; ".join(summary.problems)  # the command's one error: line
 
 
 @functools.cache
@@ -154,7 +172,7 @@ def _redrawn_digits():
     """scripts/redrawn_digits.py, loaded once (it defines absl flags)."""
     import importlib.util
 
-    from tests.conftest import REPO
+    from conftest import REPO
 
     spec = importlib.util.spec_from_file_location("redrawn_digits", REPO / "scripts" / "redrawn_digits.py")
     module = importlib.util.module_from_spec(spec)

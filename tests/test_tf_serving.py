@@ -289,6 +289,14 @@ def test_unsupported_and_conflicting_flags_are_one_line(tmp_path, exported):
     assert_one_line_error(result, "models.config", "not BatchingParameters")
 
 
+@pytest.mark.parametrize("flag", ["--use_tflite_model", "--noenable_profiler", "--xla_cpu_compilation_enabled=true",
+                                  "--grpc_socket_path=/tmp/s"])
+def test_an_unsupported_tf_serving_flag_is_refused_as_written_for_tf_serving(flag, tmp_path):
+    """Booleans written bare, as for tensorflow_model_server, get the refusal too, before any model is read."""
+    result = run_module("mnist_keras.serve", f"--model_base_path={tmp_path / 'none'}", flag, cwd=tmp_path)
+    assert_one_line_error(result, f"--{flag.lstrip('-').removeprefix('no').split('=')[0]}", "does not support")
+
+
 def test_specific_version_policy_serves_the_named_version(exported, tmp_path):
     from mnist_keras.model_manager import ModelManager, read_model_config
 

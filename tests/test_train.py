@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import REPO, TRAINED_CONFIG, assert_one_line_error, run_module
 
-from mnist_keras import data, evaluate, pipeline, train
+from mnist_keras import data, evaluate, inference, pipeline, train
 from mnist_keras.errors import InputError
 
 EPOCH_KEYS = ["epoch", "avg_loss", "loss", "accuracy", "val_avg_loss", "val_accuracy", "learning_rate",
@@ -38,7 +38,7 @@ def test_training_learns_and_writes_its_outputs(training_run, mnist):
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
     held_out = TRAINED_CONFIG["validation_examples"]  # the last 2,000 training images
     x_val, y_val = mnist.x_train[-held_out:], mnist.y_train[-held_out:]
-    saved = evaluate.load_model(workdir / train.MODEL_FILE)
+    saved = inference.load_keras(workdir / train.MODEL_FILE)
     for ours, theirs in zip(model.get_weights(), saved.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
     assert evaluate.evaluate(saved, mnist.x_test[:2000], mnist.y_test[:2000])["correct"] == record["test"]["correct"]
@@ -49,7 +49,7 @@ def test_training_learns_and_writes_its_outputs(training_run, mnist):
     agree = 1e-3 if record["precision"] == "float32" else 0.1 + 1e-3
     assert evaluate.evaluate(saved, x_val, y_val)["accuracy"] == pytest.approx(
         record["epochs"][-1]["val_accuracy"], abs=agree)
-    best = evaluate.evaluate(evaluate.load_model(workdir / train.BEST_FILE), x_val, y_val)
+    best = evaluate.evaluate(inference.load_keras(workdir / train.BEST_FILE), x_val, y_val)
     assert best["accuracy"] == pytest.approx(max(e["val_accuracy"] for e in record["epochs"]), abs=agree)
     for split in ("train", "validation"):
         assert list((workdir / train.LOGS_DIR / split).glob("events.out.tfevents.*")), split
@@ -218,7 +218,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     finally:
         run.wait()
     assert run.returncode == -signal.SIGKILL
-    assert evaluate.load_model(tmp_path / "saved_models" / "best.keras").count_params() == 421_642
+    assert inference.load_keras(tmp_path / "saved_models" / "best.keras").count_params() == 421_642
 
     other = run_module("mnist_keras.train", *args[:-1], "--seed=1", "--progress=none", cwd=tmp_path)
     assert_one_line_error(other, "unfinished run", "--seed=0 then, 1 now", only_line=False)
