@@ -39,7 +39,7 @@ BATCH = 64
 def setup(tf, keras, precision: str):
     """The model, compiled as training does, and its real training step."""
     from mnist_keras import model as model_lib
-    from mnist_keras.train import make_train_steps  # moves with the training loop
+    from mnist_keras.training_loop import make_train_steps
 
     keras.utils.set_random_seed(0)
     model = model_lib.build_model(precision)
@@ -117,8 +117,6 @@ def main(argv: list[str]) -> None:
     rounds, steps = (2, 4) if FLAGS.quick else (FLAGS.rounds, FLAGS.steps)
     import tensorflow as tf
 
-    from mnist_keras import train
-
     precision = FLAGS.precision
     if FLAGS.child:  # the parent chose the precision
         print(json.dumps(child_figures(steps, rounds, precision)))
@@ -126,9 +124,9 @@ def main(argv: list[str]) -> None:
     import keras
 
     from mnist_keras import autotune, data, pipeline
+    from mnist_keras.precision import choose_precision
 
-    precision, why = train.choose_precision(precision, tf, bool(tf.config.list_physical_devices("GPU")),
-                                            batch_size=BATCH)
+    precision, why = choose_precision(precision, tf, bool(tf.config.list_physical_devices("GPU")), batch_size=BATCH)
     mnist = data.load()
     print(f"{autotune.cpu_description()['cpu']}, {os.cpu_count()} CPU cores; {precision} ({why}); batch {BATCH}; "
           f"medians of {rounds} interleaved rounds, scaled to {STEPS_PER_EPOCH} steps")
