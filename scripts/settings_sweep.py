@@ -117,8 +117,6 @@ def main(argv: list[str]) -> None:
     rounds, steps = (2, 4) if FLAGS.quick else (FLAGS.rounds, FLAGS.steps)
     import tensorflow as tf
 
-    from mnist_keras import precision as precision_lib
-
     precision = FLAGS.precision
     if FLAGS.child:  # the parent chose the precision
         print(json.dumps(child_figures(steps, rounds, precision)))
@@ -126,9 +124,9 @@ def main(argv: list[str]) -> None:
     import keras
 
     from mnist_keras import autotune, data, pipeline
+    from mnist_keras.precision import choose_precision
 
-    precision, why = precision_lib.choose_precision(precision, tf, bool(tf.config.list_physical_devices("GPU")),
-                                                  batch_size=BATCH)
+    precision, why = choose_precision(precision, tf, bool(tf.config.list_physical_devices("GPU")), batch_size=BATCH)
     mnist = data.load()
     print(f"{autotune.cpu_description()['cpu']}, {os.cpu_count()} CPU cores; {precision} ({why}); batch {BATCH}; "
           f"medians of {rounds} interleaved rounds, scaled to {STEPS_PER_EPOCH} steps")

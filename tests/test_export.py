@@ -41,7 +41,7 @@ def test_export_writes_every_artifact_and_prints_the_table(exported):
     assert not [p for p in out.rglob("*") if p.name.startswith(PARTIAL)]
     # What the summary says was written is what is there, and nothing else.
     assert sorted(summary.written) == sorted([out / "serving" / "1", *(out / "export").iterdir()])
-    artifacts = 1 + len(TFLITE) + len(export.APP_FORMATS)  # the SavedModel, the .tflite files, camera and rgb
+    artifacts = 1 + len(TFLITE) + len(camera_export.MODELS)  # SavedModel, the .tflite files, the app models
     assert [r.passed for r in summary.results] == [None] + [True] * artifacts and not summary.failed
     table = summary.format()
     for row in ["Keras", "SavedModel", *[f"TFLite {fmt}" for fmt in TFLITE]]:
@@ -51,7 +51,7 @@ def test_export_writes_every_artifact_and_prints_the_table(exported):
     summary = json.loads((out / "export" / "export.json").read_text())
     assert [a["artifact"] for a in summary["artifacts"]] == \
         ["Keras", "SavedModel", *[f"TFLite {fmt}" for fmt in TFLITE],
-         *[f"MediaPipe {name}" for name in camera_export.MODELS]]  # issue 13's app models
+         *[f"MediaPipe {name}" for name in camera_export.MODELS]]
     assert all(a["passed"] for a in summary["artifacts"][1:])
 
 

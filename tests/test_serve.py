@@ -193,7 +193,10 @@ def test_serve_bad_arguments(tmp_path, server):
     (tmp_path / "empty").mkdir()
     result = run_module("mnist_keras.serve", f"--model_base_path={tmp_path / 'empty'}", cwd=tmp_path)
     assert_one_line_error(result, "no SavedModel versions")
-    (tmp_path / "empty" / "1").mkdir()
+    (tmp_path / "empty" / "1").mkdir()  # still being copied in: not a version yet, as for the manager
+    result = run_module("mnist_keras.serve", f"--model_base_path={tmp_path / 'empty'}", cwd=tmp_path)
+    assert_one_line_error(result, "no SavedModel versions")
+    (tmp_path / "empty" / "1" / "saved_model.pb").write_bytes(b"")
     result = run_module("mnist_keras.serve", f"--model_base_path={tmp_path / 'empty'}",
                         f"--rest_api_port={server}", cwd=tmp_path)
     assert_one_line_error(result, f"127.0.0.1:{server}: cannot listen")
