@@ -274,13 +274,9 @@ def ratio_rows(cpu: float, wall: float, floor: float, precision: str, torch_run:
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from mnist_keras.autotune import cpu_description
+
+    return cpu_description()["cpu"]
 
 
 def resolve(path: str) -> Path:

@@ -123,10 +123,6 @@ def _summary(client, clients: int, requests: int, latencies: list, errors: list)
 def run_level(url: str, bodies: list[bytes], requests: int, clients: int) -> dict:
     """Sends `requests` requests from `clients` threads; latencies in seconds, errors counted."""
     target = urllib.parse.urlsplit(url)
-    latencies: list[float] = []
-    errors: list[str] = []
-    counter = iter(range(requests))
-    lock = threading.Lock()
 
     def connect() -> http.client.HTTPConnection:
         connection = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=60)
@@ -136,30 +132,25 @@ def run_level(url: str, bodies: list[bytes], requests: int, clients: int) -> dic
         connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return connection
 
-    def client() -> None:
-        connection = connect()
-        while True:
-            with lock:
-                i = next(counter, None)
-            if i is None:
-                break
-            start = time.perf_counter()
-            try:
-                connection.request("POST", target.path, bodies[i % len(bodies)],
-                                   {"Content-Type": "application/json"})
-                response = connection.getresponse()
-                payload = response.read()
-                ok = response.status == 200 and b"predictions" in payload
-            except (OSError, http.client.HTTPException) as e:
-                ok, payload = False, str(e).encode()
-                connection.close()
-                connection = connect()
-            elapsed = time.perf_counter() - start
-            with lock:
-                (latencies if ok else errors).append(elapsed if ok else payload[:200].decode(errors="replace"))
-        connection.close()
+    def send(state: dict, i: int) -> tuple[bool, str]:
+        connection = state.get("connection") or state.setdefault("connection", connect())
+        try:
+            connection.request("POST", target.path, bodies[i % len(bodies)], {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            payload = response.read()
+            if response.status == 200 and b"predictions" in payload:
+                return True, ""
+            return False, payload[:200].decode(errors="replace")
+        except (OSError, http.client.HTTPException) as e:
+            connection.close()
+            state["connection"] = connect()
+            return False, str(e)[:200]
 
-    return _summary(client, clients, requests, latencies, errors)
+    def close(state: dict) -> None:
+        if "connection" in state:
+            state["connection"].close()
+
+    return _run(send, requests, clients, close)
 
 
 def main(argv: list[str]) -> None:

@@ -157,13 +157,9 @@ def main(argv: list[str]) -> None:
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+    from mnist_keras.autotune import cpu_description
+
+    return cpu_description()["cpu"]
 
 
 if __name__ == "__main__":
