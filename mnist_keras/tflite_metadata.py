@@ -18,7 +18,8 @@ from mnist_keras.data import NUM_CLASSES
 from mnist_keras.errors import InputError
 
 AUTHOR = "mnist-keras"
-LICENSE = "Apache-2.0"
+# No licence is declared for the project; what the file can say truthfully is where its data came from.
+LICENSE = "Trained on MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0"
 LABELS_FILE = "labels.txt"
 LABELS = [str(c) for c in range(NUM_CLASSES)]
 # Every field this project writes is in the schema's first version; later ones are refused.
