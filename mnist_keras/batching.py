@@ -33,22 +33,12 @@ class QueueFull(RuntimeError):
 
 def read_batching_parameters(path: Path | None) -> BatchingParameters:
     """A batching.config (BatchingParameters text: `max_batch_size { value: 32 }` ...)."""
-    from google.protobuf import text_format
-
-    from mnist_keras.serving_protos import batching_parameters
+    from mnist_keras.serving_protos import batching_parameters, read_text_proto
 
     parameters = BatchingParameters()
     if path is None:
         return parameters
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise InputError(f"--batching_parameters_file={path}: cannot read: {e.strerror}") from None
-    proto = batching_parameters()
-    try:
-        text_format.Parse(text, proto)
-    except text_format.ParseError as e:
-        raise InputError(f"--batching_parameters_file={path}: not BatchingParameters: {e}") from None
+    proto = read_text_proto(path, batching_parameters(), "batching_parameters_file")
     for key in BatchingParameters.__dataclass_fields__:
         if proto.HasField(key):
             number = getattr(proto, key).value

@@ -229,18 +229,11 @@ class ModelManager:
 
 def read_model_config(path: Path) -> tuple[str, Path, list[int] | None, int]:
     """models.config (ModelServerConfig text) -> (name, base_path, specific versions, latest N)."""
-    from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise InputError(f"--model_config_file={path}: cannot read: {e.strerror}") from None
-    config = model_server_config_pb2.ModelServerConfig()
-    try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as e:
-        raise InputError(f"--model_config_file={path}: not a ModelServerConfig: {e}") from None
+    from mnist_keras.serving_protos import read_text_proto
+
+    config = read_text_proto(path, model_server_config_pb2.ModelServerConfig(), "model_config_file")
     models = config.model_config_list.config
     if len(models) != 1:
         raise InputError(f"--model_config_file={path}: {len(models)} models; this server serves exactly one")

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mnist_keras.errors import InputError
-
 DEFAULT_PATH = "/monitoring/prometheus/metrics"
 # Latency buckets in seconds, from 0.5 ms to 2.5 s.
 BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -55,21 +53,11 @@ class Metrics:
 
 def read_monitoring_path(path: Path | None) -> str | None:
     """monitoring.config -> the metrics path (None: Prometheus not enabled)."""
-    from google.protobuf import text_format
-
-    from mnist_keras.serving_protos import monitoring_config
+    from mnist_keras.serving_protos import monitoring_config, read_text_proto
 
     if path is None:
         return None
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise InputError(f"--monitoring_config_file={path}: cannot read: {e.strerror}") from None
-    config = monitoring_config()
-    try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as e:
-        raise InputError(f"--monitoring_config_file={path}: not a MonitoringConfig: {e}") from None
+    config = read_text_proto(path, monitoring_config(), "monitoring_config_file")
     if not config.prometheus_config.enable:
         return None
     return config.prometheus_config.path or DEFAULT_PATH

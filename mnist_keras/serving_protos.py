@@ -9,7 +9,10 @@ tensorflow_serving/config/monitoring_config.proto) so protobuf's own text_format
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
+
+from mnist_keras.errors import InputError
 
 _BATCHING_FIELDS = [  # (name, number, type): wrappers are google.protobuf.*Value
     ("max_batch_size", 1, ".google.protobuf.Int64Value"),
@@ -57,3 +60,18 @@ def batching_parameters() -> Any:
 def monitoring_config() -> Any:
     """An empty tensorflow.serving.MonitoringConfig message."""
     return _classes()["MonitoringConfig"]()
+
+
+def read_text_proto(path: Path, message: Any, flag: str) -> Any:
+    """Parses a TF Serving config file (protobuf text format) into `message`; a bad one is one line."""
+    from google.protobuf import text_format
+
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise InputError(f"--{flag}={path}: cannot read: {e.strerror}") from None
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as e:
+        raise InputError(f"--{flag}={path}: not a {message.DESCRIPTOR.name}: {e}") from None
+    return message

@@ -202,14 +202,17 @@ def test_serve_bad_arguments(tmp_path, server):
     assert_one_line_error(result, f"127.0.0.1:{server}: cannot listen")
 
 
-def test_load_script_reports_throughput_and_latency(server, tmp_path):
+def assert_load_script_measures(target: str) -> None:
+    """scripts/load.py against `target` (--url=... or --grpc=...): a row per client count, no errors."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "load.py"),
-         f"--url=http://127.0.0.1:{server}/v1/models/mnist:predict",
-         "--requests=40", "--clients=1,4", "--warmup=5"],
+        [sys.executable, str(REPO / "scripts" / "load.py"), target, "--requests=40", "--clients=1,4", "--warmup=5"],
         capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert result.returncode == 0, result.stdout + result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if re.match(r"\s+\d+\s+40\s", line)]
     assert [row[0] for row in rows] == ["1", "4"]
     for row in rows:
         assert row[2] == "0" and float(row[3]) > 0 and 0 < float(row[4]) <= float(row[5])
+
+
+def test_load_script_reports_throughput_and_latency(server):
+    assert_load_script_measures(f"--url=http://127.0.0.1:{server}/v1/models/mnist:predict")

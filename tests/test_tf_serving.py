@@ -260,16 +260,9 @@ def test_a_new_version_goes_live_under_load_and_a_broken_one_is_reported(tf_serv
 
 
 def test_load_script_speaks_grpc(tf_server):
-    port = tf_server["grpc"]
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "load.py"), f"--grpc=127.0.0.1:{port}",
-         "--requests=40", "--clients=1,4", "--warmup=5"],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert result.returncode == 0, result.stdout + result.stderr
-    rows = [line.split() for line in result.stdout.splitlines() if re.match(r"\s+\d+\s+40\s", line)]
-    assert [row[0] for row in rows] == ["1", "4"]
-    for row in rows:
-        assert row[2] == "0" and float(row[3]) > 0 and 0 < float(row[4]) <= float(row[5])
+    from test_serve import assert_load_script_measures
+
+    assert_load_script_measures(f"--grpc=127.0.0.1:{tf_server['grpc']}")
 
 
 # --- Flags ----------------------------------------------------------------------------------
@@ -286,7 +279,7 @@ def test_unsupported_and_conflicting_flags_are_one_line(tmp_path, exported):
     assert_one_line_error(result, "bad.config", "not a ModelServerConfig")
     result = run_module("mnist_keras.serve", f"--model_base_path={base}", "--enable_batching",
                         f"--batching_parameters_file={base / 'models.config'}", cwd=tmp_path)
-    assert_one_line_error(result, "models.config", "not BatchingParameters")
+    assert_one_line_error(result, "models.config", "not a BatchingParameters")
 
 
 @pytest.mark.parametrize("flag", ["--use_tflite_model", "--noenable_profiler", "--xla_cpu_compilation_enabled=true",
