@@ -13,56 +13,12 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
-import numpy as np
 from absl import flags
 
-from mnist_keras import cli, inference
+from mnist_keras import cli
 from mnist_keras.errors import InputError
-from mnist_keras.inference import Classifier
-
-DEFAULT_MODEL = "export/mnist_int8.tflite"
-
-
-def load_classifier(path: str | Path) -> Classifier:
-    """inference.load_classifier, with a hint when the default model has not been exported yet."""
-    if str(path) == DEFAULT_MODEL and not Path(path).exists():
-        raise InputError(f"{path}: no such model; run python -m mnist_keras.export first")
-    return inference.load_classifier(path)
-
-
-def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
-    """The k most likely digits, most likely first, with their probabilities."""
-    order = np.argsort(-probabilities, kind="stable")[:k]
-    return [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order]
-
-
-def predict_files(paths: list[str | Path], classify: Classifier, k: int = 1) -> list[dict]:
-    """One record per file, in order: the top k digits, or the error that file gave."""
-    from mnist_keras.preprocess import preprocess
-
-    records, images = [], []
-    for path in paths:
-        try:
-            images.append(preprocess(path))
-            records.append({"file": str(path)})
-        except InputError as e:
-            records.append({"file": str(path), "error": str(e)})
-    if images:
-        probabilities = iter(classify(np.stack(images)))
-        for record in records:
-            if "error" not in record:
-                best = top_k(next(probabilities), k)
-                record.update(digit=best[0]["digit"], probability=best[0]["probability"], top_k=best)
-    return records
-
-
-def format_record(record: dict) -> str:
-    """One prediction as the command prints it: "FILE: 7 (99.6%), 1 (0.2%)"."""
-    return f"{record['file']}: " + ", ".join(
-        f"{p['digit']} ({100 * p['probability']:.1f}%)" for p in record["top_k"])
-
+from mnist_keras.inference.predict import DEFAULT_MODEL, format_record, load_classifier, predict_files
 
 FLAGS = flags.FLAGS
 

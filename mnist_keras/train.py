@@ -12,162 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import NamedTuple
 
 from absl import flags
 
-from mnist_keras import cli, data, distribute
-from mnist_keras.config import LR_SCALINGS, PRECISIONS, Config, validate
-from mnist_keras.errors import InputError, first_line
-from mnist_keras.run_folder import BACKUP_DIR, BEST_FILE, HISTORY_FILE, LOGS_DIR, MODEL_FILE
+from mnist_keras import cli
+from mnist_keras.data import datasets as data
+from mnist_keras.training import distribute
+from mnist_keras.training.config import LR_SCALINGS, PRECISIONS, Config
+from mnist_keras.training.run_folder import MODEL_FILE
+from mnist_keras.training.train import Trained, train_and_evaluate
 
-__all__ = ["BACKUP_DIR", "BEST_FILE", "HISTORY_FILE", "LOGS_DIR", "MODEL_FILE", "Config", "Trained",
-           "train_and_evaluate", "validate", "cli_main"]
-
-EVAL_BATCH = 1000  # images per evaluation step
-
-
-class Trained(NamedTuple):
-    """What train_and_evaluate returns: `model, record = train_and_evaluate(...)`.
-
-    model: the trained model as float32 (what mnist.keras holds); record: what history.json holds.
-    """
-
-    model: object  # keras.Model
-    record: dict
-
-
-def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
-    """Trains per `config`, writing into workdir; returns the float32 model and its record."""
-    validate(config)
-    workdir = Path(workdir)
-    tf_config = distribute.read_tf_config()  # a bad TF_CONFIG is one line, before anything
-    chief = distribute.is_chief(tf_config)
-    loaded = data.load(config.data_dir, config.tfds)
-    loaded, x_val, y_val = data.hold_out(loaded, config.validation_examples)
-    dataset = data.take(loaded, config.train_examples, config.test_examples)
-    first_epoch, done = 0, []
-    if chief:  # the other workers write nothing: the chief's files are the run's
-        from mnist_keras import run_folder
-
-        first_epoch, done = run_folder.prepare(workdir, config)
-
-    # TensorFlow is imported only now: bad flags and data are reported without its slow start.
-    import keras
-    import tensorflow as tf
-
-    from mnist_keras import callbacks as callbacks_lib
-    from mnist_keras import evaluate, pipeline, precision, run_folder, training_loop
-    from mnist_keras import model as model_lib
-
-    placement = distribute.place(config.strategy, config.cpu_replicas)
-    device, on_gpu = precision.describe_device(tf)
-    jit = precision.choose_jit(config.jit_compile, on_gpu)
-    tuning: dict = {}  # autotune's figures, for history.json
-    dtype, why = precision.choose_precision(config.precision, tf, on_gpu, batch_size=config.batch_size,
-                                            replicas=placement.replicas, jit=jit, strategy=placement.strategy,
-                                            workers=placement.workers, images=dataset.x_train,
-                                            labels=dataset.y_train, details=tuning)
-    global_batch = config.batch_size * placement.replicas
-    scale = LR_SCALINGS[config.lr_scaling](placement.replicas)
-    steps = pipeline.steps_per_epoch(len(dataset.x_train), global_batch)
-    record = {
-        "settings": dataclasses.asdict(config),
-        "data": dataset.source,
-        "train_examples": len(dataset.x_train),
-        "validation_examples": len(x_val),
-        "test_examples": len(dataset.x_test),
-        "steps_per_epoch": steps,
-        "device": device,
-        "jit_compile": jit,
-        "precision": dtype,
-        "precision_measured": tuning or None,
-        "strategy": {"name": placement.name, "replicas": placement.replicas,
-                     "workers": placement.workers, "devices": list(placement.devices),
-                     "task": placement.task, "global_batch": global_batch,
-                     "learning_rate": config.learning_rate * scale},
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "epochs": done,
-    }
-    print(f"Device: {device}, XLA {'on' if jit else 'off'}")
-    print(f"Precision: {dtype} ({why})")
-    where = f"{placement.name} over {placement.replicas} replica(s)"
-    if placement.workers > 1:
-        where += f" on {placement.workers} workers; this is {placement.task}" + (
-            " (the chief: it writes the outputs)" if chief else " (the chief writes the outputs)")
-    elif placement.replicas > 1:
-        where += f" ({', '.join(placement.devices)})"
-    print(f"Strategy: {where}; global batch {global_batch} = {config.batch_size} per replica "
-          f"x {placement.replicas}; learning rate {config.learning_rate * scale:g} = "
-          f"{config.learning_rate:g} x {scale:g} ({config.lr_scaling} scaling)")
-    n = len(x_val)
-    held_out = (f"{n} validation (the last {n} training images)" if n
-                else "no validation (--validation_examples=0: no per-epoch validation, no best.keras)")
-    print(f"Data: {dataset.source}: {len(dataset.x_train)} training, {held_out} and "
-          f"{len(dataset.x_test)} test images, {steps} batches of {global_batch} per epoch")
-
-    keras.utils.set_random_seed(config.seed)
-    with placement.strategy.scope():
-        model = model_lib.build_model(dtype)
-        model_lib.compile_model(model, model_lib.learning_rate(
-            config.learning_rate * scale, config.lr_schedule, steps * config.epochs), jit)
-        model.optimizer.build(model.trainable_variables)  # its slots too, before tf.function
-    print(f"Model: {model.count_params():,} parameters; Adam, learning rate {config.learning_rate * scale:g}"
-          f" ({config.lr_schedule}); writing to {workdir}/")
-    if first_epoch:
-        then = (f"continuing with epoch {first_epoch + 1}" if first_epoch < config.epochs
-                else "finishing the run")
-        print(f"Resuming the unfinished run in {workdir / BACKUP_DIR}: "
-              f"{first_epoch} of {config.epochs} epochs done, {then}")
-
-    best = max((e["val_accuracy"] / 100 for e in done if e.get("val_accuracy") is not None), default=None)
-
-    def make_train_data(first: int):
-        return pipeline.train_dataset(dataset.x_train, dataset.y_train, global_batch, config.seed, first)
-
-    validation_data = pipeline.eval_dataset(x_val, y_val, EVAL_BATCH) if n else None
-    callbacks = callbacks_lib.make_callbacks(workdir, record, best, placement, config.progress == "bar",
-                                             validation=bool(n))
-    try:
-        training_loop.run_epochs(tf, keras, placement, model, make_train_data, validation_data, callbacks,
-                                 config, steps, first_epoch, jit)
-    except tf.errors.OpError as e:
-        if placement.workers == 1:
-            raise
-        # A collective failed: another worker died or was stopped. The job resumes only
-        # when every worker is started again (the chief's backup holds the last epoch).
-        raise InputError(f"a worker of the cluster failed ({type(e).__name__}: {first_line(e, 200)}); "
-                         "start every worker again with the same flags to resume") from None
-
-    diverged = [e["epoch"] for e in record["epochs"] if e["avg_loss"] is None]
-    if diverged:  # TerminateOnNaN stopped it; the backup holds NaN weights, useless to resume
-        if chief:
-            run_folder.remove_backup(workdir / BACKUP_DIR)
-        raise InputError(f"--learning_rate={config.learning_rate:g}: training diverged in epoch "
-                         f"{diverged[0]} (the loss became NaN or infinite); try a lower learning rate")
-    final = model_lib.float32_copy(model)  # what is saved and evaluated: plain float32
-    record["test"] = evaluate.evaluate(final, dataset.x_test, dataset.y_test)  # the one read of the test set
-    record["weights_fingerprints"] = training_loop.weights_fingerprints(placement.strategy, model)
-    prints = record["weights_fingerprints"]
-    if placement.replicas > 1:
-        identical = len(set(prints)) == 1
-        if placement.workers > 1:  # compared across the workers too
-            identical = identical and training_loop.same_on_all_workers(tf, placement.strategy, prints[0])
-        where = f"all {placement.replicas} replicas of the {placement.workers} workers" \
-            if placement.workers > 1 else f"the {len(prints)} local replicas"
-        print(f"Weights: {'identical on' if identical else 'DIFFERENT on'} {where}, "
-              f"fingerprint {', '.join(sorted(set(prints)))}")
-    test = record["test"]
-    if chief:
-        run_folder.save_model(final, workdir / MODEL_FILE)
-        record["files_sha256"] = run_folder.files_sha256(workdir)
-        run_folder.write_history(workdir, record)
-        run_folder.remove_backup(workdir / BACKUP_DIR)
-        saved = f"{workdir / MODEL_FILE}, " + (f"{workdir / BEST_FILE} (best epoch), " if n else "")
-        print(f"Saved {saved}{workdir / HISTORY_FILE}; TensorBoard: tensorboard --logdir {workdir / LOGS_DIR}")
-    print(f"Test accuracy: {test['accuracy']:.2f}% ({test['correct']}/{test['total']} correct)")
-    return Trained(final, record)
-
+__all__ = ["Config", "Trained", "train_and_evaluate", "cli_main"]
 
 FLAGS = flags.FLAGS
 
@@ -213,8 +68,8 @@ def define_flags() -> None:
                       "How --learning_rate grows with the replicas (the global batch is "
                       "--batch_size x replicas): linear, sqrt or none.")
     flags.DEFINE_enum("progress", defaults.progress, ["bar", "none"],
-                      "bar: Keras' progress bar while an epoch runs; none: only the line "
-                      "printed at the end of each epoch.")
+                      "bar: Keras' progress bar while an epoch runs, on a terminal (not into a log file); "
+                      "none: only the line printed at the end of each epoch.")
     flags.DEFINE_boolean("resume", defaults.resume,
                          "Continue an unfinished run found in --model_dir; --noresume starts over.")
     flags.DEFINE_boolean("report", False,
@@ -230,7 +85,7 @@ def main(argv: list[str]) -> None:
         **{field.name: getattr(FLAGS, field.name) for field in dataclasses.fields(Config)})
     train_and_evaluate(config, FLAGS.model_dir)
     if FLAGS.report and distribute.is_chief(distribute.read_tf_config()):  # the chief has the model
-        from mnist_keras import report
+        from mnist_keras.reporting import page as report
 
         dataset = data.take(data.load(config.data_dir, config.tfds), test_examples=config.test_examples)
         print(f"Report: {report.write_report(Path(FLAGS.model_dir) / MODEL_FILE, dataset)}")

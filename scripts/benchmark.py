@@ -89,7 +89,7 @@ def int8_tflite(model, calibration: np.ndarray, batch: int):
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    from mnist_keras.litert import quiet_stderr
+    from mnist_keras.inference.litert import quiet_stderr
 
     with tempfile.TemporaryDirectory() as folder:
         model.export(folder, format="tf_saved_model", verbose=False)
@@ -172,7 +172,7 @@ def training_epochs(repeats: int, train_examples: int, extra: list[str],
 
 def tflite_latency(path: Path, image: np.ndarray, invokes: int) -> list[float]:
     """Seconds per invoke, one thread, input set once: LiteRT's own time, not Python's."""
-    from mnist_keras import litert
+    from mnist_keras.inference import litert
 
     interpreter = litert.load(path, num_threads=1)
     detail = interpreter.get_input_details()[0]
@@ -225,7 +225,8 @@ def camera_rows(export_dir: Path, digit: np.ndarray, invokes: int, repeats: int)
     """The camera model: one invoke on one thread, its preprocessing alone, the CNN alone, sizes."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from mnist_keras import camera_model, litert
+    from mnist_keras.exporting import camera_model
+    from mnist_keras.inference import litert
 
     camera, rgb = export_dir / APP_MODELS[0], export_dir / APP_MODELS[1]
     if not camera.exists() or not rgb.exists():
@@ -274,7 +275,7 @@ def ratio_rows(cpu: float, wall: float, floor: float, precision: str, torch_run:
 
 
 def cpu_name() -> str:
-    from mnist_keras.autotune import cpu_description
+    from mnist_keras.training.autotune import cpu_description
 
     return cpu_description()["cpu"]
 
@@ -286,13 +287,14 @@ def resolve(path: str) -> Path:
 
 def check_inputs() -> tuple[Path, Path, Path, list[Path]]:
     """The trained and exported models the rows need, checked before minutes of training runs."""
-    from mnist_keras import inference, predict
     from mnist_keras.errors import InputError
-    from mnist_keras.model_manager import latest_version
+    from mnist_keras.inference import classifiers, predict
+    from mnist_keras.serving.model_manager import latest_version
+    from mnist_keras.training import keras_file
 
-    model_path = inference.check_keras_file(resolve(FLAGS.model))
+    model_path = keras_file.check_keras_file(resolve(FLAGS.model))
     _, version = latest_version(resolve(FLAGS.saved_model))
-    inference.check_saved_model_dir(version)
+    classifiers.check_saved_model_dir(version)
     export_dir = resolve(FLAGS.export_dir)
     tflites = sorted(export_dir.glob("mnist_*.tflite"))
     default = export_dir / Path(predict.DEFAULT_MODEL).name
@@ -313,8 +315,10 @@ def main(argv: list[str]) -> None:
     import keras
     import tensorflow as tf
 
-    from mnist_keras import data, inference, litert, predict
-    from mnist_keras.data import scale_images
+    from mnist_keras.data import datasets
+    from mnist_keras.data.datasets import scale_images
+    from mnist_keras.inference import classifiers, litert, predict
+    from mnist_keras.training import keras_file
 
     flags_text = " ".join(FLAGS.train_flags) or "defaults"
     print(f"Machine: {os.cpu_count()} CPU cores ({cpu_name()}), no GPU visible"
@@ -346,7 +350,7 @@ def main(argv: list[str]) -> None:
     rows += ratio_rows(np.median(cpus), wall, epoch_flops / (bf16 if "bfloat16" in precision else f32),
                        precision, torch_run)
 
-    mnist = data.load()
+    mnist = datasets.load()
     image = mnist.x_test[0]
     batch = mnist.x_test[:1000]
     latency = {}
@@ -371,11 +375,11 @@ def main(argv: list[str]) -> None:
     rows.append(("floor", f"{multiply_adds_per_image() / 1e6:.2f} M multiply-adds per image at LiteRT's int8 "
                           f"matmul speed ({int8_speed / 1e9:.0f} GMAC/s, 1 thread)",
                  f"{int8_floor:.1f} us", f"int8 .tflite = {measured / int8_floor:.1f}x floor" if measured else ""))
-    model = inference.load_keras(model_path)
+    model = keras_file.load_keras(model_path)
     scaled = scale_images(batch)
     rows.append(("inference", "Keras model: batches of 1000 (predict_on_batch)",
                  median_spread(throughput(lambda x: model.predict_on_batch(x), scaled, repeats), 0, " img/s"), ""))
-    signature = inference.load_saved_model(version)
+    signature = classifiers.load_saved_model(version)
     rows.append(("inference", f"SavedModel {version.name}: batches of 1000 (serving signature)",
                  median_spread(throughput(lambda x: signature(images=tf.constant(x)), scaled, repeats), 0,
                                " img/s"), ""))

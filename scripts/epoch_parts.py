@@ -26,11 +26,11 @@ flags.DEFINE_integer("steps", 100, "Batches per part per round.", lower_bound=1)
 flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16"], "As training's --precision.")
 flags.DEFINE_bool("quick", False, "A tiny setting that still prints every row (for tests).")
 
-STEPS_PER_EPOCH = -(-60_000 // 64)  # 938: batches of 64 over all 60,000 data.load() training images
+STEPS_PER_EPOCH = -(-60_000 // 64)  # 938: batches of 64 over all 60,000 datasets.load() training images
 
 
 def build(keras, precision: str, fused_adam: bool = True):
-    from mnist_keras import model as model_lib
+    from mnist_keras.training import model as model_lib
 
     keras.utils.set_random_seed(0)
     model = model_lib.build_model(precision)
@@ -42,7 +42,7 @@ def build(keras, precision: str, fused_adam: bool = True):
 
 def parts(tf, keras, precision: str) -> dict:
     """name -> a tf.function(iterator, n) running n steps of that part."""
-    from mnist_keras import training_loop
+    from mnist_keras.training import loop
 
     model = build(keras, precision)
 
@@ -75,7 +75,7 @@ def parts(tf, keras, precision: str) -> dict:
             return owner.optimizer.iterations
         return update
 
-    whole = training_loop.make_train_steps(tf, keras, tf.distribute.get_strategy(), build(keras, precision), False)
+    whole = loop.make_train_steps(tf, keras, tf.distribute.get_strategy(), build(keras, precision), False)
     return {
         "input pipeline alone (next batch)": over_batches(lambda images, _: tf.cast(images[0, 0, 0, 0], tf.float32)),
         "forward pass": over_batches(lambda images, _: tf.reduce_sum(model(images, training=True))),
@@ -93,11 +93,11 @@ def main(argv: list[str]) -> None:
     import keras
     import tensorflow as tf
 
-    from mnist_keras import data, pipeline
-    from mnist_keras.precision import choose_precision
+    from mnist_keras.data import datasets, pipeline
+    from mnist_keras.training.precision import choose_precision
 
     precision, why = choose_precision(FLAGS.precision, tf, bool(tf.config.list_physical_devices("GPU")))
-    mnist = data.load()
+    mnist = datasets.load()
     runs = parts(tf, keras, precision)
     iterators = {name: iter(pipeline.train_dataset(mnist.x_train, mnist.y_train, 64, 0)) for name in runs}
     for name, run in runs.items():  # traced and warmed before any timing

@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 from absl import app, flags
 
-from mnist_keras import data
+from mnist_keras.data import datasets
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("grpc", "127.0.0.1:8500", "host:port of the gRPC API.")
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> None:
     base = Path(FLAGS.base)
     newest = max(int(p.name) for p in base.iterdir() if p.name.isdigit())
     target = base / str(newest + 1)
-    images = data.load().x_test[:64, :, :, None].astype(np.float32) / 255.0
+    images = datasets.load().x_test[:64, :, :, None].astype(np.float32) / 255.0
     requests = []
     for image in images:
         request = predict_pb2.PredictRequest()

@@ -26,7 +26,7 @@ import urllib.parse
 import numpy as np
 from absl import app, flags
 
-from mnist_keras import data
+from mnist_keras.data import datasets
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("url", "http://127.0.0.1:8501/v1/models/mnist:predict", "The :predict URL.")
@@ -39,7 +39,7 @@ flags.DEFINE_integer("warmup", 50, "Requests sent first and not counted.", lower
 
 
 def request_bodies(images_per_request: int, count: int = 64) -> list[bytes]:
-    x = data.load().x_test
+    x = datasets.load().x_test
     bodies = []
     for i in range(count):
         batch = x[i * images_per_request:(i + 1) * images_per_request, :, :, None] / 255.0
@@ -51,7 +51,7 @@ def grpc_requests(images_per_request: int, model_name: str, count: int = 64) -> 
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
 
-    x = data.load().x_test
+    x = datasets.load().x_test
     requests = []
     for i in range(count):
         batch = x[i * images_per_request:(i + 1) * images_per_request, :, :, None].astype(np.float32) / 255.0

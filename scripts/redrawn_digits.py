@@ -21,7 +21,8 @@ import numpy as np
 from absl import app, flags
 from PIL import Image
 
-from mnist_keras import data, litert
+from mnist_keras.data import datasets
+from mnist_keras.inference import litert
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("digits", 1000, "Test digits per size.", lower_bound=1)
@@ -42,7 +43,7 @@ def redraw(digit: np.ndarray, side: int, rng: np.random.Generator) -> Image.Imag
 
 def main(argv: list[str]) -> None:
     del argv  # unused
-    mnist = data.load()
+    mnist = datasets.load()
     images, labels = mnist.x_test[:FLAGS.digits], mnist.y_test[:FLAGS.digits]
     interpreter = litert.load(FLAGS.model)
     rng = np.random.default_rng(0)

@@ -32,14 +32,14 @@ flags.DEFINE_list("threads", ["0:0", "1:0", "0:1"],
 flags.DEFINE_bool("quick", False, "A tiny setting that still prints every row (for tests).")
 flags.DEFINE_bool("child", False, "(internal) time the plain step and print JSON: one thread setting.")
 
-STEPS_PER_EPOCH = -(-60_000 // 64)  # 938: batches of 64 over all 60,000 data.load() training images
+STEPS_PER_EPOCH = -(-60_000 // 64)  # 938: batches of 64 over all 60,000 datasets.load() training images
 BATCH = 64
 
 
 def setup(tf, keras, precision: str):
     """The model, compiled as training does, and its real training step."""
-    from mnist_keras import model as model_lib
-    from mnist_keras.training_loop import make_train_steps
+    from mnist_keras.training import model as model_lib
+    from mnist_keras.training.loop import make_train_steps
 
     keras.utils.set_random_seed(0)
     model = model_lib.build_model(precision)
@@ -50,7 +50,7 @@ def setup(tf, keras, precision: str):
 
 def permutation_stream(tf, images: np.ndarray, labels: np.ndarray, batch: int, seed: int):
     """The other layout: per epoch a permutation of indices, batches gathered from arrays in memory."""
-    from mnist_keras import pipeline
+    from mnist_keras.data import pipeline
 
     images_t, labels_t = tf.constant(images), tf.constant(labels)
     count = len(images)
@@ -75,9 +75,9 @@ def child_figures(steps: int, rounds: int, precision: str) -> list[tuple[float, 
     import keras
     import tensorflow as tf
 
-    from mnist_keras import data, pipeline
+    from mnist_keras.data import datasets, pipeline
 
-    mnist = data.load()
+    mnist = datasets.load()
     train_steps = setup(tf, keras, precision)
     iterator = iter(pipeline.train_dataset(mnist.x_train, mnist.y_train, BATCH, 0))
     train_steps(iterator, tf.constant(steps)).numpy()
@@ -123,11 +123,12 @@ def main(argv: list[str]) -> None:
         return
     import keras
 
-    from mnist_keras import autotune, data, pipeline
-    from mnist_keras.precision import choose_precision
+    from mnist_keras.data import datasets, pipeline
+    from mnist_keras.training import autotune
+    from mnist_keras.training.precision import choose_precision
 
     precision, why = choose_precision(precision, tf, bool(tf.config.list_physical_devices("GPU")), batch_size=BATCH)
-    mnist = data.load()
+    mnist = datasets.load()
     print(f"{autotune.cpu_description()['cpu']}, {os.cpu_count()} CPU cores; {precision} ({why}); batch {BATCH}; "
           f"medians of {rounds} interleaved rounds, scaled to {STEPS_PER_EPOCH} steps")
     train_steps = setup(tf, keras, precision)

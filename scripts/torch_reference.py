@@ -38,7 +38,7 @@ class TorchEpochs:
         import gzip
         import shutil
 
-        source = REPO / "mnist_keras" / "datasets" / "mnist"
+        source = REPO / "mnist_keras" / "data" / "mnist"
         folder = Path(self.folder.name)
         if not any(folder.iterdir()):
             for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",

@@ -157,7 +157,7 @@ def main(argv: list[str]) -> None:
 
 
 def _cpu_name() -> str:
-    from mnist_keras.autotune import cpu_description
+    from mnist_keras.training.autotune import cpu_description
 
     return cpu_description()["cpu"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_keras import data
+from mnist_keras.data import datasets
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,8 +28,8 @@ def autotune_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def mnist() -> data.Data:
-    return data.load()
+def mnist() -> datasets.Data:
+    return datasets.load()
 
 
 # The trained fixture's settings: 4,000 training images (the first), 2,000 held out for
@@ -41,7 +41,7 @@ TRAINED_CONFIG = {"epochs": 3, "train_examples": 4000, "validation_examples": 20
 @pytest.fixture(scope="session")
 def training_run(tmp_path_factory):
     """A real training run on 4,000 images for 3 epochs (a few seconds): (train.Trained, workdir)."""
-    from mnist_keras import train
+    from mnist_keras.training import train
 
     workdir = tmp_path_factory.mktemp("trained")
     return train.train_and_evaluate(train.Config(**TRAINED_CONFIG), workdir), workdir
@@ -57,12 +57,13 @@ def trained(training_run):
 @pytest.fixture(scope="session")
 def exported(trained, tmp_path_factory):
     """export_model on the small trained model, in-process: (summary, folder, model path)."""
-    from mnist_keras import export, train
+    from mnist_keras.exporting import steps
+    from mnist_keras.training import train
 
     _, workdir = trained
     out = tmp_path_factory.mktemp("exported")
-    dataset = data.take(data.load(), test_examples=2000)
-    summary = export.export_model(workdir / train.MODEL_FILE, out / "serving", out / "export", dataset)
+    dataset = datasets.take(datasets.load(), test_examples=2000)
+    summary = steps.export_model(workdir / train.MODEL_FILE, out / "serving", out / "export", dataset)
     assert not summary.failed and not summary.problems, (summary.format(), summary.problems)
     return summary, out, workdir / train.MODEL_FILE
 
@@ -70,11 +71,12 @@ def exported(trained, tmp_path_factory):
 @pytest.fixture(scope="session")
 def keras_probabilities(trained, mnist):
     """The small trained Keras model's probabilities for the first 1,000 test images."""
-    from mnist_keras import inference, train
+    from mnist_keras.inference import classifiers
+    from mnist_keras.training import keras_file, train
 
     _, workdir = trained
-    model = inference.load_keras(workdir / train.MODEL_FILE)
-    return inference.softmax(model.predict(data.scale_images(mnist.x_test[:1000]), verbose=0))
+    model = keras_file.load_keras(workdir / train.MODEL_FILE)
+    return classifiers.softmax(model.predict(datasets.scale_images(mnist.x_test[:1000]), verbose=0))
 
 
 def run_module(module: str, *args: str, cwd: Path, timeout: float = 300,

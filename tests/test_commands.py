@@ -8,7 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+
+from tests.conftest import REPO
 
 FLAGS = {
     "evaluate": ["model", "json", "data_dir", "tfds", "test_examples"],

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, assert_one_line_error
+
+from tests.conftest import REPO, assert_one_line_error
 
 # torch in a venv of its own (docs/benchmarks.md); where there is none, the benchmark skips the row.
 TORCH_VENV = Path("/opt/torchenv/bin/python")

@@ -1,0 +1,354 @@
+"""Exports the trained model for TF Serving, for phones and for the browser, and verifies every file.
+
+The command (its flags) is mnist_keras/export.py.
+
+Writes
+  saved_models/mnist/<version>/    SavedModel for TF Serving, a new version each export, with
+                                   warmup requests (assets.extra/tf_serving_warmup_requests)
+  saved_models/mnist/*.config      TF Serving's models, batching and monitoring configs;
+  saved_models/mnist/compose.yaml  and a compose file that runs TF Serving on them
+  export/mnist_float32.tflite      float32
+  export/mnist_float16.tflite      float16 weights (half the size, float32 arithmetic)
+  export/mnist_dynamic_int8.tflite int8 weights, float activations
+  export/mnist_int8.tflite         int8 weights and activations, uint8 input and output
+                                   (these four take 28x28x1 MNIST images; each carries standard
+                                   TFLite metadata: name, normalization, labels)
+  export/mnist_camera.tflite       camera crops (RGB uint8), MNIST preprocessing in the graph
+  export/mnist_rgb.tflite          28x28 RGB uint8 already MNIST-style (both verified through
+                                   MediaPipe's ImageClassifier, with metadata)
+  export/<model>.json              input/output spec, accuracy, size, SHA-256 of each
+  export/labels.txt, export/export.json (the table below, as JSON)
+  export/web/                      the drawing page running one of these .tflite files (LiteRT.js)
+and prints a table of each artifact's size, test accuracy against the Keras model, and time
+per image. Every artifact is first written under a temporary name, evaluated on the test
+set through its own runtime, and renamed only if it meets its bar (see verify.py); one that
+misses it, or whose metadata or runtime check fails, is not kept and the command ends with
+one error line.
+
+From Python: export_model(model_path, serving_dir, export_dir, dataset) -> ExportSummary.
+It runs STEPS in order (saved_model_step, tflite_step, app_models_step, index_step,
+web_step), each reading the Export (model, data, the Keras reference) and adding its
+results and kept paths. The artifacts themselves are written by export_formats.py and
+app_models.py; partial names, stale leftovers and version numbers are export_folders.py's
+job; the TF Serving files are serving_files.py's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnist_keras.data.datasets import NUM_CLASSES, Data
+from mnist_keras.errors import InputError, first_line
+from mnist_keras.exporting import app_models, serving_files, tflite_metadata, verify, web_page
+from mnist_keras.exporting.folders import check_folder, partial_path, prepare_folder, publish_version
+from mnist_keras.exporting.formats import (
+    APP_FORMATS,
+    FORMATS,
+    PIXELS,
+    SAVED_MODEL,
+    TFLITE_FORMATS,
+    convert,
+    describe_tflite,
+    tflite_name,
+    write_saved_model,
+)
+from mnist_keras.files import sha256_file, write_atomic
+from mnist_keras.training import keras_file
+
+# --- One artifact: write under a partial name, verify, then publish or discard -------------
+
+def export_saved_model(model: Any, base: Path, images: np.ndarray, labels: np.ndarray, keras: verify.Result,
+                       reference: np.ndarray, ends_in_softmax: bool) -> verify.Result:
+    """Writes, verifies and publishes the next SavedModel version; one that fails is removed."""
+    partial = partial_path(base, "savedmodel", is_dir=True)
+    try:
+        write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax)
+        serving_files.write_warmup(partial, images[:32])  # TF Serving replays it on load
+        result = verify.judge(verify.measure("SavedModel", partial, images, labels, reference),
+                              keras, quantized=False, max_drop=0)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if not result.passed:
+        shutil.rmtree(partial)
+        result.path = f"{base}/(new version)"
+        return result
+    result.path = str(publish_version(partial, base))
+    serving_files.write_configs(base)  # models/batching/monitoring.config, compose
+    return result
+
+
+def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray, images: np.ndarray,
+                  labels: np.ndarray,
+                  keras: verify.Result, reference: np.ndarray, max_drop: float,
+                  provenance: dict) -> verify.Result:
+    """Converts, verifies on the test set, and keeps the file and its JSON only if it passes.
+
+    One that fails also removes an earlier export's file of that name, so export/ never
+    mixes this model's files with another's.
+    """
+    final = folder / tflite_name(fmt)
+    final_json = final.with_suffix(".json")
+    partial = partial_path(folder, final.name)
+    partial_json = partial_path(folder, final_json.name)
+    try:
+        model = convert(source, fmt, calibration)
+        partial.write_bytes(tflite_metadata.embed(model, final.name, TFLITE_FORMATS[fmt][0], PIXELS, provenance))
+        result = verify.measure("TFLite " + fmt, partial, images, labels, reference)
+        verify.judge(result, keras, quantized=TFLITE_FORMATS[fmt][1], max_drop=max_drop)
+        result.path = str(final)
+        if result.passed:
+            description = {**describe_tflite(partial, fmt, result, provenance), "file": final.name}
+            partial_json.write_text(json.dumps(description, indent=2) + "\n")
+            os.replace(partial, final)  # the model and its description, back to back
+            os.replace(partial_json, final_json)
+        else:
+            for path in (final, final_json):
+                path.unlink(missing_ok=True)
+    except InputError:  # metadata not written or not read back: no file of that name stays
+        for path in (final, final_json):
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        partial.unlink(missing_ok=True)
+        partial_json.unlink(missing_ok=True)
+    return result
+
+
+# --- The whole export, step by step ---------------------------------------------------------
+
+@dataclasses.dataclass
+class Export:
+    """What the steps of one export read (the model, the data, the Keras reference) and add to."""
+
+    model_path: Path
+    model: Any
+    dataset: Data
+    serving_dir: Path | None
+    export_dir: Path | None
+    tflite_formats: list[str]
+    max_drop: float
+    calibration: np.ndarray
+    reference: np.ndarray  # the Keras model's probabilities on the test images
+    ends_in_softmax: bool
+    keras: verify.Result
+    provenance: dict
+    results: list[verify.Result]  # the Keras row first, then one per artifact
+    written: list[Path] = dataclasses.field(default_factory=list)  # kept files and folders
+    progress: Callable[[str], None] = lambda line: None
+    web_runtime: Path | None = None  # node_modules with LiteRT.js; None: web_export's default
+    problems: list[str] = dataclasses.field(default_factory=list)  # artifacts or steps that failed outright
+
+    def add(self, result: verify.Result) -> None:
+        self.results.append(result)
+        if result.passed:
+            self.written.append(Path(result.path))
+        self.progress(f"  {result.artifact}: {'ok' if result.passed else 'FAILED'}")
+
+    def refuse(self, path: Path, error: InputError) -> None:
+        """An artifact that could not be written or checked at all: its files are gone, one line says why."""
+        line = first_line(error) if path.name in first_line(error) else f"{path.name}: {first_line(error)}"
+        self.problems.append(f"{line}, not kept")
+        self.progress(f"  {path.name}: FAILED: {line}")
+
+
+@dataclasses.dataclass
+class ExportSummary:
+    """What export_model wrote and measured: the table's rows, and the files kept."""
+
+    results: list[verify.Result]
+    written: list[Path]
+    provenance: dict
+    problems: list[str] = dataclasses.field(default_factory=list)  # e.g. the web page's runtime
+
+    @property
+    def failed(self) -> list[verify.Result]:
+        return [r for r in self.results if r.passed is False]
+
+    def failure_message(self) -> str:
+        """One line naming each artifact that missed its bar (and was not kept), and each problem."""
+        return "; ".join([verify.failure_message(r, self.results[0]) + ", not kept" for r in self.failed]
+                         + self.problems)
+
+    def format(self) -> str:
+        return format_summary(self.results)
+
+
+def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
+                  formats: Sequence[str] = FORMATS) -> tuple[Path, Path | None, Path | None, list[str]]:
+    """Says in one line what is wrong with the model or the output folders, before any work.
+
+    Returns the model path, the folders each format needs (None when it is not asked for)
+    and the TFLite formats asked for.
+    """
+    model_path = keras_file.check_keras_file(model_path)
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise InputError(f"--formats: {'unknown ' + ', '.join(unknown) if unknown else 'empty'}; "
+                         f"choose from {', '.join(FORMATS)}")
+    tflite_formats = [f for f in (*TFLITE_FORMATS, *APP_FORMATS) if f in formats]
+    serving = Path(serving_dir) if SAVED_MODEL in formats and serving_dir is not None else None
+    tflite_dir = Path(export_dir) if tflite_formats and export_dir is not None else None
+    if SAVED_MODEL in formats and serving is None or tflite_formats and tflite_dir is None:
+        raise InputError("name a serving folder for the SavedModel and an export folder for .tflite files")
+    for folder in filter(None, [serving, tflite_dir]):
+        check_folder(folder)
+    if tflite_dir is not None:
+        outputs = [app_models.FORMATS[f] if f in APP_FORMATS else tflite_name(f) for f in tflite_formats] + [
+            Path(tflite_name(f)).with_suffix(".json").name for f in tflite_formats] + [
+            "labels.txt", "export.json"]
+        taken = [name for name in outputs if (tflite_dir / name).is_dir()]
+        if taken:
+            raise InputError(f"{tflite_dir / taken[0]}: is a folder; export writes a file there")
+    return model_path, serving, tflite_dir, tflite_formats
+
+
+def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
+          dataset: Data, formats: Sequence[str], max_drop: float, calibration_examples: int,
+          progress: Callable[[str], None]) -> Export:
+    """Checks, prepares the folders, loads the model and measures it: what every step reads."""
+    model_path, serving, tflite_dir, tflite_formats = check_outputs(model_path, serving_dir, export_dir,
+                                                                    formats)
+    for folder in filter(None, [serving, tflite_dir]):
+        prepare_folder(folder)
+    images, labels = dataset.x_test, dataset.y_test
+    rng = np.random.default_rng(0)
+    calibration = dataset.x_train[rng.choice(len(dataset.x_train),
+                                             min(calibration_examples, len(dataset.x_train)),
+                                             replace=False)]
+    model = keras_file.load_keras(model_path)
+    reference, ends_in_softmax, seconds = verify.keras_outputs(model, images)
+    keras = verify.keras_result(model_path, reference, labels, seconds)
+    progress(f"Exporting {model_path}: {keras.accuracy:.2f}% on {len(labels)} test images of "
+             f"{dataset.source}; each artifact is checked on the same images")
+    provenance = {
+        "source_model": str(model_path),
+        "source_model_sha256": sha256_file(model_path),
+        "keras_test_accuracy": keras.accuracy,
+        "test_data": dataset.source,
+        "calibration_images": len(calibration),
+        "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    return Export(model_path, model, dataset, serving, tflite_dir, tflite_formats, max_drop, calibration,
+                  reference, ends_in_softmax, keras, provenance, results=[keras], progress=progress)
+
+
+def saved_model_step(job: Export) -> None:
+    """The next SavedModel version for TF Serving, verified before it is published."""
+    if job.serving_dir is None:
+        return
+    job.add(export_saved_model(job.model, job.serving_dir, job.dataset.x_test, job.dataset.y_test,
+                               job.keras, job.reference, job.ends_in_softmax))
+
+
+def tflite_step(job: Export) -> None:
+    """Each .tflite asked for, converted from one probabilities-only SavedModel, each verified."""
+    if not job.tflite_formats:
+        return
+    source = partial_path(job.export_dir, "tflite-source", is_dir=True)
+    try:
+        write_saved_model(job.model, source, outputs="probabilities", ends_in_softmax=job.ends_in_softmax)
+        for fmt in (f for f in job.tflite_formats if f in TFLITE_FORMATS):
+            try:
+                result = export_tflite(source, fmt, job.export_dir, job.calibration, job.dataset.x_test,
+                                       job.dataset.y_test, job.keras, job.reference, job.max_drop, job.provenance)
+            except InputError as e:  # metadata not written or not read back: no file of that name stays
+                job.refuse(job.export_dir / tflite_name(fmt), e)
+                continue
+            job.add(result)
+            if result.passed:
+                job.written.append(Path(result.path).with_suffix(".json"))
+    finally:
+        shutil.rmtree(source, ignore_errors=True)
+
+
+def app_models_step(job: Export) -> None:
+    """The camera model (MNIST preprocessing in the graph) and the 28x28 RGB model, each
+    verified through MediaPipe's ImageClassifier (app_models.py)."""
+    app_formats = [f for f in job.tflite_formats if f in APP_FORMATS]
+    if not app_formats:
+        return
+    for fmt in app_formats:
+        file = app_models.FORMATS[fmt]
+        try:
+            result = app_models.export_one(job.model, job.ends_in_softmax, job.export_dir, file,
+                                              job.dataset.x_test, job.dataset.y_test, job.keras, job.reference,
+                                              job.provenance)
+        except InputError as e:  # metadata, or MediaPipe refusing the model: no file of that name stays
+            job.refuse(job.export_dir / file, e)
+            continue
+        job.add(result)
+        if result.passed:
+            job.written.append(Path(result.path).with_suffix(".json"))
+
+
+def index_step(job: Export) -> None:
+    """labels.txt and export.json (the table, as JSON) beside the .tflite files."""
+    if job.export_dir is None:
+        return
+    labels = job.export_dir / "labels.txt"
+    write_atomic(labels, "".join(f"{c}\n" for c in range(NUM_CLASSES)))
+    summary = job.export_dir / "export.json"
+    write_atomic(summary, json.dumps({**job.provenance, "artifacts": [r.as_dict() for r in job.results]},
+                                     indent=2) + "\n")
+    job.written += [labels, summary]
+
+
+def web_step(job: Export) -> None:
+    """export/web/: the drawing page running a .tflite this export wrote, in a browser (web_page.py)."""
+    if not job.tflite_formats:
+        return
+    problem = web_page.export_web(job.export_dir, job.web_runtime, candidates=job.written)
+    if problem:
+        job.problems.append(problem)
+    elif (job.export_dir / "web" / "index.html").is_file():
+        job.written.append(job.export_dir / "web")
+
+
+# The steps, in order. Each reads the Export and adds its results and the paths it kept;
+# a new artifact is one more function here (one that writes into the SavedModel version
+# must run inside export_saved_model, before the version is published).
+STEPS: list[Callable[[Export], None]] = [saved_model_step, tflite_step, app_models_step, index_step, web_step]
+
+
+def export_model(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
+                 dataset: Data, formats: Sequence[str] = FORMATS, max_drop: float = verify.DEFAULT_MAX_DROP,
+                 calibration_examples: int = 1000, progress: Callable[[str], None] | None = None,
+                 web_runtime: str | Path | None = None) -> ExportSummary:
+    """Exports a .keras file to every format asked for, each verified on dataset's test split.
+
+    An artifact that misses its bar is not kept and is reported in the summary's `failed`; one
+    whose metadata cannot be written or read back, or that its runtime refuses, is not kept and
+    is reported in `problems`; the other artifacts are still written. Bad input (model, folders,
+    formats) raises InputError before anything is written.
+    progress: called with a line as each step ends (the command prints them).
+    """
+    job = start(model_path, serving_dir, export_dir, dataset, formats, max_drop, calibration_examples,
+                progress or (lambda line: None))
+    job.web_runtime = Path(web_runtime) if web_runtime else None
+    for step in STEPS:
+        step(job)
+    return ExportSummary(job.results, job.written, job.provenance, job.problems)
+
+
+def format_summary(results: list[verify.Result]) -> str:
+    """The table of artifacts, and the list of files kept."""
+    lines = [verify.format_table(results), ""]
+    kept = [r.path for r in results[1:] if r.passed]
+    if kept:
+        lines.append("Kept: " + ", ".join(kept))
+    lines.append("Time/image: the median of single-image calls on this machine "
+                 "(TFLite: LiteRT, one thread).")
+    return "\n".join(lines)
+
+
+# --- The command ------------------------------------------------------------------------

@@ -1,0 +1,241 @@
+"""Checks exported models against the Keras model they came from, on the whole test set.
+
+The command (its flags) is mnist_keras/verify.py.
+
+Each artifact runs through its own runtime (a SavedModel through its serving signature,
+a .tflite through LiteRT), so what is measured is what a server or a phone will compute.
+Float artifacts must match the Keras model's accuracy within 0.05 points; quantized ones
+may lose at most --max_drop points. `python -m mnist_keras.export` runs the same checks
+before it keeps a file. From Python: verify_artifacts(model_path, paths, dataset) -> [Result].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnist_keras.data.datasets import Data, scale_images
+from mnist_keras.errors import InputError, first_line
+from mnist_keras.files import sha256_file
+from mnist_keras.inference import classifiers, litert
+from mnist_keras.training import keras_file
+
+FLOAT_TOLERANCE = 0.05  # accuracy points: 5 of 10,000 test images
+# Largest difference from the Keras model's probabilities a float artifact may show:
+# float16 weights move them far less; a missing or doubled softmax by 0.5 or more.
+PROBABILITY_TOLERANCE = 0.01
+DEFAULT_MAX_DROP = 0.3
+
+
+@dataclasses.dataclass
+class Result:
+    """One artifact's figures, as the table and the JSON files show them."""
+
+    artifact: str
+    path: str
+    size_bytes: int
+    correct: int
+    total: int
+    seconds_per_image: float
+    agreement: float | None = None  # % of test images classified as the Keras model does
+    probability_gap: float | None = None  # largest |probability - Keras'|, over images and digits
+    change: float | None = None  # accuracy points against the Keras model
+    bar: str = ""
+    passed: bool | None = None
+
+    @property
+    def accuracy(self) -> float:
+        return 100.0 * self.correct / self.total
+
+    def as_dict(self) -> dict:
+        rounded = {k: round(v, 7) if isinstance(v, float) else v
+                   for k, v in dataclasses.asdict(self).items()}
+        return {**rounded, "accuracy": round(self.accuracy, 4)}
+
+
+def size_bytes(path: str | Path) -> int:
+    """A file's size, or the total of a folder's files (a SavedModel)."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def keras_outputs(model: Any, images: np.ndarray) -> tuple[np.ndarray, bool, float]:
+    """For uint8 images [N, 28, 28]: probabilities, whether the model outputs them itself
+    (a softmax last layer) rather than logits, and the median time of one image."""
+    outputs = keras_file.keras_scores(model, images)
+    ends_in_softmax = classifiers.are_probabilities(outputs)
+    one = scale_images(images[:1])
+    seconds = _median_seconds(lambda: model.predict_on_batch(one))
+    return classifiers.as_probabilities(outputs), ends_in_softmax, seconds
+
+
+def keras_result(path: str | Path, probabilities: np.ndarray, labels: np.ndarray,
+                 seconds: float) -> Result:
+    """The Keras model's own row: what every artifact is compared with."""
+    return Result("Keras", str(path), size_bytes(path),
+                  int(np.sum(probabilities.argmax(axis=1) == labels)), len(labels), seconds)
+
+
+def saved_model_outputs(path: str | Path, images: np.ndarray,
+                        batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray, float]:
+    """Classes and probabilities from the serving signature, and the time of one image."""
+    import tensorflow as tf
+
+    signature = classifiers.load_saved_model(path)
+    classes, probabilities = classifiers.saved_model_outputs(signature, images, batch_size)
+    one = tf.constant(scale_images(images[:1]))
+    return classes, probabilities, _median_seconds(lambda: signature(images=one))
+
+
+def tflite_outputs(path: str | Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Classes and probabilities through LiteRT, and the time of one image on one thread."""
+    try:
+        probabilities = litert.predict(litert.load(path), images)
+        # Latency as a phone app sees it: one image at a time, one thread.
+        seconds = litert.seconds_per_image(litert.load(path, num_threads=1), images[:100])
+    except RuntimeError as e:  # a damaged model that LiteRT only notices when it runs
+        raise InputError(f"{path}: LiteRT cannot run it: {first_line(e)}") from None
+    return probabilities.argmax(axis=1), probabilities, seconds
+
+
+def is_quantized(path: str | Path) -> bool:
+    """A .tflite holding int8 or uint8 tensors: quantized weights or activations."""
+    interpreter = litert.load(path)
+    return any(np.dtype(d["dtype"]) in (np.int8, np.uint8) for d in interpreter.get_tensor_details())
+
+
+def check_recorded_hash(path: Path) -> None:
+    """A .tflite whose bytes differ from what export recorded beside it is not the verified one."""
+    description = path.with_suffix(".json")
+    if not description.is_file():
+        return
+    try:
+        recorded = json.loads(description.read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        raise InputError(f"{description}: not a readable JSON description of {path.name}") from None
+    if recorded and recorded != sha256_file(path):
+        raise InputError(f"{path}: SHA-256 differs from the one recorded in {description.name} "
+                         "(the file changed after export)")
+
+
+def measure(artifact: str, path: str | Path, images: np.ndarray, labels: np.ndarray,
+            reference: np.ndarray) -> Result:
+    """Runs one artifact on the test images; reference: the Keras model's probabilities."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        classes, probabilities, seconds = saved_model_outputs(path, images)
+    else:
+        classes, probabilities, seconds = tflite_outputs(path, images)
+    return Result(artifact=artifact, path=str(path), size_bytes=size_bytes(path),
+                  correct=int(np.sum(classes == labels)), total=len(labels),
+                  seconds_per_image=seconds,
+                  agreement=100.0 * float(np.mean(classes == reference.argmax(axis=1))),
+                  probability_gap=float(np.abs(probabilities - reference).max()))
+
+
+def judge(result: Result, keras: Result, quantized: bool, max_drop: float) -> Result:
+    """Sets change, bar and passed. Counted in images, so 0.05 points is exactly 5 of 10,000."""
+    result.change = result.accuracy - keras.accuracy
+    difference = result.correct - keras.correct
+    if quantized:
+        result.bar = f"drop <= {max_drop:g}"
+        result.passed = -difference <= max_drop / 100 * result.total + 1e-9
+    else:
+        result.bar = f"within {FLOAT_TOLERANCE:g}"
+        result.passed = (abs(difference) <= FLOAT_TOLERANCE / 100 * result.total + 1e-9
+                         and result.probability_gap <= PROBABILITY_TOLERANCE)
+    return result
+
+
+def failure_message(result: Result, keras: Result) -> str:
+    """One line saying which bar an artifact missed, and by how much."""
+    if result.probability_gap is not None and result.probability_gap > PROBABILITY_TOLERANCE \
+            and result.bar.startswith("within"):
+        return (f"{result.path}: probabilities differ from the Keras model's by up to "
+                f"{result.probability_gap:.3f} (a float artifact may differ by {PROBABILITY_TOLERANCE})")
+    return (f"{result.path}: test accuracy {result.accuracy:.2f}% against the Keras model's "
+            f"{keras.accuracy:.2f}% ({result.change:+.2f} points) misses its bar ({result.bar} points)")
+
+
+def _median_seconds(call: Callable[[], object], repeats: int = 50) -> float:
+    times = []
+    for _ in range(repeats + 5):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[5:]))
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def _time(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+
+
+def format_table(results: list[Result]) -> str:
+    """Artifact, size, accuracy, change against Keras, agreement with it, time per image.
+
+    max |dp|: the largest difference from the Keras model's probability for any digit of
+    any test image.
+    """
+    header = ["artifact", "file", "size", "test accuracy", "change", "same class", "max |dp|",
+              "time/image", "bar"]
+    rows = [header]
+    for r in results:
+        verdict = "" if r.passed is None else f"{'ok' if r.passed else 'FAILED'} ({r.bar})"
+        rows.append([
+            r.artifact, r.path, _size(r.size_bytes),
+            f"{r.accuracy:.2f}% ({r.correct}/{r.total})",
+            "" if r.change is None else f"{r.change:+.2f}",
+            "" if r.agreement is None else f"{r.agreement:.2f}%",
+            "" if r.probability_gap is None else f"{r.probability_gap:.1e}",
+            _time(r.seconds_per_image), verdict])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def check_artifacts(model_path: str | Path, paths: list[str | Path]) -> tuple[Path, list[Path]]:
+    """Fails fast, before the test set and TensorFlow load, on paths that cannot be artifacts."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError("name at least one artifact: a .tflite file or a SavedModel version folder")
+    model_path = keras_file.check_keras_file(model_path)
+    for path in paths:
+        if path.is_dir() or not path.exists():
+            classifiers.check_saved_model_dir(path)
+        else:
+            check_recorded_hash(path)
+            litert.load(path)
+    return model_path, paths
+
+
+def verify_artifacts(model_path: str | Path, paths: list[str | Path], dataset: Data,
+                     max_drop: float = DEFAULT_MAX_DROP) -> list[Result]:
+    """The Keras model's row, then each artifact's, judged against it on the test split.
+
+    Nothing is raised for an artifact that misses its bar: its Result says passed=False.
+    """
+    model_path, paths = check_artifacts(model_path, paths)
+    images, labels = dataset.x_test, dataset.y_test
+    reference, _, seconds = keras_outputs(keras_file.load_keras(model_path), images)
+    keras = keras_result(model_path, reference, labels, seconds)
+    results = [keras]
+    for path in paths:
+        result = measure("SavedModel" if path.is_dir() else "TFLite", path, images, labels, reference)
+        quantized = path.is_file() and is_quantized(path)
+        results.append(judge(result, keras, quantized, max_drop))
+    return results

@@ -1,0 +1,127 @@
+"""Loading and running a digit classifier in any of its formats: .keras, SavedModel, .tflite.
+
+Each loader checks the file against the contract (images [N, 28, 28, 1] in, ten scores out)
+and says in one line what is wrong. TensorFlow is imported only for a .keras file or a
+SavedModel; a .tflite runs through LiteRT (litert.py), which starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnist_keras.data.datasets import IMAGE_SHAPE, NUM_CLASSES, scale_images
+from mnist_keras.errors import InputError, first_line
+from mnist_keras.inference import litert
+
+Classifier = Callable[[np.ndarray], np.ndarray]  # uint8 [N, 28, 28] -> probabilities [N, 10]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits [N, 10], row by row (shifted by the maximum: no overflow)."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def are_probabilities(outputs: np.ndarray) -> bool:
+    """Outputs of a model that ends in a softmax (rather than logits, as this project's does)."""
+    return bool(np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3))
+
+
+def as_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """A model's outputs as probabilities, whether it ends in a softmax or in logits."""
+    return outputs if are_probabilities(outputs) else softmax(outputs)
+
+
+# --- SavedModel -----------------------------------------------------------------------------
+
+def check_saved_model_dir(path: str | Path) -> Path:
+    """Rejects a folder that is not a SavedModel before TensorFlow is imported."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if not (path / "saved_model.pb").is_file():
+        raise InputError(f"{path}: not a SavedModel folder (no saved_model.pb)")
+    return path
+
+
+def load_saved_model(path: str | Path) -> Any:
+    """The serving signature of a SavedModel folder, checked against the documented contract."""
+    path = check_saved_model_dir(path)
+    import tensorflow as tf
+
+    try:
+        signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    except KeyError:
+        raise InputError(f"{path}: SavedModel has no serving_default signature") from None
+    except Exception as e:  # damaged protobuf or variables
+        raise InputError(f"{path}: cannot load SavedModel: {first_line(e)}") from None
+    inputs = signature.structured_input_signature[1]
+    outputs = signature.structured_outputs
+    expected_in = {"images": ([None, *IMAGE_SHAPE, 1], tf.float32)}
+    expected_out = {"probabilities": ([None, NUM_CLASSES], tf.float32), "classes": ([None], tf.int64)}
+    actual_in = {k: (v.shape.as_list(), v.dtype) for k, v in inputs.items()}
+    actual_out = {k: (v.shape.as_list(), v.dtype) for k, v in outputs.items()}
+    if actual_in != expected_in or actual_out != expected_out:
+        raise InputError(f"{path}: serving_default maps {actual_in} to {actual_out}, not "
+                         "images float32 [N, 28, 28, 1] to probabilities [N, 10] and classes int64 [N]")
+    return signature
+
+
+def saved_model_outputs(signature: Any, images: np.ndarray,
+                        batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Classes [N] and probabilities [N, 10] from a serving signature, for uint8 images."""
+    import tensorflow as tf
+
+    scaled = scale_images(images)
+    batches = [signature(images=tf.constant(scaled[i:i + batch_size]))
+               for i in range(0, len(images), batch_size)]
+    if not batches:
+        return np.zeros(0, np.int64), np.zeros((0, NUM_CLASSES), np.float32)
+    classes = np.concatenate([b["classes"].numpy() for b in batches])
+    probabilities = np.concatenate([b["probabilities"].numpy() for b in batches])
+    return classes, probabilities
+
+
+# --- Any format -----------------------------------------------------------------------------
+
+def model_format(path: str | Path) -> str:
+    """"savedmodel" (a folder), "keras" (.keras) or "tflite" (any other file), by the path alone."""
+    path = Path(path)
+    if path.is_dir():
+        return "savedmodel"
+    return "keras" if path.suffix == ".keras" else "tflite"
+
+
+def load_classifier(path: str | Path) -> Classifier:
+    """A .tflite (LiteRT), a .keras file, or a SavedModel folder, behind one signature."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such model")
+    fmt = model_format(path)
+    if fmt == "savedmodel":
+        signature = load_saved_model(path)
+        return lambda images: saved_model_outputs(signature, images)[1]
+    if fmt == "keras":
+        from mnist_keras.training.keras_file import load_keras
+
+        model = load_keras(path)
+        return lambda images: as_probabilities(np.asarray(model.predict_on_batch(scale_images(images))))
+    interpreter = litert.load(path)
+    return lambda images: litert.predict(interpreter, images)
+
+
+def signature_metadata(path: str | Path) -> dict:
+    """A SavedModel's signature_defs in TF Serving's JSON form, read from saved_model.pb."""
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    signatures = proto.meta_graphs[0].signature_def
+    return {"signature_def": {name: json_format.MessageToDict(signatures[name],
+                                                               preserving_proto_field_name=True)
+                              for name in signatures}}

@@ -1,0 +1,330 @@
+"""export/web/ in a real browser: headless Chromium on a plain static file server, offline.
+
+Every request to another origin is blocked and recorded; the model runs in the page with
+LiteRT.js, and its answers are checked against LiteRT's in Python on the same input.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import http.server
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_keras.exporting import web_page
+from mnist_keras.files import sha256_file
+from mnist_keras.inference.preprocess import preprocess
+from tests.conftest import assert_one_line_error, run_module
+from tests.serving.test_draw_page import ONE, SEVEN, ZERO, draw
+from tests.serving.test_serve import start_server
+
+REQUIRED = bool(os.environ.get("MNIST_KERAS_REQUIRE_BROWSER"))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+RUNTIME = web_page.default_runtime()
+if not REQUIRED and not shutil.which("chromium"):
+    pytest.skip("Debian's chromium is not installed: apt-get install chromium", allow_module_level=True)
+if not REQUIRED and not (RUNTIME / web_page.RUNTIME_PACKAGE).is_dir():
+    pytest.skip(f"LiteRT.js is not installed: {web_page.SET_UP}", allow_module_level=True)
+from playwright import sync_api as playwright_api  # noqa: E402  (installed by .[dev])
+
+
+@pytest.fixture(scope="module")
+def int8_model(exported) -> Path:
+    _, out, _ = exported
+    return out / "export" / "mnist_int8.tflite"
+
+
+@pytest.fixture(scope="module")
+def web_folder(int8_model, tmp_path_factory) -> Path:
+    return web_page.write_web(tmp_path_factory.mktemp("site") / "web", int8_model, RUNTIME)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def static_server(folder: Path) -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def site(web_folder):
+    """A plain static file server on 127.0.0.1, as any static host would be."""
+    server = static_server(web_folder)
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def launch_chromium():
+    """Headless Chromium for a module's tests (a generator, for a fixture to yield from)."""
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    yield from launch_chromium()
+
+
+class Offline:
+    """A browser page whose requests outside its own origin are aborted and recorded."""
+
+    def __init__(self, browser, url: str, init_script: str | None = None):
+        self.origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        self.foreign: list[str] = []
+        self.requests: list[str] = []
+        self.context = browser.new_context()
+        if init_script:
+            self.context.add_init_script(init_script)
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.goto(url)
+
+    def _route(self, route):
+        url = route.request.url
+        self.requests.append(url)
+        if url.startswith(("data:", "blob:")) or url.startswith(self.origin + "/"):
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def offline(browser, site):
+    session = Offline(browser, site)
+    session.page.evaluate("window.mnistWeb.ready")
+    yield session
+    assert session.foreign == [], f"requests left the page's origin: {session.foreign}"
+    session.close()
+
+
+def shown(page) -> tuple[str, list[float]]:
+    page.wait_for_function("document.getElementById('prediction').textContent !== ''")
+    page.wait_for_timeout(200)  # strokes made during an inference are read after it
+    return read(page)
+
+
+def read(page) -> tuple[str, list[float]]:
+    """The digit and the bars' probabilities, as the page shows them now."""
+    digit = page.locator("#prediction").text_content()
+    probabilities = page.eval_on_selector_all(".bar", "bars => bars.map(b => Number(b.dataset.probability))")
+    return digit, probabilities
+
+
+def upload(page, path: Path) -> None:
+    page.evaluate("window.mnistWeb.stats.lastInput = null")
+    page.set_input_files("#upload", str(path))
+    page.wait_for_function("window.mnistWeb.stats.lastInput !== null"
+                           " || document.getElementById('status').textContent !== ''")
+
+
+def litert_probabilities(model: Path, inputs: np.ndarray) -> np.ndarray:
+    """LiteRT in Python on [N, 28, 28] uint8 inputs, dequantized as the page does."""
+    from mnist_keras.inference import litert
+
+    interpreter = litert.load(model)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    scale, zero = out["quantization"]
+    result = []
+    for image in inputs:
+        interpreter.set_tensor(inp["index"], image[None, ..., None].astype(inp["dtype"]))
+        interpreter.invoke()
+        result.append((interpreter.get_tensor(out["index"])[0].astype(np.float64) - zero) * scale)
+    return np.array(result)
+
+
+@pytest.mark.parametrize("digit, strokes", [("0", ZERO), ("1", ONE), ("7", SEVEN)])
+def test_drawn_digits_are_read_in_the_browser_with_no_other_origin(offline, digit, strokes):
+    draw(offline.page, strokes)
+    prediction, probabilities = shown(offline.page)
+    assert prediction == digit
+    assert abs(sum(probabilities) - 1) < 0.02 and max(probabilities) == probabilities[int(digit)]
+    assert offline.page.locator(".bar.best").get_attribute("data-digit") == digit
+    seen = offline.page.locator("#seen").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 == 0)")
+    assert np.count_nonzero(seen) > 20  # what the network saw is drawn
+    origin = offline.origin + "/"
+    assert any(r.endswith("/litert/wasm/litert_wasm_internal.wasm") for r in offline.requests)
+    assert all(r.startswith(origin) for r in offline.requests)
+    offline.page.click("#clear")
+    assert offline.page.locator("#prediction").text_content() == ""
+
+
+def test_probabilities_for_50_test_digits_match_litert_in_python(offline, mnist, int8_model, tmp_path):
+    """Each test digit uploaded as an image a person would have: dark ink on white paper, 112x112,
+    so that both preprocessings have to find, crop and scale it."""
+    pages, inputs, labels = [], [], []
+    for i in range(50):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(255 - mnist.x_test[i]).resize((112, 112), Image.Resampling.BILINEAR).save(path)
+        upload(offline.page, path)  # returns once the page has shown the answer
+        _, probabilities = read(offline.page)
+        pages.append(probabilities)
+        inputs.append(offline.page.evaluate("window.mnistWeb.stats.lastInput"))
+        labels.append(int(mnist.y_test[i]))
+    pages, inputs = np.array(pages), np.array(inputs, np.uint8).reshape(-1, 28, 28)
+    # The runtime: LiteRT in Python on the very input the page gave the model (the exported
+    # file itself, not the page's batch-1 copy) says the same, to the output's quantum.
+    python = litert_probabilities(int8_model, inputs)
+    assert np.abs(pages - python).max() <= 1 / 256 + 1e-6
+    # The page's MNIST preprocessing (JavaScript) against preprocess.py on the same files.
+    reference = np.array([preprocess(tmp_path / f"digit{i}.png") for i in range(50)])
+    assert np.abs(inputs.astype(int) - reference).mean() < 6  # grey levels of 255; 2.7 measured
+    same = (pages.argmax(1) == litert_probabilities(int8_model, reference).argmax(1)).mean()
+    assert same >= 0.94, same
+    assert (pages.argmax(1) == np.array(labels)).mean() >= 0.9
+
+
+def test_a_blank_picture_or_an_unreadable_file_shows_a_message_not_a_digit(offline, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "white").save(blank)
+    upload(offline.page, blank)
+    assert "No digit found" in offline.page.locator("#status").text_content()
+    assert offline.page.locator("#prediction").text_content() == ""
+    broken = tmp_path / "notes.png"
+    broken.write_text("not an image")
+    upload(offline.page, broken)
+    assert "notes.png: not an image file" in offline.page.locator("#status").text_content()
+    assert offline.page.locator("#prediction").text_content() == ""
+
+
+def test_a_browser_without_webassembly_simd_is_told_so(browser, site):
+    # Chromium cannot turn SIMD off any more; the page's check is what such a browser fails.
+    session = Offline(browser, site, init_script="WebAssembly.validate = () => false;")
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        draw(session.page, ONE)
+        assert "lacks WebAssembly SIMD" in session.page.locator("#status").text_content()
+        assert session.page.locator("#prediction").text_content() == ""
+        assert not any(r.endswith(".wasm") for r in session.requests)
+    finally:
+        session.close()
+
+
+def test_serve_shows_the_page_at_web(exported, web_folder, browser):
+    _, out, _ = exported
+    process, port = start_server(f"--model_base_path={out / 'serving'}", f"--web_dir={web_folder}", cwd=out)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request("GET", "/web/model.tflite")
+        response = connection.getresponse()
+        assert response.status == 200 and response.read() == (web_folder / "model.tflite").read_bytes()
+        session = Offline(browser, f"http://127.0.0.1:{port}/web/")
+        try:
+            session.page.evaluate("window.mnistWeb.ready")
+            draw(session.page, SEVEN)
+            assert shown(session.page)[0] == "7"
+            assert session.foreign == []
+        finally:
+            session.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_export_wrote_the_page_with_the_model_meant_for_it(exported):
+    """export_model (the fixture) builds export/web/ from what it exported:
+    the camera model where export writes one, else the int8 model."""
+    summary, out, _ = exported
+    web = out / "export" / "web"
+    assert web in summary.written and not summary.problems
+    expected = next(name for name in web_page.MODELS if (out / "export" / name).is_file())
+    description = json.loads((web / "model.json").read_text())
+    assert description["source"] == expected
+    assert description["sha256"] == sha256_file(out / "export" / expected)
+    expected = web_page.checksums()
+    for source, target in web_page.RUNTIME_FILES.items():
+        assert sha256_file(web / target) == expected[source]
+
+
+def test_a_runtime_that_differs_from_the_checksums_is_refused(int8_model, tmp_path, capsys):
+    runtime = tmp_path / "node_modules"
+    shutil.copytree(RUNTIME / "@litertjs", runtime / "@litertjs")
+    (runtime / "@litertjs/core/dist/index.js").write_text("// something else\n")
+    export_dir = tmp_path / "export"
+    export_dir.mkdir()
+    shutil.copy(int8_model, export_dir)
+    problem = web_page.export_web(export_dir, runtime)
+    assert problem and "core/dist/index.js: SHA-256 differs" in problem
+    assert not (export_dir / "web").exists()  # nothing half-written
+    assert web_page.export_web(export_dir, tmp_path / "missing") is None  # not installed: a skip ...
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "not written" in line and web_page.SET_UP in line  # ... in one line saying how
+    assert not (export_dir / "web").exists()
+
+
+def test_the_command_says_in_one_line_when_the_runtime_differs(int8_model, tmp_path):
+    runtime = tmp_path / "node_modules"
+    shutil.copytree(RUNTIME / "@litertjs", runtime / "@litertjs")
+    (runtime / "@litertjs/core/wasm/litert_wasm_internal.wasm").write_bytes(b"\0asm")
+    shutil.copy(int8_model, tmp_path)
+    result = run_module("mnist_keras.web_export", f"--export_dir={tmp_path}", f"--web_runtime={runtime}",
+                        cwd=tmp_path)
+    assert_one_line_error(result, "litert_wasm_internal.wasm: SHA-256 differs", web_page.SET_UP)
+    assert not (tmp_path / "web").exists()
+
+
+def test_the_page_model_has_batch_one_and_the_same_answers(int8_model, web_folder, mnist):
+    from mnist_keras.inference import litert
+
+    interpreter = litert.load(web_folder / "model.tflite")
+    assert list(interpreter.get_input_details()[0]["shape_signature"]) == [1, 28, 28, 1]
+    images = mnist.x_test[:20]
+    assert np.array_equal(litert_probabilities(web_folder / "model.tflite", images),
+                          litert_probabilities(int8_model, images))
+
+
+# What a browser without relaxed SIMD (Firefox, Safari) answers to LiteRT.js's feature probe;
+# Chromium cannot turn relaxed SIMD off, so the probe module alone is refused.
+NO_RELAXED_SIMD = """
+const probe = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15,
+               65, 2, 253, 15, 253, 128, 2, 11].join();
+const instantiate = WebAssembly.instantiate;
+WebAssembly.instantiate = function (source, ...rest) {
+  if (source instanceof Uint8Array && source.join() === probe) {
+    return Promise.reject(new WebAssembly.CompileError("relaxed SIMD is not supported"));
+  }
+  return instantiate.call(this, source, ...rest);
+};
+"""
+
+
+def test_browsers_without_relaxed_simd_get_the_compatible_build_with_the_same_answers(
+        browser, site, mnist, int8_model, tmp_path):
+    session = Offline(browser, site, init_script=NO_RELAXED_SIMD)
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        wasm = [r.rsplit("/", 1)[-1] for r in session.requests if r.endswith(".wasm")]
+        assert wasm == ["litert_wasm_compat_internal.wasm"]
+        pages, inputs = [], []
+        for i in range(10):
+            path = tmp_path / f"digit{i}.png"
+            Image.fromarray(255 - mnist.x_test[i]).resize((112, 112), Image.Resampling.BILINEAR).save(path)
+            upload(session.page, path)
+            pages.append(read(session.page)[1])
+            inputs.append(session.page.evaluate("window.mnistWeb.stats.lastInput"))
+        python = litert_probabilities(int8_model, np.array(inputs, np.uint8).reshape(-1, 28, 28))
+        assert np.abs(np.array(pages) - python).max() <= 1 / 256 + 1e-6
+        assert session.foreign == []
+    finally:
+        session.close()

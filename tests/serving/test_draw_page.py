@@ -1,0 +1,121 @@
+"""The drawing page in a real browser: headless Chromium, driven by Playwright."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.serving.test_serve import start_server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not shutil.which("chromium") and not os.environ.get("MNIST_KERAS_REQUIRE_BROWSER"):
+    pytest.skip("Debian's chromium is not installed: apt-get install chromium",
+                allow_module_level=True)
+from playwright import sync_api as playwright_api  # noqa: E402  (installed by .[dev])
+
+
+@pytest.fixture(scope="module")
+def page_url(exported):
+    _, out, _ = exported
+    process, port = start_server(f"--model_base_path={out / 'serving'}", cwd=out)
+    yield f"http://127.0.0.1:{port}/"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, page_url):
+    page = browser.new_page()
+    page.goto(page_url)
+    yield page
+    page.close()
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Mouse strokes in canvas coordinates (0-280), as a person draws them."""
+    box = page.locator("#canvas").bounding_box()
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x, box["y"] + y, steps=4)
+        page.mouse.up()
+
+
+def prediction(page) -> tuple[str, list[float]]:
+    page.wait_for_function("document.getElementById('prediction').textContent !== ''")
+    page.wait_for_timeout(300)  # strokes sent while a request was in flight go out after it
+    page.wait_for_function("document.getElementById('prediction').textContent !== ''")
+    digit = page.locator("#prediction").text_content()
+    probabilities = [float(bar.get_attribute("data-probability"))
+                     for bar in page.locator(".bar").all()]
+    return digit, probabilities
+
+
+ZERO = [[(140 + 60 * math.sin(t), 140 - 95 * math.cos(t)) for t in np.linspace(0, 2 * math.pi, 40)]]
+ONE = [[(145, 40), (140, 140), (135, 240)]]
+SEVEN = [[(70, 50), (210, 50), (170, 130), (120, 240)]]
+
+
+@pytest.mark.parametrize("digit, strokes", [("0", ZERO), ("1", ONE), ("7", SEVEN)])
+def test_drawing_a_digit_shows_it_and_its_probability_bars(page, digit, strokes):
+    draw(page, strokes)
+    shown, probabilities = prediction(page)
+    assert shown == digit
+    assert len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-3
+    assert max(probabilities) == probabilities[int(digit)]
+    assert page.locator(".bar.best").get_attribute("data-digit") == digit
+    width = page.locator(f'.bar[data-digit="{digit}"] .fill').evaluate("e => e.style.width")
+    assert float(width.rstrip("%")) == pytest.approx(100 * probabilities[int(digit)], abs=0.1)
+    seen = page.locator("#seen").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 == 0)")
+    assert np.count_nonzero(seen) > 20  # the 28x28 image the network saw is drawn too
+
+
+def test_the_prediction_updates_while_drawing_and_clear_resets(page):
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + 70, box["y"] + 50)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 210, box["y"] + 50, steps=8)  # the top bar of a 7, button held
+    page.wait_for_function("document.getElementById('prediction').textContent !== ''")
+    page.mouse.move(box["x"] + 170, box["y"] + 130, steps=8)
+    page.mouse.move(box["x"] + 120, box["y"] + 240, steps=8)
+    page.wait_for_function("document.getElementById('prediction').textContent === '7'")
+    page.mouse.up()
+    assert prediction(page)[0] == "7"
+    page.click("#clear")
+    assert page.locator("#prediction").text_content() == ""
+    assert all(bar.get_attribute("class") == "bar" for bar in page.locator(".bar").all())
+    blank = page.locator("#canvas").evaluate(
+        "c => Array.from(c.getContext('2d').getImageData(0, 0, 280, 280).data).every(v => v === 255)")
+    assert blank
+
+
+def test_uploading_an_image_file_reads_it(page, mnist, tmp_path):
+    path = tmp_path / "two.jpg"
+    Image.fromarray(255 - mnist.x_test[1]).resize((200, 200)).convert("RGB").save(path)
+    page.set_input_files("#upload", str(path))
+    shown, _ = prediction(page)
+    assert shown == str(mnist.y_test[1])
+
+
+def test_uploading_something_that_is_not_an_image_says_so(page, tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("not an image")
+    page.set_input_files("#upload", str(path))
+    page.wait_for_function("document.getElementById('status').textContent !== ''")
+    assert "not an image file" in page.locator("#status").text_content()
+    assert page.locator("#prediction").text_content() == ""

@@ -1,0 +1,150 @@
+"""The package's layout, checked from the source: stages as packages, imports one way, no cycle."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+from tests.conftest import REPO
+
+PACKAGE = REPO / "mnist_keras"
+SHARED = {"cli", "errors", "files"}  # what every package may import from the top level
+COMMANDS = {"train", "evaluate", "export", "verify", "web_export", "predict", "serve", "report"}
+# Which packages each package may import (besides SHARED): the stages run one way.
+ALLOWED = {
+    "data": set(),
+    "training": {"data"},
+    "inference": {"data", "training"},
+    "exporting": {"data", "training", "inference"},
+    "serving": {"data", "training", "inference", "exporting"},
+    "reporting": {"data", "training", "inference"},
+}
+MAX_MODULES = 12
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path, modules: set[str]) -> set[str]:
+    """Every mnist_keras module the file imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "mnist_keras":
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                found.add(full if full in modules else node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.split(".")[0] == "mnist_keras")
+    return found & modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: imports(path, set(files)) - {name} for name, path in files.items()}
+
+
+def where(module: str) -> str:
+    """The package a module belongs to, or its own name for a top-level module."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else "mnist_keras"
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_between_modules():
+    assert cycles(import_graph()) == []
+
+
+def test_no_import_cycle_is_missed():
+    """The cycle finder itself: a made-up circle of three is found."""
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_packages_import_only_the_stages_before_them():
+    wrong = []
+    for module, deps in import_graph().items():
+        package = where(module)
+        if package not in ALLOWED:
+            continue
+        for dep in deps:
+            target = where(dep)
+            top_level = dep.split(".")[-1] if target == "mnist_keras" else None
+            if target == package or top_level in SHARED or dep == "mnist_keras":
+                continue
+            if target not in ALLOWED[package]:
+                wrong.append(f"{module} imports {dep}")
+    assert wrong == []
+
+
+def test_the_top_level_holds_only_commands_and_shared_pieces():
+    top = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
+    assert top <= COMMANDS | SHARED, sorted(top - COMMANDS - SHARED)
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert packages == set(ALLOWED)
+
+
+def test_shared_pieces_import_no_package():
+    graph = import_graph()
+    for name in SHARED:
+        assert all(where(dep) == "mnist_keras" for dep in graph[f"mnist_keras.{name}"]), name
+
+
+def test_each_package_is_small_and_says_what_it_holds():
+    for package in ALLOWED:
+        folder = PACKAGE / package
+        modules = [p for p in folder.glob("*.py") if p.name != "__init__.py"]
+        assert 0 < len(modules) <= MAX_MODULES, (package, len(modules))
+        doc = ast.get_docstring(ast.parse((folder / "__init__.py").read_text()))
+        assert doc and "import" in doc.lower(), f"{package}/__init__.py: say what it holds and what it may import"
+
+
+def test_every_console_script_is_a_command_module():
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    for target in scripts.values():
+        module, function = target.split(":")
+        assert module.split(".")[-1] in COMMANDS and module.count(".") == 1, target
+        tree = ast.parse((PACKAGE / f"{module.split('.')[-1]}.py").read_text())
+        assert function in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, target
+
+
+def test_commands_stay_thin():
+    """A command defines flags and calls the library; the work lives in the packages."""
+    for name in COMMANDS:
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
+        functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+        lines = sum(n.end_lineno - n.lineno + 1 for n in functions)
+        assert "cli_main" in {f.name for f in functions}, name
+        assert lines <= 80, f"{name}.py: {lines} lines of functions; move the work into a package"

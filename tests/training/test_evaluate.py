@@ -1,0 +1,124 @@
+"""Accuracy, per-class precision and recall, confusion matrix; and models that are not models."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from mnist_keras.data import datasets
+from mnist_keras.errors import InputError
+from mnist_keras.training import evaluate, keras_file, train
+from tests.conftest import assert_one_line_error, run_module
+
+
+def test_metrics_count_what_they_say():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
+    predicted = np.array([0, 0, 1, 1, 1, 2, 2, 2, 0, 3])
+    result = evaluate.metrics(labels, predicted)
+    confusion = np.array(result["confusion_matrix"])
+    assert confusion.sum() == 10 and confusion[0, 1] == 1 and confusion[2, 0] == 1
+    assert result["correct"] == 8 and result["accuracy"] == 80.0
+    zero, one = result["per_class"][0], result["per_class"][1]
+    assert zero["precision"] == 2 / 3 and zero["recall"] == 2 / 3 and zero["support"] == 3
+    assert one["precision"] == 2 / 3 and one["recall"] == 1.0
+    assert result["per_class"][9] == {"class": 9, "precision": None, "recall": None, "support": 0}
+
+
+def test_evaluate_command_prints_and_writes_json(trained, tmp_path):
+    record, workdir = trained
+    result = run_module("mnist_keras.evaluate", f"--model={workdir / train.MODEL_FILE}",
+                        "--test_examples=2000", "--json=metrics.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"Test accuracy: {record['test']['accuracy']:.2f}% ({record['test']['correct']}/2000 correct)" \
+        in result.stdout
+    assert "Confusion matrix" in result.stdout and "precision" in result.stdout
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    confusion = np.array(written["confusion_matrix"])
+    assert confusion.sum() == 2000 and np.trace(confusion) == record["test"]["correct"]
+    assert written["confusion_matrix"] == record["test"]["confusion_matrix"]
+    recalls = [row["recall"] for row in written["per_class"]]
+    np.testing.assert_allclose(recalls, np.diag(confusion) / confusion.sum(axis=1))
+
+
+def test_evaluate_file_returns_the_metrics_of_the_model_file(trained):
+    record, workdir = trained
+    dataset = datasets.take(datasets.load(), test_examples=2000)
+    result = evaluate.evaluate_file(workdir / train.MODEL_FILE, dataset)
+    assert result["model"] == str(workdir / train.MODEL_FILE) and result["data"] == dataset.source
+    assert result["total"] == 2000 and result["correct"] == record["test"]["correct"]
+    assert result["confusion_matrix"] == record["test"]["confusion_matrix"]
+
+
+def _zip_without_config(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.weights.h5", b"")
+
+
+def _zip_with_broken_config(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{not json")
+        archive.writestr("metadata.json", "{}")
+
+
+def _truncated_model(path, source):
+    path.write_bytes(source.read_bytes()[:200_000])
+
+
+def _bad_model(case, tmp_path, trained):
+    path = tmp_path / "model.keras"
+    if case == "folder":
+        path.mkdir()
+    elif case == "text":
+        path.write_text("hello")
+    elif case == "no config":
+        _zip_without_config(path)
+    elif case == "truncated":
+        _truncated_model(path, trained[1] / train.MODEL_FILE)
+    elif case == "broken config":
+        _zip_with_broken_config(path)
+    elif case == "other model":
+        import keras
+
+        keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)]).save(path)
+    return path
+
+
+BAD_MODELS = {
+    "missing": "no such model file",
+    "folder": "is a folder, not a Keras model file",
+    "text": "not a Keras model file",
+    "no config": "no config.json inside",
+    "truncated": "not a Keras model file",
+    "broken config": "cannot load Keras model",
+    "other model": "a Keras model from (None, 5) to (None, 3), not a digit classifier",
+}
+
+
+@pytest.mark.parametrize("case", BAD_MODELS)
+def test_bad_model_is_one_clear_error(trained, tmp_path, case):
+    path = _bad_model(case, tmp_path, trained)
+    with pytest.raises(InputError) as error:
+        keras_file.load_keras(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and BAD_MODELS[case] in message and "\n" not in message
+
+
+@pytest.mark.parametrize("case, only_line", [("text", True), ("broken config", False)])
+def test_bad_model_is_one_line_from_the_command(trained, tmp_path, case, only_line):
+    """Before Keras loads (nothing else on stderr) and after (TensorFlow's notices before it)."""
+    path = _bad_model(case, tmp_path, trained)
+    result = run_module("mnist_keras.evaluate", f"--model={path}", cwd=tmp_path)
+    assert_one_line_error(result, str(path), BAD_MODELS[case], only_line=only_line)
+    assert result.returncode == 2
+
+
+@pytest.mark.parametrize("target, fragment", [("no/such/dir/m.json", "does not exist"),
+                                              (".", "is a folder")])
+def test_unwritable_json_fails_before_evaluating(trained, tmp_path, target, fragment):
+    result = run_module("mnist_keras.evaluate", f"--model={trained[1] / train.MODEL_FILE}",
+                        f"--json={target}", cwd=tmp_path)
+    assert_one_line_error(result, f"{target}: ", fragment)
+    assert "Test accuracy" not in result.stdout
