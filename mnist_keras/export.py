@@ -25,12 +25,7 @@ set through its own runtime, and renamed only if it meets its bar (see verify.py
 misses it, or whose metadata or runtime check fails, is not kept and the command ends with
 one error line.
 
-From Python: export_model(model_path, serving_dir, export_dir, dataset) -> ExportSummary.
-It runs STEPS in order (saved_model_step, tflite_step, app_models_step, index_step,
-web_step), each reading the Export (model, data, the Keras reference) and adding its
-results and kept paths. The artifacts themselves are written by export_formats.py and
-app_models.py; partial names, stale leftovers and version numbers are export_folders.py's
-job; the TF Serving files are serving_files.py's.
+From Python: mnist_keras.exporting.steps.export_model(...), which runs the steps.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ path of report.html. It opens offline: the images sit beside it.
 - the 128-dimensional features of the test set projected to 2-D (PCA), by digit
 - the export table, if python -m mnist_keras.export has run
 
-From Python: write_report(model_path, dataset) -> the path of report.html. The figures are
-drawn by report_figures.py.
+From Python: mnist_keras.reporting.page.write_report(model_path, dataset) -> the path of report.html.
 """
 
 from __future__ import annotations

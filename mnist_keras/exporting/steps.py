@@ -1,36 +1,12 @@
 """Exports the trained model for TF Serving, for phones and for the browser, and verifies every file.
 
-The command (its flags) is mnist_keras/export.py.
-
-Writes
-  saved_models/mnist/<version>/    SavedModel for TF Serving, a new version each export, with
-                                   warmup requests (assets.extra/tf_serving_warmup_requests)
-  saved_models/mnist/*.config      TF Serving's models, batching and monitoring configs;
-  saved_models/mnist/compose.yaml  and a compose file that runs TF Serving on them
-  export/mnist_float32.tflite      float32
-  export/mnist_float16.tflite      float16 weights (half the size, float32 arithmetic)
-  export/mnist_dynamic_int8.tflite int8 weights, float activations
-  export/mnist_int8.tflite         int8 weights and activations, uint8 input and output
-                                   (these four take 28x28x1 MNIST images; each carries standard
-                                   TFLite metadata: name, normalization, labels)
-  export/mnist_camera.tflite       camera crops (RGB uint8), MNIST preprocessing in the graph
-  export/mnist_rgb.tflite          28x28 RGB uint8 already MNIST-style (both verified through
-                                   MediaPipe's ImageClassifier, with metadata)
-  export/<model>.json              input/output spec, accuracy, size, SHA-256 of each
-  export/labels.txt, export/export.json (the table below, as JSON)
-  export/web/                      the drawing page running one of these .tflite files (LiteRT.js)
-and prints a table of each artifact's size, test accuracy against the Keras model, and time
-per image. Every artifact is first written under a temporary name, evaluated on the test
-set through its own runtime, and renamed only if it meets its bar (see verify.py); one that
-misses it, or whose metadata or runtime check fails, is not kept and the command ends with
-one error line.
-
+The command (its flags, and the list of what it writes) is mnist_keras/export.py.
 From Python: export_model(model_path, serving_dir, export_dir, dataset) -> ExportSummary.
 It runs STEPS in order (saved_model_step, tflite_step, app_models_step, index_step,
 web_step), each reading the Export (model, data, the Keras reference) and adding its
-results and kept paths. The artifacts themselves are written by export_formats.py and
-app_models.py; partial names, stale leftovers and version numbers are export_folders.py's
-job; the TF Serving files are serving_files.py's.
+results and kept paths. The artifacts themselves are written by formats.py and
+app_models.py; partial names, stale leftovers and version numbers are folders.py's job;
+the TF Serving files are serving_files.py's.
 """
 
 from __future__ import annotations

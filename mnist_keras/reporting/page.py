@@ -1,21 +1,8 @@
 """What the network learned, as pictures: an HTML report beside the model.
 
-The command (its flags) is mnist_keras/report.py.
-
-Writes <model folder>/<model name>_report/ (e.g. saved_models/mnist_report/) holding
-report.html, the PNGs it shows and report.json (the numbers behind them), and prints the
-path of report.html. It opens offline: the images sit beside it.
-
-- training curves: average loss and accuracy per epoch, training against validation
-  (history.json; older runs measured each epoch on the test set, and are labelled so)
-- the confusion matrix over the test set, and per-class precision and recall
-- the most confident mistakes
-- the 32 first-layer kernels, and the feature maps of one digit after each conv stage
-- the 128-dimensional features of the test set projected to 2-D (PCA), by digit
-- the export table, if python -m mnist_keras.export has run
-
+The command (its flags, and what the page shows) is mnist_keras/report.py.
 From Python: write_report(model_path, dataset) -> the path of report.html. The figures are
-drawn by report_figures.py.
+drawn by figures.py.
 """
 
 from __future__ import annotations

@@ -1,20 +1,8 @@
-"""A server that speaks TF Serving's REST and gRPC APIs, plus a page to draw digits on.
+"""TF Serving's REST API and the drawing pages, as a FastAPI app over a ModelManager.
 
-The command (its flags) is mnist_keras/serve.py.
-
-It takes tensorflow_model_server's flags and serves --model_base_path (what python -m
-mnist_keras.export writes) as TF Serving does: gRPC on --port, REST on --rest_api_port,
-new versions picked up while serving (model_manager), so a client or command line written
-for one works with the other:
-
-    GET  /v1/models/mnist                        version status
-    GET  /v1/models/mnist/metadata               the serving_default signature
-    POST /v1/models/mnist[/versions/N]:predict   {"instances": [...]} or {"inputs": ...}
-    GET  /                                       draw a digit, watch the prediction
-    GET  /web/                                   the same page run in the browser (export/web/)
-    POST /draw                                   image bytes -> digit (the page uses it)
-
-Errors come back as TF Serving gives them: HTTP 400 or 404 with {"error": "..."}.
+The command (its flags, and the routes) is mnist_keras/serve.py; model_server.py runs this
+app beside the gRPC server. Errors come back as TF Serving gives them: HTTP 400 or 404
+with {"error": "..."}.
 """
 
 
