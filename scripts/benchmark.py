@@ -222,36 +222,55 @@ APP_MODELS = ("mnist_camera.tflite", "mnist_rgb.tflite")  # RGB input: timed by 
 
 
 def camera_rows(export_dir: Path, digit: np.ndarray, invokes: int, repeats: int) -> list[tuple]:
-    """The camera model: one invoke on one thread, its preprocessing alone, the CNN alone, sizes."""
+    """The camera model: one invoke on one thread, its preprocessing alone, the CNN alone and the
+    28x28 int8 model, timed in turn each repeat (interleaved); sizes, XNNPACK partitions, the aims."""
     from ai_edge_litert.interpreter import Interpreter
 
     from mnist_keras.exporting import camera_model
     from mnist_keras.inference import litert
 
-    camera, rgb = export_dir / APP_MODELS[0], export_dir / APP_MODELS[1]
+    camera, rgb, int8 = export_dir / APP_MODELS[0], export_dir / APP_MODELS[1], export_dir / "mnist_int8.tflite"
     if not camera.exists() or not rgb.exists():
         return [("inference", f"{camera.name}: not exported", "", "")]
     with tempfile.TemporaryDirectory() as folder:
         prepare = Path(folder) / "preprocessing.tflite"
         prepare.write_bytes(camera_model.convert_preprocessing())
         page = camera_model.render(digit[None])
-        medians = {}
-        for path, image in [(camera, page), (prepare, page), (rgb, np.repeat(digit[None, ..., None], 3, -1))]:
+        inputs = [(camera, page), (prepare, page), (rgb, np.repeat(digit[None, ..., None], 3, -1))]
+        if int8.exists():
+            inputs.append((int8, digit[None, ..., None]))
+        interpreters, nodes = {}, {}
+        for path, image in inputs:
             with litert.quiet_stderr():
                 interpreter = Interpreter(model_path=str(path), num_threads=1)
                 interpreter.allocate_tensors()
             interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
-            medians[path] = [float(np.median(time_invokes(interpreter, invokes))) * 1e6 for _ in range(repeats)]
+            interpreters[path] = interpreter
+            nodes[path] = [op["op_name"] for op in interpreter._get_ops_details()]
+        medians = {path: [] for path in interpreters}
+        for _ in range(repeats):
+            for path, interpreter in interpreters.items():
+                medians[path].append(float(np.median(time_invokes(interpreter, invokes))) * 1e6)
     whole, share, cnn = (float(np.median(medians[p])) for p in (camera, prepare, rgb))
     size = f"{camera_model.SIZE}x{camera_model.SIZE}"
-    return [
+    partitions = nodes[prepare].count("DELEGATE")
+    rows = [
         ("inference", f"{camera.name}: {size} RGB, preprocessing + CNN, 1 thread, median of {invokes} invokes",
-         median_spread(medians[camera], 1, " us"), f"{camera.stat().st_size / 1e6:.2f} MB"),
-        ("inference", "  its preprocessing alone (float32 .tflite)", median_spread(medians[prepare], 1, " us"),
+         median_spread(medians[camera], 1, " us"), f"{camera.stat().st_size / 1e6:.2f} MB (aim <= 0.6 MB)"),
+        ("inference", f"  its preprocessing alone (float32 .tflite: {len(nodes[prepare]) - partitions} ops, "
+                      f"{partitions} XNNPACK partitions)", median_spread(medians[prepare], 1, " us"),
          f"{share / whole:.0%} of the camera model"),
         ("inference", f"  the CNN alone ({rgb.name}, 28x28 RGB)", median_spread(medians[rgb], 1, " us"),
          f"preprocessing = {share / cnn:.1f}x the CNN; {rgb.stat().st_size / 1e6:.2f} MB"),
+        ("ratio", "camera preprocessing / the CNN alone (aim <= 1.0)", f"{share:.1f} / {cnn:.1f} us",
+         f"= {share / cnn:.2f}"),
     ]
+    if int8 in medians:
+        alone = float(np.median(medians[int8]))
+        rows += [("inference", f"  {int8.name}, the same repeats", median_spread(medians[int8], 1, " us"), ""),
+                 ("ratio", f"camera model / {int8.name} (aim <= 2.0)", f"{whole:.1f} / {alone:.1f} us",
+                  f"= {whole / alone:.2f}")]
+    return rows
 
 
 def ratio_rows(cpu: float, wall: float, floor: float, precision: str, torch_run: TorchEpochs) -> list[tuple]:

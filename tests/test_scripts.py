@@ -70,8 +70,12 @@ def test_benchmark_prints_every_row(exported, tmp_path):
                   for fmt in ("dynamic_int8", "float16", "float32", "int8")],
                 r"inference +a one-ReLU int8 model: the fixed cost of an invoke.* +[\d.]+ us",
                 r"inference +mnist_camera\.tflite: \d+x\d+ RGB, preprocessing \+ CNN.* +[\d.]+ us.* +0\.\d\d MB",
-                r"inference +  its preprocessing alone .* +[\d.]+ us.* +\d+% of the camera model",
+                r"inference +  its preprocessing alone \(float32 \.tflite: \d+ ops, [123] XNNPACK partitions\)"
+                r" +[\d.]+ us.* +\d+% of the camera model",
                 r"inference +  the CNN alone \(mnist_rgb\.tflite.* +[\d.]+ us.* +preprocessing = [\d.]+x the CNN",
+                r"ratio +camera preprocessing / the CNN alone \(aim <= 1\.0\) +[\d.]+ / [\d.]+ us += [\d.]+",
+                r"inference +  mnist_int8\.tflite, the same repeats +[\d.]+ us",
+                r"ratio +camera model / mnist_int8\.tflite \(aim <= 2\.0\) +[\d.]+ / [\d.]+ us += [\d.]+",
                 r"floor +4\.24 M multiply-adds per image at LiteRT's int8 matmul speed \(\d+ GMAC/s, 1 thread\)"
                 r" +[\d.]+ us +int8 \.tflite = [\d.]+x floor",
                 r"inference +Keras model: batches of 1000.* \d+ img/s",

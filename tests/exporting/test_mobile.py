@@ -97,6 +97,35 @@ def test_in_graph_preprocessing_matches_preprocess_py(mnist, small_model):
     assert np.mean(a == b) >= 0.995
 
 
+def test_the_preprocessing_runs_in_xnnpack_as_the_graph_computes_it(mnist):
+    """The in-graph preprocessing as its own .tflite: LiteRT's XNNPACK delegate takes all of it but
+    the uint8 cast and the 5th strongest pixel (top-k, gather), and its answers are the graph's."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mnist_keras import litert
+
+    with litert.quiet_stderr():
+        interpreter = Interpreter(model_content=camera_model.convert_preprocessing(), num_threads=1)
+        interpreter.allocate_tensors()
+    nodes = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert 1 <= nodes.count("DELEGATE") <= 3, nodes
+    assert not {"LESS", "GREATER", "SELECT", "SELECT_V2", "WHERE"} & set(nodes), nodes
+    assert nodes.count("CAST") == 1 and nodes.count("TOPK_V2") <= 2 and nodes.count("GATHER") <= 1
+    rng = np.random.default_rng(2)
+    pages = [_redraw_square(d, rng) for d in mnist.x_test[:20]]
+    rgb = np.stack([np.asarray(Image.fromarray(p).convert("RGB").resize(SQUARE, Image.Resampling.BILINEAR))
+                    for p in pages] + list(camera_model.render(mnist.x_test[20:30])))
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    lite = []
+    for image in rgb:
+        interpreter.set_tensor(inp["index"], image[None])
+        interpreter.invoke()
+        lite.append(np.round(interpreter.get_tensor(out["index"])[0, :, :, 0] * 255).astype(int))
+    graph = camera_model.preprocess_only(rgb).astype(int)
+    assert np.abs(np.array(lite) - graph).max() <= 1  # float rounding at most
+    assert np.mean(np.array(lite) == graph) >= 0.999
+
+
 def test_redrawn_pages_read_as_predict_reads_them(exported, mnist, small_model, tmp_path):
     """Pages as scripts/redrawn_digits.py draws them, squared with paper round the digit."""
     _, out, _ = exported

@@ -11,6 +11,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -164,7 +165,8 @@ def test_drawn_digits_are_read_in_the_browser_with_no_other_origin(offline, digi
         "c => Array.from(c.getContext('2d').getImageData(0, 0, 28, 28).data).filter((v, i) => i % 4 == 0)")
     assert np.count_nonzero(seen) > 20  # what the network saw is drawn
     origin = offline.origin + "/"
-    assert any(r.endswith("/litert/wasm/litert_wasm_internal.wasm") for r in offline.requests)
+    # only the build this browser runs (relaxed SIMD: Chromium), fetched once
+    assert [r for r in offline.requests if r.endswith(".wasm")] == [origin + "litert/wasm/litert_wasm_internal.wasm"]
     assert all(r.startswith(origin) for r in offline.requests)
     offline.page.click("#clear")
     assert offline.page.locator("#prediction").text_content() == ""
@@ -193,6 +195,106 @@ def test_probabilities_for_50_test_digits_match_litert_in_python(offline, mnist,
     same = (pages.argmax(1) == litert_probabilities(int8_model, reference).argmax(1)).mean()
     assert same >= 0.94, same
     assert (pages.argmax(1) == np.array(labels)).mean() >= 0.9
+
+
+# Records how the page's WebAssembly is compiled (the page must compile it as it streams in).
+STREAMING = """
+window.compiledFrom = [];
+const compileStreaming = WebAssembly.compileStreaming;
+WebAssembly.compileStreaming = function (source, ...rest) {
+  window.compiledFrom.push("stream");
+  return compileStreaming.call(this, source, ...rest);
+};
+const compile = WebAssembly.compile;
+WebAssembly.compile = function (source, ...rest) {
+  window.compiledFrom.push("bytes");
+  return compile.call(this, source, ...rest);
+};
+"""
+
+
+def test_the_runtime_and_model_are_fetched_at_once_and_compiled_as_they_stream(browser, site):
+    """index.html starts the model and the one WebAssembly build on its own, before page.js and
+    before LiteRT.js's JavaScript has run, and compiles the build from the stream."""
+    session = Offline(browser, site, init_script=STREAMING)
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        page = session.page
+        stats = page.evaluate("window.mnistWeb.stats")
+        assert stats["error"] is None and stats["loadedMs"] is not None
+        assert page.evaluate("window.compiledFrom") == ["stream"]
+        timing = page.evaluate("""() => Object.fromEntries(performance.getEntriesByType('resource').map(
+            (e) => [e.name.split('/').pop(), {start: e.startTime, end: e.responseEnd}]))""")
+        phases = stats["phases"]
+        # the model was requested while the page was still being parsed, before page.js ran ...
+        assert timing["model.tflite"]["start"] < phases["script"]
+        # ... and the WebAssembly before LiteRT.js's own JavaScript had even arrived (LiteRT.js alone
+        # fetches it only once that script has run)
+        assert timing["litert_wasm_internal.wasm"]["start"] < timing["litert_wasm_internal.js"]["end"]
+        assert phases["started"] < phases["script"] < phases["runtime"] < phases["model"]
+        assert phases["compiled"] <= phases["runtime"] and phases["modelFetched"] <= phases["model"]
+        # one request per file: the preloaded script and the fetched model are not fetched twice
+        names = [r.rsplit("/", 1)[-1] for r in session.requests]
+        for name in ("litert_wasm_internal.js", "litert_wasm_internal.wasm", "model.tflite", "model.json"):
+            assert names.count(name) == 1, names
+        assert session.foreign == []
+    finally:
+        session.close()
+
+
+def test_a_digit_drawn_before_page_js_runs_is_kept_and_read(browser, site):
+    """page.js is held back on its way; the digit drawn meanwhile (the canvas is there from the
+    first bytes of the page) is drawn and read once it runs."""
+    held = []
+
+    def route(route):
+        if route.request.url.endswith("/page.js"):
+            held.append(route)  # answered below, once the digit is drawn
+        elif route.request.url.startswith(site):
+            route.continue_()
+        else:
+            route.abort()
+
+    context = browser.new_context()
+    try:
+        context.route("**/*", route)
+        page = context.new_page()
+        page.goto(site, wait_until="commit")
+        page.wait_for_selector("#canvas")
+        draw(page, SEVEN)
+        assert held and page.evaluate("window.mnistWeb") is None  # page.js has not run
+        for request in held:
+            request.continue_()
+        assert shown(page)[0] == "7"
+        stats = page.evaluate("window.mnistWeb.stats")
+        assert stats["firstInputMs"] < stats["phases"]["script"]  # the stroke came before page.js
+    finally:
+        context.close()
+
+
+def test_web_benchmark_prints_every_row(web_folder):
+    """scripts/web_benchmark.py on the page, one cold load and one digit: every row, no timing asserted."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "web_benchmark.py"), f"--web_dir={web_folder}",
+                             "--loads=1", "--strokes=1"], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stderr
+    for pattern in [r"^size: .* holds [\d.]+ MB; one page load fetches [\d.]+ MB",
+                    r"^start-up, navigation to model ready: +median \d+ ms",
+                    r"^start-up, navigation to first prediction: +median \d+ ms",
+                    r"of which \(medians, from navigation\): start-up script running at \d+ ms, page\.js running at "
+                    r"\d+ ms, model fetched at \d+ ms, WebAssembly compiled at \d+ ms, LiteRT\.js ready at \d+ ms, "
+                    r"model compiled at \d+ ms",
+                    r"WebAssembly fetched by each load: litert_wasm_internal\.wasm$",
+                    r"^per stroke, event to bars updated: +median [\d.]+ ms, p95 [\d.]+ ms",
+                    r"^browser CPU: [\d.]+ s user\+sys over [\d.]+ s wall",
+                    r"^aim: first prediction, median of 1 cold loads < 1000 ms: \d+ ms, (met|missed)$",
+                    r"^aim: per-stroke update p95 < 20 ms: [\d.]+ ms, (met|missed)$"]:
+        assert re.search(pattern, result.stdout, re.M), (pattern, result.stdout)
 
 
 def test_a_blank_picture_or_an_unreadable_file_shows_a_message_not_a_digit(offline, tmp_path):

@@ -94,14 +94,16 @@ function stroke(to) {
   inked = true;
 }
 
-canvas.addEventListener("pointerdown", (e) => {
-  stats.firstInputMs ??= performance.now();
-  drawing = true; last = null; canvas.setPointerCapture(e.pointerId); stroke(point(e)); classifyCanvas();
-});
-canvas.addEventListener("pointermove", (e) => { if (drawing) { stroke(point(e)); classifyCanvas(); } });
-for (const type of ["pointerup", "pointercancel"]) {
-  canvas.addEventListener(type, () => { if (drawing) { drawing = false; last = null; classifyCanvas(); } });
+function onDown(e) {
+  stats.firstInputMs ??= e.timeStamp;
+  drawing = true; last = null;
+  try { canvas.setPointerCapture(e.pointerId); } catch { /* a stroke replayed after its pointer went up */ }
+  stroke(point(e)); classifyCanvas();
 }
+function onMove(e) { if (drawing) { stroke(point(e)); classifyCanvas(); } }
+function onUp() { if (drawing) { drawing = false; last = null; classifyCanvas(); } }
+const onPointer = { pointerdown: onDown, pointermove: onMove, pointerup: onUp, pointercancel: onUp };
+for (const [type, handler] of Object.entries(onPointer)) { canvas.addEventListener(type, handler); }
 document.getElementById("clear").addEventListener("click", clearAll);
 
 // At most one inference at a time; strokes made meanwhile are read once it is done.
@@ -129,11 +131,12 @@ function pixelsOf(source, maxSide) {  // RGBA of a canvas or bitmap, shrunk to a
   return work.getImageData(0, 0, w, h);
 }
 
-function grayOf(image) {
+function grayOf(image, channels = 4) {  // RGBA (ImageData) or RGB pixels
   const { data, width, height } = image;
   const gray = new Float32Array(width * height);
   for (let i = 0; i < gray.length; i++) {
-    gray[i] = 0.299 * data[4 * i] + 0.587 * data[4 * i + 1] + 0.114 * data[4 * i + 2];
+    const at = channels * i;
+    gray[i] = 0.299 * data[at] + 0.587 * data[at + 1] + 0.114 * data[at + 2];
   }
   return gray;
 }
@@ -236,6 +239,11 @@ function toRgb(source, width, height) {
 
 // source (canvas or bitmap) -> { pixels: uint8 in the model's layout, channels } or null (no digit).
 function prepare(source) {
+  if (input.channels === 3) {  // the model finds the digit itself; the blank check reads what it gets
+    const rgb = toRgb(source, input.width, input.height);  // (a few thousand pixels, not the whole canvas)
+    const gray = grayOf({ data: rgb, width: input.width, height: input.height }, 3);
+    return inkOf(gray, input.width, input.height) === null ? null : rgb;
+  }
   const image = pixelsOf(source, WORK_SIZE);
   const ink = inkOf(grayOf(image), image.width, image.height);
   if (ink === null) { return null; }  // blank, or too little contrast: no digit to read
@@ -344,6 +352,15 @@ document.getElementById("upload").addEventListener("change", async (event) => {
 
 // --- Start-up ------------------------------------------------------------------------------
 
+const nextTask = () => new Promise((resolve) => { setTimeout(resolve, 0); });
+
+// The first pass over a picture is slow (the 2D canvas's first read-back, JavaScript not yet
+// compiled): done once on the blank canvas while the runtime compiles, not on the first stroke.
+function warmUp() {
+  const side = 64;
+  inkOf(grayOf({ data: toRgb(canvas, side, side), width: side, height: side }, 3), side, side);
+}
+
 async function start() {
   stats.phases.script = performance.now();
   if (typeof WebAssembly !== "object" || !WebAssembly.validate(SIMD_PROBE)) {
@@ -351,21 +368,32 @@ async function start() {
          "Chrome, Edge, Firefox or Safari (16.4 or later), or the server-backed page (mnist-serve).");
     return;
   }
+  const boot = window.mnistBoot;  // what index.html started: the model's bytes, the runtime compiling
+  warmUp();
   try {
-    // The model's bytes and description download while the runtime compiles.
-    const bytes = fetch("model.tflite").then((r) => {
-      if (!r.ok) { throw new Error(`model.tflite: ${r.status} ${r.statusText}`); }
-      return r.arrayBuffer();
-    });
-    const description = fetch("model.json").then((r) => (r.ok ? r.json() : {}));
-    await loadLiteRt(new URL("litert/wasm/", location.href).href);
+    if (!boot || !boot.runtime) { throw new Error("index.html's start-up script did not run"); }
+    const runtime = await boot.runtime;
+    // LiteRT.js runs the build's JavaScript (preloaded), which instantiates the module compiled meanwhile.
+    let failed;
+    const failure = new Promise((resolve, reject) => { failed = reject; });
+    window.Module = {
+      instantiateWasm(imports, receive) {
+        runtime.module.then((module) => WebAssembly.instantiate(module, imports)
+          .then((instance) => receive(instance, module))).catch(failed);
+        return {};
+      },
+    };
+    await Promise.race([loadLiteRt(new URL(runtime.script, location.href).href), failure]);
     stats.phases.runtime = performance.now();
-    meta = await description;
-    model = await loadAndCompile(new Uint8Array(await bytes), { accelerator: "wasm" });
+    await nextTask();  // strokes made meanwhile are drawn between the long steps of the start-up
+    meta = await boot.description;
+    model = await loadAndCompile(new Uint8Array(await boot.model), { accelerator: "wasm" });
     stats.phases.model = performance.now();
   } catch (error) {
     fail(`The model could not be loaded: ${error.message || error}`);
     return;
+  } finally {
+    Object.assign(stats.phases, boot ? boot.times : {});
   }
   const details = model.getInputDetails()[0];
   const shape = Array.from(details.shape);
@@ -383,9 +411,12 @@ async function start() {
   stats.runtime = `LiteRT.js ${meta.runtime_version || ""}`.trim();
   document.getElementById("runtime").textContent = `Model: ${meta.source || "model.tflite"} ` +
     `([${shape}] ${details.dtype}).`;
+  await nextTask();
   await infer(new Uint8Array(height * width * channels));  // the first run sets up XNNPack's kernels
   stats.loadedMs = performance.now();
 }
 
 clearAll();
 window.mnistWeb.ready = start();
+// Strokes begun before this script ran (index.html kept them): drawn now, read once the model is ready.
+for (const event of window.mnistBoot ? window.mnistBoot.takeEarlyEvents() : []) { onPointer[event.type](event); }
