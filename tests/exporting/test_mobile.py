@@ -102,7 +102,7 @@ def test_the_preprocessing_runs_in_xnnpack_as_the_graph_computes_it(mnist):
     the uint8 cast and the 5th strongest pixel (top-k, gather), and its answers are the graph's."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from mnist_keras import litert
+    from mnist_keras.inference import litert
 
     with litert.quiet_stderr():
         interpreter = Interpreter(model_content=camera_model.convert_preprocessing(), num_threads=1)
