@@ -277,7 +277,7 @@ def test_web_benchmark_prints_every_row(web_folder):
     import subprocess
     import sys
 
-    from conftest import REPO
+    from tests.conftest import REPO
 
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "web_benchmark.py"), f"--web_dir={web_folder}",
                              "--loads=1", "--strokes=1"], capture_output=True, text=True, timeout=300,
