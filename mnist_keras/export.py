@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from absl import flags
 
-from mnist_keras import camera_export, cli, inference, serving_files, tflite_metadata, verify, web_export
+from mnist_keras import camera_export, cli, inference, no_digit, serving_files, tflite_metadata, verify, web_export
 from mnist_keras.data import NUM_CLASSES, Data
 from mnist_keras.errors import InputError, first_line
 from mnist_keras.export_folders import check_folder, partial_path, prepare_folder, publish_version
@@ -68,11 +68,16 @@ from mnist_keras.files import sha256_file, write_atomic
 # --- One artifact: write under a partial name, verify, then publish or discard -------------
 
 def export_saved_model(model: Any, base: Path, images: np.ndarray, labels: np.ndarray, keras: verify.Result,
-                       reference: np.ndarray, ends_in_softmax: bool) -> verify.Result:
-    """Writes, verifies and publishes the next SavedModel version; one that fails is removed."""
+                       reference: np.ndarray, ends_in_softmax: bool, head: Any = None) -> verify.Result:
+    """Writes, verifies and publishes the next SavedModel version; one that fails is removed.
+
+    head: the no-digit head (no_digit.py): the signature's digit_score output, and its record
+    in assets.extra/no_digit.json."""
     partial = partial_path(base, "savedmodel", is_dir=True)
     try:
-        write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax)
+        write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax, head=head)
+        if head is not None:
+            no_digit.write_record(head, partial / "assets.extra" / "no_digit.json")
         serving_files.write_warmup(partial, images[:32])  # TF Serving replays it on load
         result = verify.judge(verify.measure("SavedModel", partial, images, labels, reference),
                               keras, quantized=False, max_drop=0)
@@ -144,6 +149,7 @@ class Export:
     keras: verify.Result
     provenance: dict
     results: list[verify.Result]  # the Keras row first, then one per artifact
+    head: Any = None  # the no-digit head (no_digit.py): one more output in every artifact
     written: list[Path] = dataclasses.field(default_factory=list)  # kept files and folders
     progress: Callable[[str], None] = lambda line: None
     web_runtime: Path | None = None  # node_modules with LiteRT.js; None: web_export's default
@@ -231,16 +237,22 @@ def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: st
     keras = verify.keras_result(model_path, reference, labels, seconds)
     progress(f"Exporting {model_path}: {keras.accuracy:.2f}% on {len(labels)} test images of "
              f"{dataset.source}; each artifact is checked on the same images")
+    head = no_digit.load_or_fit(model_path, model, dataset.x_train, progress)
+    # The full-integer model's ranges must cover non-digits too, or its no-digit check drifts.
+    calibration = np.concatenate([calibration, no_digit.calibration_negatives(len(calibration) // 2)])
+    progress(f"No-digit threshold: {head.threshold:.4f} on the digit score, chosen on validation data "
+             f"(folded in: every reader decides {no_digit.SCORE} >= 0.5)")
     provenance = {
         "source_model": str(model_path),
         "source_model_sha256": sha256_file(model_path),
         "keras_test_accuracy": keras.accuracy,
         "test_data": dataset.source,
         "calibration_images": len(calibration),
+        "no_digit_threshold": head.threshold,
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     return Export(model_path, model, dataset, serving, tflite_dir, tflite_formats, max_drop, calibration,
-                  reference, ends_in_softmax, keras, provenance, results=[keras], progress=progress)
+                  reference, ends_in_softmax, keras, provenance, results=[keras], progress=progress, head=head)
 
 
 def saved_model_step(job: Export) -> None:
@@ -248,7 +260,7 @@ def saved_model_step(job: Export) -> None:
     if job.serving_dir is None:
         return
     job.add(export_saved_model(job.model, job.serving_dir, job.dataset.x_test, job.dataset.y_test,
-                               job.keras, job.reference, job.ends_in_softmax))
+                               job.keras, job.reference, job.ends_in_softmax, job.head))
 
 
 def tflite_step(job: Export) -> None:
@@ -257,7 +269,8 @@ def tflite_step(job: Export) -> None:
         return
     source = partial_path(job.export_dir, "tflite-source", is_dir=True)
     try:
-        write_saved_model(job.model, source, outputs="probabilities", ends_in_softmax=job.ends_in_softmax)
+        write_saved_model(job.model, source, outputs="probabilities", ends_in_softmax=job.ends_in_softmax,
+                          head=job.head)
         for fmt in (f for f in job.tflite_formats if f in TFLITE_FORMATS):
             try:
                 result = export_tflite(source, fmt, job.export_dir, job.calibration, job.dataset.x_test,
@@ -283,7 +296,7 @@ def app_models_step(job: Export) -> None:
         try:
             result = camera_export.export_one(job.model, job.ends_in_softmax, job.export_dir, file,
                                               job.dataset.x_test, job.dataset.y_test, job.keras, job.reference,
-                                              job.provenance)
+                                              job.provenance, head=job.head)
         except InputError as e:  # metadata, or MediaPipe refusing the model: no file of that name stays
             job.refuse(job.export_dir / file, e)
             continue
@@ -302,6 +315,9 @@ def index_step(job: Export) -> None:
     write_atomic(summary, json.dumps({**job.provenance, "artifacts": [r.as_dict() for r in job.results]},
                                      indent=2) + "\n")
     job.written += [labels, summary]
+    if job.head is not None:  # the threshold and how the head was fitted, beside the .tflite files
+        no_digit.write_record(job.head, job.export_dir / "no_digit.json")
+        job.written.append(job.export_dir / "no_digit.json")
 
 
 def web_step(job: Export) -> None:

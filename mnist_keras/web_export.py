@@ -91,7 +91,9 @@ def describe_model(model: Path) -> dict:
 
     with quiet_stderr():
         interpreter = Interpreter(model_path=str(model))
-    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    (inp,), outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    out = next((d for d in outputs if int(d["shape"][-1]) == 10), outputs[0])
+    check = next((d for d in outputs if d["index"] != out["index"]), None)  # no_digit.py's digit_check
 
     def spec(detail: dict) -> dict:
         scale, zero = detail["quantization"]
@@ -101,7 +103,7 @@ def describe_model(model: Path) -> dict:
     # Float inputs here take pixel / 255 (the 28x28 models); uint8 inputs the raw pixel.
     normalization = {"mean": 0.0, "std": 255.0} if inp["dtype"].__name__ == "float32" else None
     return {"input": {**spec(inp), **({"normalization": normalization} if normalization else {})},
-            "output": spec(out)}
+            "output": spec(out), **({"no_digit_output": spec(check)} if check is not None else {})}
 
 
 def fixed_batch(model: bytes) -> bytes:
