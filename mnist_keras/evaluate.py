@@ -55,11 +55,43 @@ def evaluate(model: Any, images: np.ndarray, labels: np.ndarray) -> dict:
     return metrics(labels, predict_classes(model, images))
 
 
-def evaluate_file(model_path: str | Path, dataset: Data) -> dict:
-    """A .keras file's metrics on the dataset's test split, with the model's path and the data's source."""
+def evaluate_file(model_path: str | Path, dataset: Data, negatives_per_kind: int = 1000) -> dict:
+    """A .keras file's metrics on the dataset's test split, with the model's path and the data's source;
+    with its no-digit head beside it (no_digit.py), both sides of the decision too (no_digit_metrics)."""
     model = inference.load_keras(model_path)
     result = evaluate(model, dataset.x_test, dataset.y_test)
-    return {"model": str(model_path), "data": dataset.source, **result}
+    out = {"model": str(model_path), "data": dataset.source, **result}
+    from mnist_keras import no_digit
+    from mnist_keras.files import sha256_file
+
+    if all(p.is_file() for p in no_digit.head_paths(model_path)):
+        head = no_digit.load_head(model_path, sha256_file(model_path))
+        out["no_digit"] = no_digit_metrics(no_digit.keras_reader(model, head), dataset.x_test, dataset.y_test,
+                                           negatives_per_kind, head.threshold)
+    return out
+
+
+def no_digit_metrics(read: Any, images: np.ndarray, labels: np.ndarray, negatives_per_kind: int,
+                     threshold: float | None = None) -> dict:
+    """Digits wrongly rejected, accuracy counting a rejection as an error, and each kind of held-out
+    non-digit (negatives.py) wrongly accepted, for a no_digit.Reader."""
+    from mnist_keras import negatives, no_digit
+
+    probabilities, scores = read(images)
+    rejected = no_digit.decide(scores)
+    correct = (probabilities.argmax(axis=1) == labels) & ~rejected
+    kinds = {}
+    for kind in negatives.KINDS if negatives_per_kind else ():
+        made = negatives.make(kind, "heldout", negatives_per_kind)
+        _, kind_scores = read(made.images)
+        kind_rejected = made.no_ink | no_digit.decide(kind_scores)
+        kinds[kind] = {"total": len(kind_rejected), "rejected": int(kind_rejected.sum()),
+                       "rejected_percent": 100.0 * float(kind_rejected.mean()),
+                       "no_ink": int(made.no_ink.sum()), "accepted": int((~kind_rejected).sum())}
+    return {"threshold": threshold, "digits_rejected": int(rejected.sum()),
+            "digits_rejected_percent": 100.0 * float(rejected.mean()),
+            "accuracy_rejections_wrong": 100.0 * float(correct.mean()), "correct_accepted": int(correct.sum()),
+            "negatives_heldout": kinds}
 
 
 def format_report(result: dict) -> str:
@@ -76,6 +108,22 @@ def format_report(result: dict) -> str:
               "      " + "".join(f"{c:>6}" for c in range(NUM_CLASSES))]
     for c, row in enumerate(result["confusion_matrix"]):
         lines.append(f"{c:>6}" + "".join(f"{n:>6}" for n in row))
+    if "no_digit" in result:
+        lines += ["", format_no_digit(result["no_digit"], result["total"])]
+    return "\n".join(lines)
+
+
+def format_no_digit(found: dict, total: int) -> str:
+    """The no-digit decision's two sides, as the command prints them."""
+    lines = [f"No digit (threshold {found['threshold']:.4f} on the digit score, chosen on validation data):",
+             f"  test digits rejected as no digit: {found['digits_rejected_percent']:.2f}% "
+             f"({found['digits_rejected']}/{total})",
+             f"  test accuracy counting rejections as errors: {found['accuracy_rejections_wrong']:.2f}% "
+             f"({found['correct_accepted']}/{total})"]
+    if found["negatives_heldout"]:
+        lines += ["  held-out non-digits (negatives.py)   rejected   wrongly accepted"]
+        for kind, row in found["negatives_heldout"].items():
+            lines.append(f"  {kind:<34} {row['rejected_percent']:>7.1f}%   {row['accepted']:>5}/{row['total']}")
     return "\n".join(lines)
 
 
@@ -90,7 +138,7 @@ def main(argv: list[str]) -> None:
     from mnist_keras import data
 
     dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
-    result = evaluate_file(model_path, dataset)
+    result = evaluate_file(model_path, dataset, FLAGS.negatives)
     print(format_report(result))
     if FLAGS.json:
         write_atomic(FLAGS.json, json.dumps(result, indent=2) + "\n")
@@ -100,6 +148,8 @@ def main(argv: list[str]) -> None:
 def define_flags() -> None:
     flags.DEFINE_string("model", "saved_models/mnist.keras", "The .keras model file to evaluate.")
     flags.DEFINE_string("json", None, "Also write the metrics to this JSON file.")
+    flags.DEFINE_integer("negatives", 1000, "Held-out non-digits of each kind the no-digit decision is measured "
+                         "on (negatives.py; 0: none), when the model has its head beside it.", lower_bound=0)
     cli.define_data_flags()
     flags.adopt_module_key_flags(cli)  # list them in --help too
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
-from mnist_keras import cli, inference
-from mnist_keras.errors import InputError
+from mnist_keras import cli, inference, no_digit
+from mnist_keras.errors import InputError, NoInk
 from mnist_keras.inference import Classifier
 
 DEFAULT_MODEL = "export/mnist_int8.tflite"
@@ -32,14 +32,26 @@ def load_classifier(path: str | Path) -> Classifier:
     return inference.load_classifier(path)
 
 
+def load_reader(path: str | Path) -> no_digit.Reader:
+    """no_digit.load_reader (probabilities and the digit score), with the same hint."""
+    if str(path) == DEFAULT_MODEL and not Path(path).exists():
+        raise InputError(f"{path}: no such model; run python -m mnist_keras.export first")
+    return no_digit.load_reader(path)
+
+
 def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
     """The k most likely digits, most likely first, with their probabilities."""
     order = np.argsort(-probabilities, kind="stable")[:k]
     return [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order]
 
 
-def predict_files(paths: list[str | Path], classify: Classifier, k: int = 1) -> list[dict]:
-    """One record per file, in order: the top k digits, or the error that file gave."""
+def predict_files(paths: list[str | Path], classify: Classifier | no_digit.Reader, k: int = 1) -> list[dict]:
+    """One record per file, in order: the top k digits, or the error that file gave.
+
+    classify: a no_digit.Reader (probabilities and digit score: each record also says whether
+    there is a digit, and "digit" is None where there is none) or a plain Classifier. A picture
+    with no ink is "no digit" (no_digit true, digit_score None) without running the model.
+    """
     from mnist_keras.preprocess import preprocess
 
     records, images = [], []
@@ -47,19 +59,32 @@ def predict_files(paths: list[str | Path], classify: Classifier, k: int = 1) -> 
         try:
             images.append(preprocess(path))
             records.append({"file": str(path)})
+        except NoInk as e:
+            records.append({"file": str(path), "digit": None, "no_digit": True, "digit_score": None,
+                            "reason": str(e).split(": ", 1)[-1]})
         except InputError as e:
             records.append({"file": str(path), "error": str(e)})
     if images:
-        probabilities = iter(classify(np.stack(images)))
+        outputs = classify(np.stack(images))
+        probabilities, scores = outputs if isinstance(outputs, tuple) else (outputs, None)
+        read = iter(range(len(images)))
         for record in records:
-            if "error" not in record:
-                best = top_k(next(probabilities), k)
+            if "error" not in record and "no_digit" not in record:
+                n = next(read)
+                best = top_k(probabilities[n], k)
                 record.update(digit=best[0]["digit"], probability=best[0]["probability"], top_k=best)
+                if scores is not None:
+                    record.update(no_digit=bool(no_digit.decide(scores[n])), digit_score=round(float(scores[n]), 6))
+                    if record["no_digit"]:
+                        record["digit"] = None
     return records
 
 
 def format_record(record: dict) -> str:
-    """One prediction as the command prints it: "FILE: 7 (99.6%), 1 (0.2%)"."""
+    """One prediction as the command prints it: "FILE: 7 (99.6%), 1 (0.2%)", or "FILE: no digit (...)"."""
+    if record.get("no_digit"):
+        why = record["reason"] if record["digit_score"] is None else f"digit score {record['digit_score']:.2f}"
+        return f"{record['file']}: no digit ({why})"
     return f"{record['file']}: " + ", ".join(
         f"{p['digit']} ({100 * p['probability']:.1f}%)" for p in record["top_k"])
 
@@ -71,7 +96,7 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise InputError("name at least one image file: python -m mnist_keras.predict digit.png")
-    records = predict_files(paths, load_classifier(FLAGS.model), FLAGS.top_k)
+    records = predict_files(paths, load_reader(FLAGS.model), FLAGS.top_k)
     for record in records:
         if "error" in record:
             print(f"error: {record['error']}", file=sys.stderr)
@@ -87,7 +112,8 @@ def define_flags() -> None:
     flags.DEFINE_string("model", DEFAULT_MODEL,
                         "A .tflite file (LiteRT, fast start), a .keras file or a SavedModel folder.")
     flags.DEFINE_integer("top_k", 1, "Show the k most likely digits.", lower_bound=1, upper_bound=10)
-    flags.DEFINE_bool("json", False, "Print JSON: per file, the digit, its probability and the top k.")
+    flags.DEFINE_bool("json", False, "Print JSON: per file, the digit (null: no digit), its probability, the top k, "
+                      "digit_score and no_digit.")
 
 
 def cli_main() -> None:

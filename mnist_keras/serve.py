@@ -30,7 +30,7 @@ from absl import flags
 from mnist_keras import cli
 from mnist_keras.batching import QueueFull
 from mnist_keras.data import scale_images
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, NoInk
 from mnist_keras.model_manager import NotFound
 from mnist_keras.serving_requests import MAX_INSTANCES, RequestError, format_predict, parse_predict
 
@@ -150,12 +150,20 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
             try:
                 with preprocessing:
                     image = preprocess(body, "image")
+            except NoInk as e:  # blank, one colour, no contrast: no digit, not an error
+                return {"digit": None, "no_digit": True, "digit_score": None, "reason": str(e).split(": ", 1)[-1]}
             except InputError as e:
                 raise RequestError(str(e)) from None
             outputs = manager.resolve(manager.name).run(scale_images(image[None]))
-            return {"digit": int(outputs["classes"][0]),
-                    "probabilities": outputs["probabilities"][0].tolist(),
-                    "image": image.tolist()}
+            answer = {"digit": int(outputs["classes"][0]),
+                      "probabilities": outputs["probabilities"][0].tolist(),
+                      "image": image.tolist()}
+            if "digit_score" in outputs:  # a SavedModel exported with the no-digit head (no_digit.py)
+                score = float(outputs["digit_score"][0])
+                answer.update(digit_score=score, no_digit=score < 0.5)
+                if answer["no_digit"]:
+                    answer["digit"] = None
+            return answer
         return await run_in_threadpool(work)
 
     if metrics is not None and metrics_path:
