@@ -55,7 +55,22 @@ def trained(training_run):
 
 
 @pytest.fixture(scope="session")
-def exported(trained, tmp_path_factory):
+def no_digit_head(trained, mnist):
+    """The small model's no-digit head (no_digit.py), fitted on fewer pictures and epochs, saved beside it."""
+    from mnist_keras import inference, no_digit, train
+    from mnist_keras.files import sha256_file
+
+    _, workdir = trained
+    model_path = workdir / train.MODEL_FILE
+    model = inference.load_keras(model_path)
+    head = no_digit.fit_head(model, mnist.x_train[:-2000], sha256_file(model_path), validation_examples=2000,
+                             negatives_count=300, digits_count=3000, epochs=10)
+    no_digit.save_head(head, model_path)
+    return head
+
+
+@pytest.fixture(scope="session")
+def exported(trained, no_digit_head, tmp_path_factory):
     """export_model on the small trained model, in-process: (summary, folder, model path)."""
     from mnist_keras import export, train
 

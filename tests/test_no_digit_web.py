@@ -1,0 +1,41 @@
+"""The "no digit" decision in the browser (export/web/, LiteRT.js) against LiteRT in Python on the
+very input the page gave the model, for uploaded digits and non-digits."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from test_web_page import Offline, browser, int8_model, site, upload, web_folder  # noqa: F401  (fixtures)
+
+from mnist_keras import litert, negatives, no_digit
+
+
+def test_the_page_decides_as_litert_in_python(browser, site, int8_model, mnist, tmp_path):  # noqa: F811
+    session = Offline(browser, site)
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        pages = [np.asarray(Image.fromarray(255 - d).resize((112, 112), Image.Resampling.BILINEAR))
+                 for d in mnist.x_test[:20]]
+        for kind in ("letters", "textures", "noise"):
+            made = negatives.make(kind, "heldout", 40)
+            pages += [p for p, empty in zip(made.pages, made.no_ink) if not empty][:10]
+        decisions, inputs, shown = [], [], []
+        for n, page in enumerate(pages):
+            path = tmp_path / f"{n}.png"
+            Image.fromarray(page).save(path)
+            upload(session.page, path)
+            stats = session.page.evaluate("({no: window.mnistWeb.stats.lastNoDigit, "
+                                          "score: window.mnistWeb.stats.lastDigitScore, "
+                                          "input: window.mnistWeb.stats.lastInput})")
+            assert stats["score"] is not None, "the page did not read the digit_check output"
+            decisions.append(stats["no"])
+            inputs.append(stats["input"])
+            shown.append(session.page.locator("#prediction").text_content())
+        inputs = np.array(inputs, np.uint8).reshape(-1, 28, 28)
+        _, scores = litert.predict_with_check(litert.load(int8_model), inputs)
+        python = no_digit.decide(scores)
+        assert np.mean(np.array(decisions) == python) >= 0.995
+        assert [s == "no digit" for s in shown] == list(python)
+        assert not python[:20].all() and python[20:].any()  # both answers occur
+    finally:
+        session.close()
