@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from absl import app, flags
@@ -28,6 +29,9 @@ flags.DEFINE_string("model", "saved_models/mnist.keras", "The trained .keras mod
 flags.DEFINE_bool("compare", False, "Also measure the alternatives to the head on features and logits.")
 flags.DEFINE_integer("redrawn", 2000, "MNIST test digits redrawn on paper and preprocessed.", lower_bound=1)
 flags.DEFINE_integer("negatives", None, "Pictures per kind in each negative split (default: negatives.COUNTS).")
+flags.DEFINE_list("artifacts", ["saved_models/mnist/1", "export/mnist_float32.tflite", "export/mnist_float16.tflite",
+                                 "export/mnist_dynamic_int8.tflite", "export/mnist_int8.tflite"],
+                  "Exported models whose decision is compared with the Keras model's (those that exist).")
 flags.DEFINE_bool("fit", False, "Fit a new head rather than read the one beside the model.")
 flags.DEFINE_bool("write_head", False, "With --fit: write the fitted head beside the model.")
 
@@ -46,7 +50,8 @@ def main(argv: list[str]) -> None:
     mnist = data.load()
     fit_part, x_val, _ = data.hold_out(mnist, 5000)
     model = inference.load_keras(FLAGS.model)
-    print(f"{FLAGS.model}; CPU: {autotune.cpu_description()}; "
+    cpu = autotune.cpu_description()
+    print(f"{FLAGS.model}; CPU: {cpu['cpu']}, {cpu['cores']} cores; "
           f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     sha = sha256_file(FLAGS.model)
     if FLAGS.fit or not all(p.is_file() for p in no_digit.head_paths(FLAGS.model)):
@@ -97,6 +102,19 @@ def main(argv: list[str]) -> None:
                 other = no_digit.fit(sets, columns=cols, hidden=hidden)
                 kind = "logistic" if hidden == 0 else f"MLP {hidden}"
                 heldout_row(f"head ({kind}) on {name}", lambda f, lg, other=other, cols=cols: other.score(f[:, cols]))
+    artifacts = [Path(a) for a in FLAGS.artifacts if Path(a).exists()]
+    if artifacts:
+        probe = np.concatenate([mnist.x_test] + [
+            negatives.make(kind, "heldout", FLAGS.negatives and max(1, FLAGS.negatives // 3)).images
+            for kind in negatives.KINDS])
+        keras_says = no_digit.decide(head.score(no_digit.features(model, probe)[0]))
+        print(f"\nThe same decision from each artifact, on the {len(probe)} held-out images above "
+              f"({len(mnist.x_test)} test digits, the rest non-digits as preprocessing made them):")
+        for path in artifacts:
+            _, scores = no_digit.load_reader(path)(probe)
+            says = no_digit.decide(scores)
+            print(f"  {str(path):<36} agrees with Keras on {100 * np.mean(says == keras_says):.2f}%; "
+                  f"test digits rejected {100 * says[:len(mnist.x_test)].mean():.2f}%")
     print(f"\nBars (issue 20): digits rejected <= 0.50%, accuracy counting rejections >= 99.00%, redrawn "
           f"rejected <= 1%, each of {', '.join(negatives.REQUIRED)} rejected >= 95%. "
           f"({time.time() - start:.0f} s)")
