@@ -68,6 +68,8 @@ def evaluate_file(model_path: str | Path, dataset: Data, negatives_per_kind: int
         head = no_digit.load_head(model_path, sha256_file(model_path))
         out["no_digit"] = no_digit_metrics(no_digit.keras_reader(model, head), dataset.x_test, dataset.y_test,
                                            negatives_per_kind, head.threshold)
+    else:
+        out["no_digit"] = None  # no head beside the model: format_report says how to fit one
     return out
 
 
@@ -108,8 +110,11 @@ def format_report(result: dict) -> str:
               "      " + "".join(f"{c:>6}" for c in range(NUM_CLASSES))]
     for c, row in enumerate(result["confusion_matrix"]):
         lines.append(f"{c:>6}" + "".join(f"{n:>6}" for n in row))
-    if "no_digit" in result:
+    if result.get("no_digit"):
         lines += ["", format_no_digit(result["no_digit"], result["total"])]
+    elif "no_digit" in result:
+        lines += ["", f"No digit: no head beside {result['model']}; python -m mnist_keras.no_digit "
+                      f"--model {result['model']} fits one"]
     return "\n".join(lines)
 
 

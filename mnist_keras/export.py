@@ -238,17 +238,17 @@ def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: st
     progress(f"Exporting {model_path}: {keras.accuracy:.2f}% on {len(labels)} test images of "
              f"{dataset.source}; each artifact is checked on the same images")
     head = no_digit.load_or_fit(model_path, model, dataset.x_train, progress)
-    # The full-integer model's ranges must cover non-digits too, or its no-digit check drifts.
-    calibration = np.concatenate([calibration, no_digit.calibration_negatives(len(calibration) // 2)])
-    progress(f"No-digit threshold: {head.threshold:.4f} on the digit score, chosen on validation data "
-             f"(folded in: every reader decides {no_digit.SCORE} >= 0.5)")
+    if head is not None:  # the full-integer model's ranges must cover non-digits too, or its check drifts
+        calibration = np.concatenate([calibration, no_digit.calibration_negatives(len(calibration) // 2)])
+        progress(f"No-digit threshold: {head.threshold:.4f} on the digit score, chosen on validation data "
+                 f"(folded in: every reader decides {no_digit.SCORE} >= 0.5)")
     provenance = {
         "source_model": str(model_path),
         "source_model_sha256": sha256_file(model_path),
         "keras_test_accuracy": keras.accuracy,
         "test_data": dataset.source,
         "calibration_images": len(calibration),
-        "no_digit_threshold": head.threshold,
+        "no_digit_threshold": head.threshold if head is not None else None,
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     return Export(model_path, model, dataset, serving, tflite_dir, tflite_formats, max_drop, calibration,

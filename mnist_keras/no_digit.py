@@ -97,10 +97,25 @@ def write_record(head: Head, path: str | Path) -> None:
     write_atomic(path, json.dumps(head.record(), indent=2) + "\n")
 
 
+def supports(model: Any) -> bool:
+    """The model is the seed's CNN (its tapped layers as wide as the head reads)."""
+    try:
+        widths = [int(model.get_layer(name).output.shape[-1]) for name in TAPS] + [int(model.outputs[0].shape[-1])]
+    except (ValueError, AttributeError):
+        return False
+    return sum(widths) == INPUTS and widths[-1] == 10
+
+
 def load_or_fit(model_path: str | Path, model: Any, x_train: np.ndarray,
-                progress: Callable[[str], None] = lambda line: None) -> Head:
-    """The head beside the model; fitted and saved there first if there is none for this model."""
+                progress: Callable[[str], None] = lambda line: None) -> Head | None:
+    """The head beside the model; fitted and saved there first if there is none for this model.
+    None for a model that is not the seed's CNN (it is exported without the no-digit output)."""
     from mnist_keras.files import sha256_file
+
+    if not supports(model):
+        progress(f"No no-digit head: {model_path} is not this project's CNN (no flatten and dense layers of "
+                 "3,136 and 128 values before 10 logits); exported without the no-digit output")
+        return None
 
     sha = sha256_file(model_path)
     keras_path, json_path = head_paths(model_path)
