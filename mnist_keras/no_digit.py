@@ -46,6 +46,7 @@ HIDDEN, DROPOUT, EPOCHS = 128, 0.3, 40
 TARGET_REJECTED = 0.002  # of the validation digits, at most this share is rejected (issue 20: 0.5% on test)
 DIGIT, NO_DIGIT = "digit", "no digit"
 CHECK_LABELS = [NO_DIGIT, DIGIT]  # the .tflite's digit_check output [N, 2], in order
+NO_INK = "no ink: the picture is blank or has almost no contrast"  # why, when preprocessing finds none
 SCORE, CHECK = "digit_score", "digit_check"  # the SavedModel's extra output; each .tflite's
 
 

@@ -59,9 +59,9 @@ def predict_files(paths: list[str | Path], classify: Classifier | no_digit.Reade
         try:
             images.append(preprocess(path))
             records.append({"file": str(path)})
-        except NoInk as e:
+        except NoInk:
             records.append({"file": str(path), "digit": None, "no_digit": True, "digit_score": None,
-                            "reason": str(e).split(": ", 1)[-1]})
+                            "reason": no_digit.NO_INK})
         except InputError as e:
             records.append({"file": str(path), "error": str(e)})
     if images:

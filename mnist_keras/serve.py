@@ -150,8 +150,10 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
             try:
                 with preprocessing:
                     image = preprocess(body, "image")
-            except NoInk as e:  # blank, one colour, no contrast: no digit, not an error
-                return {"digit": None, "no_digit": True, "digit_score": None, "reason": str(e).split(": ", 1)[-1]}
+            except NoInk:  # blank, one colour, no contrast: no digit, not an error
+                from mnist_keras.no_digit import NO_INK
+
+                return {"digit": None, "no_digit": True, "digit_score": None, "reason": NO_INK}
             except InputError as e:
                 raise RequestError(str(e)) from None
             outputs = manager.resolve(manager.name).run(scale_images(image[None]))

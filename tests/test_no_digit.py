@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -56,7 +59,7 @@ def test_the_head_leaves_the_networks_outputs_bit_identical(trained, no_digit_he
     model = inference.load_keras(workdir / train.MODEL_FILE)
     images = data.scale_images(mnist.x_test[:64])
     alone = np.asarray(model(images, training=False))
-    both, score = no_digit.with_head(model, no_digit_head)(images, training=False)
+    both, score = no_digit.with_head(model, no_digit_head)([images], training=False)
     np.testing.assert_array_equal(np.asarray(both), alone)
     assert np.asarray(score).shape == (64,) and ((np.asarray(score) >= 0) & (np.asarray(score) <= 1)).all()
 
@@ -194,7 +197,7 @@ def test_predict_says_no_digit_for_blank_pictures_and_still_reads_digits(exporte
     assert result.stderr.strip().splitlines() == ["error: bad.png: not an image file (PNG, JPEG, BMP, GIF, ...)"]
     lines = result.stdout.strip().splitlines()
     for name, line in zip(names, lines):
-        assert line == f"{name}: no digit (no digit found (the image is blank or has almost no contrast))"
+        assert line == f"{name}: no digit (no ink: the picture is blank or has almost no contrast)"
     assert lines[3].startswith(f"seven.png: {mnist.y_test[0]} (")
     result = run_module("mnist_keras.predict", *names, "seven.png", "--json", f"--model={model}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -293,3 +296,17 @@ def test_rest_grpc_and_draw_give_the_digit_score(exported, mnist):
         manager.stop()
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_the_benchmark_prints_every_kind_and_the_bars(trained, no_digit_head, tmp_path):
+    _, workdir = trained
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "no_digit_benchmark.py"), f"--model={workdir / train.MODEL_FILE}",
+         "--negatives=30", "--redrawn=40"], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert "CPU: " in lines[0]
+    row = next(line for line in lines if line.startswith(f"head (MLP {no_digit.HIDDEN}) on all"))
+    assert len(row.split()) == 5 + 3 + len(negatives.KINDS)  # the name's words, then a figure per column
+    assert any(line.startswith("Bars (issue 20)") for line in lines)
