@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from test_draw_page import page_url  # noqa: F401  (a fixture: mnist-serve with the drawing page)
 from test_web_page import Offline, browser, int8_model, site, upload, web_folder  # noqa: F401  (fixtures)
 
 from mnist_keras import litert, negatives, no_digit
@@ -39,3 +40,20 @@ def test_the_page_decides_as_litert_in_python(browser, site, int8_model, mnist, 
         assert not python[:20].all() and python[20:].any()  # both answers occur
     finally:
         session.close()
+
+
+def test_the_server_backed_page_shows_no_digit(browser, page_url, mnist, tmp_path):  # noqa: F811
+    page = browser.new_page()
+    try:
+        page.goto(page_url)
+        Image.new("RGB", (200, 200), "white").save(tmp_path / "blank.png")
+        page.set_input_files("#upload", str(tmp_path / "blank.png"))
+        page.wait_for_function("document.getElementById('prediction').textContent === 'no digit'")
+        assert page.locator("#prediction").get_attribute("data-no-digit") == "true"
+        assert page.locator(".bar.best").count() == 0
+        Image.fromarray(255 - mnist.x_test[1]).resize((200, 200)).save(tmp_path / "two.png")
+        page.set_input_files("#upload", str(tmp_path / "two.png"))
+        page.wait_for_function(f"document.getElementById('prediction').textContent === '{mnist.y_test[1]}'")
+        assert page.locator("#prediction").get_attribute("data-no-digit") == "false"
+    finally:
+        page.close()
