@@ -1,28 +1,29 @@
 """The "no digit" decision: a small head on the frozen network says whether a picture holds a digit.
 
-The CNN always names one of ten digits. The head reads what the network computed anyway, its
-128 Dense features (after ReLU) and its ten logits, and gives a digit score in [0, 1]:
+The CNN always names one of ten digits. The head reads what the network computes anyway, the
+flattened second pooling layer (3,136 values), the Dense 128 features and the ten logits, and
+gives a digit score in [0, 1]:
 
-    digit_score = sigmoid(features . w_f + logits . w_l + bias)       digit if digit_score >= 0.5
+    digit_score = sigmoid(Dense 1(dropout(ReLU(Dense 128(standardized features)))))
+    the picture holds a digit if digit_score >= 0.5
 
-It is a logistic regression fitted (L-BFGS, scipy) on MNIST training digits, and the same
-digits redrawn on paper and preprocessed as `mnist-predict` does, against non-digits of every
-kind in negatives.py (their "train" split). The trunk is frozen: the ten logits and
-probabilities are bit-identical to the network's. The threshold is chosen on validation data
-only (the last 5,000 MNIST training images, which training holds out, and the negatives'
-"validation" split): the lowest score that rejects at most TARGET_REJECTED of the validation
-digits. It is folded into the bias, so every reader decides `digit_score >= 0.5` and nothing
-else; the threshold itself (on the unfolded score) is recorded too.
+It is fitted (Adam, 40 epochs) on MNIST training digits, some redrawn on paper and some
+reshaped, each made MNIST-style as `mnist-predict` does, against non-digits of every kind in
+negatives.py (their "train" split). The trunk is frozen: the ten logits and probabilities are
+bit-identical to the network's. The threshold is chosen on validation data only (the last
+5,000 MNIST training images, which training holds out, and the same redrawn): the lowest that
+rejects at most TARGET_REJECTED of them. It is folded into the last bias, so every reader
+decides `digit_score >= 0.5` and nothing else; the threshold itself is recorded too.
 
-The head is stored beside the .keras model (`<model>.no_digit.json`, HEAD_SUFFIX) with the model's
-SHA-256; export puts it inside every artifact as one more output (the SavedModel's
-`digit_score`, each .tflite's `digit_check` [N, 2] = [no digit, digit]) and copies the JSON
-beside them. A picture in which preprocessing finds no ink (blank, one colour, almost no
-contrast) is "no digit" before the network runs (preprocess.NoInk).
+The head is stored beside the .keras model (<model>.no_digit.keras, and <model>.no_digit.json
+with the threshold and the model's SHA-256); export puts it inside every artifact as one more
+output (the SavedModel's `digit_score` [N], each .tflite's `digit_check` [N, 2] = [no digit,
+digit]) and copies the record beside them. A picture in which preprocessing finds no ink
+(blank, one colour, almost no contrast) is "no digit" before the network runs (errors.NoInk).
 
-Alternatives measured (docs/no_digit.md, scripts/no_digit_benchmark.py): max softmax
-probability, max logit, energy and temperature-scaled softmax from the logits alone, and a
-head on the logits alone.
+The alternatives measured (docs/no_digit.md, scripts/no_digit_benchmark.py --compare): max
+softmax probability, max logit, energy and temperature-scaled softmax from the logits alone,
+logistic and smaller heads on fewer of the features.
 """
 
 from __future__ import annotations
