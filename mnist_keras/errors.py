@@ -9,6 +9,11 @@ class InputError(ValueError):
     """
 
 
+class NoInk(InputError):
+    """A picture in which preprocessing finds no ink (blank, one colour, almost no contrast): its
+    readers answer "no digit" (no_digit.py) rather than an error; other callers see an InputError."""
+
+
 def first_line(error: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message (or its type): what a one-line error quotes."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]

@@ -13,7 +13,7 @@ from absl import flags
 
 from mnist_keras import cli
 from mnist_keras.files import write_atomic
-from mnist_keras.training.evaluate import evaluate_file, format_report
+from mnist_keras.inference.evaluate import evaluate_file, format_report
 from mnist_keras.training.keras_file import check_keras_file
 
 FLAGS = flags.FLAGS
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> None:
     from mnist_keras.data import datasets as data
 
     dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
-    result = evaluate_file(model_path, dataset)
+    result = evaluate_file(model_path, dataset, FLAGS.negatives)
     print(format_report(result))
     if FLAGS.json:
         write_atomic(FLAGS.json, json.dumps(result, indent=2) + "\n")
@@ -37,6 +37,8 @@ def main(argv: list[str]) -> None:
 def define_flags() -> None:
     flags.DEFINE_string("model", "saved_models/mnist.keras", "The .keras model file to evaluate.")
     flags.DEFINE_string("json", None, "Also write the metrics to this JSON file.")
+    flags.DEFINE_integer("negatives", 1000, "Held-out non-digits of each kind the no-digit decision is measured "
+                         "on (negatives.py; 0: none), when the model has its head beside it.", lower_bound=0)
     cli.define_data_flags()
     flags.adopt_module_key_flags(cli)  # list them in --help too
 

@@ -18,7 +18,7 @@ from absl import flags
 
 from mnist_keras import cli
 from mnist_keras.errors import InputError
-from mnist_keras.inference.predict import DEFAULT_MODEL, format_record, load_classifier, predict_files
+from mnist_keras.inference.predict import DEFAULT_MODEL, format_record, load_reader, predict_files
 
 FLAGS = flags.FLAGS
 
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise InputError("name at least one image file: python -m mnist_keras.predict digit.png")
-    records = predict_files(paths, load_classifier(FLAGS.model), FLAGS.top_k)
+    records = predict_files(paths, load_reader(FLAGS.model), FLAGS.top_k)
     for record in records:
         if "error" in record:
             print(f"error: {record['error']}", file=sys.stderr)
@@ -43,7 +43,8 @@ def define_flags() -> None:
     flags.DEFINE_string("model", DEFAULT_MODEL,
                         "A .tflite file (LiteRT, fast start), a .keras file or a SavedModel folder.")
     flags.DEFINE_integer("top_k", 1, "Show the k most likely digits.", lower_bound=1, upper_bound=10)
-    flags.DEFINE_bool("json", False, "Print JSON: per file, the digit, its probability and the top k.")
+    flags.DEFINE_bool("json", False, "Print JSON: per file, the digit (null: no digit), its probability, the top k, "
+                      "digit_score and no_digit.")
 
 
 def cli_main() -> None:

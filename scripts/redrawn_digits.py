@@ -48,7 +48,7 @@ def main(argv: list[str]) -> None:
     interpreter = litert.load(FLAGS.model)
     rng = np.random.default_rng(0)
     print(f"{FLAGS.digits} MNIST test digits redrawn dark on light; model {FLAGS.model}")
-    print("digit size  predict (MNIST-style)  naive resize to 28x28")
+    print("digit size  predict (MNIST-style)  naive resize to 28x28  rejected as no digit")
     with tempfile.TemporaryDirectory() as folder:
         for side in [int(s) for s in FLAGS.sizes]:
             paths, naive = [], []
@@ -63,10 +63,12 @@ def main(argv: list[str]) -> None:
                                     capture_output=True, text=True, env=dict(os.environ))
             if result.returncode != 0:
                 raise SystemExit(f"predict failed: {result.stderr.strip().splitlines()[-1]}")
-            digits = [p["digit"] for p in json.loads(result.stdout)["predictions"]]
-            read = 100 * np.mean(np.array(digits) == labels)
+            records = json.loads(result.stdout)["predictions"]
+            digits = [-1 if p["digit"] is None else p["digit"] for p in records]
+            read = 100 * np.mean(np.array(digits) == labels)  # a rejection counts as a miss
+            rejected = 100 * np.mean([bool(p.get("no_digit")) for p in records])
             squashed = 100 * np.mean(litert.predict(interpreter, np.stack(naive)).argmax(1) == labels)
-            print(f"{side:>7} px  {read:>20.1f}%  {squashed:>21.1f}%", flush=True)
+            print(f"{side:>7} px  {read:>20.1f}%  {squashed:>21.1f}%  {rejected:>19.2f}%", flush=True)
 
 
 if __name__ == "__main__":

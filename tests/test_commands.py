@@ -12,11 +12,12 @@ import pytest
 from tests.conftest import REPO
 
 FLAGS = {
-    "evaluate": ["model", "json", "data_dir", "tfds", "test_examples"],
+    "evaluate": ["model", "json", "negatives", "data_dir", "tfds", "test_examples"],
     "export": ["model", "serving_dir", "export_dir", "formats", "max_drop", "calibration_examples", "data_dir"],
     "verify": ["model", "max_drop", "data_dir", "tfds", "test_examples"],
     "predict": ["model", "top_k", "[no]json"],
     "report": ["model", "export_json", "feature_map_digit", "data_dir"],
+    "no_digit": ["model", "validation_examples", "data_dir"],
     "serve": ["model_base_path", "model_name", "host", "port", "max_instances", "max_body_mb", "[no]access_log"],
 }
 

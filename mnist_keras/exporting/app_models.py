@@ -38,7 +38,8 @@ def app_view(kind: str, images: np.ndarray) -> np.ndarray:
 
 
 def export_one(model: Any, ends_in_softmax: bool, folder: Path, file: str, images: np.ndarray, labels: np.ndarray,
-               keras: verify.Result, reference: np.ndarray, provenance: dict, color: str = "RGB") -> verify.Result:
+               keras: verify.Result, reference: np.ndarray, provenance: dict, color: str = "RGB",
+               head: Any = None) -> verify.Result:
     """Writes, verifies through MediaPipe and keeps (or removes) one app model with its JSON.
 
     Metadata that cannot be written or read back, or a model MediaPipe refuses, raises
@@ -48,7 +49,7 @@ def export_one(model: Any, ends_in_softmax: bool, folder: Path, file: str, image
     final, final_json = folder / file, (folder / file).with_suffix(".json")
     partial = partial_path(folder, file)
     try:
-        tflite = camera_model.convert(model, ends_in_softmax, kind)
+        tflite = camera_model.convert(model, ends_in_softmax, kind, head)
         tflite = tflite_metadata.embed(tflite, file, description, pixels, provenance, color=color)
         partial.write_bytes(tflite)
         start = time.process_time()

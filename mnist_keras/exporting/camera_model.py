@@ -173,12 +173,17 @@ def preprocess_graph(rgb: Any) -> Any:
     return tf.reshape(tf.round(frame * 255.0) / 255.0, [1, FRAME, FRAME, 1])
 
 
-def classifier(model: Any, ends_in_softmax: bool, kind: str) -> tuple[Callable[[Any], dict], Any]:
+def classifier(model: Any, ends_in_softmax: bool, kind: str, head: Any = None) -> tuple[Callable[[Any], dict], Any]:
     """(function, input spec). kind "camera": SIZE x SIZE RGB uint8 through the preprocessing;
-    "rgb28": 28x28x3 uint8 already MNIST-style (white digit on black), its grey fed to the CNN."""
+    "rgb28": 28x28x3 uint8 already MNIST-style (white digit on black), its grey fed to the CNN.
+    head: a no_digit.Head: one more output, digit_check [1, 2] = [no digit, digit]."""
     import tensorflow as tf
 
     size = SIZE if kind == "camera" else FRAME
+    if head is not None:
+        from mnist_keras.inference import no_digit
+
+        network = no_digit.with_head(model, head)
 
     def classify(image: Any) -> dict:
         if kind == "camera":
@@ -186,22 +191,27 @@ def classifier(model: Any, ends_in_softmax: bool, kind: str) -> tuple[Callable[[
         else:
             weights = tf.constant([0.299, 0.587, 0.114])
             digit = tf.reduce_sum(tf.cast(image, tf.float32) * weights, axis=-1, keepdims=True) / 255.0
-        scores = model(digit, training=False)
-        return {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores)}
+        if head is None:
+            scores = model(digit, training=False)
+            return {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores)}
+        scores, digit_score = network(digit, training=False)
+        return {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores),
+                no_digit.CHECK: tf.stack([1.0 - digit_score, digit_score], axis=1)}
 
+    classify.network = model if head is None else network  # what export must track: every variable used
     return classify, tf.TensorSpec([1, size, size, 3], tf.uint8, name="image")
 
 
-def convert(model: Any, ends_in_softmax: bool, kind: str) -> bytes:
+def convert(model: Any, ends_in_softmax: bool, kind: str, head: Any = None) -> bytes:
     """TFLite bytes, builtin ops only, int8 weights (the preprocessing's arithmetic stays float)."""
     import tempfile
 
     import keras
     import tensorflow as tf
 
-    function, spec = classifier(model, ends_in_softmax, kind)
+    function, spec = classifier(model, ends_in_softmax, kind, head)
     archive = keras.export.ExportArchive()  # as export.write_saved_model: it captures Keras 3's variables
-    archive.track(model)
+    archive.track(function.network)
     archive.add_endpoint(name="serving_default", fn=function, input_signature=[spec])
     with tempfile.TemporaryDirectory() as folder:
         archive.write_out(folder, verbose=False)

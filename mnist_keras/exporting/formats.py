@@ -35,25 +35,36 @@ def tflite_name(fmt: str) -> str:
 
 
 
-def write_saved_model(model: Any, path: Path, outputs: str, ends_in_softmax: bool = False) -> None:
+def write_saved_model(model: Any, path: Path, outputs: str, ends_in_softmax: bool = False,
+                      head: Any = None) -> None:
     """A SavedModel whose serving_default maps `images` to probabilities (and classes).
 
     outputs="serving": probabilities and classes, the contract TF Serving clients rely on;
     outputs="probabilities": the single output the TFLite files carry.
     ends_in_softmax: the model outputs probabilities already (this project's outputs logits).
+    head: a no_digit.Head: one more output, digit_score [N] ("serving") or digit_check
+    [N, 2] = [no digit, digit] (for the TFLite files); the others are unchanged.
     """
     import keras
     import tensorflow as tf
 
+    from mnist_keras.inference import no_digit
+
+    network = model if head is None else no_digit.with_head(model, head)
+
     def serve(images):
-        scores = model(images, training=False)
+        scores, digit_score = (network(images, training=False), None) if head is None else network(
+            images, training=False)
         result = {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores)}
         if outputs == "serving":
             result["classes"] = tf.argmax(scores, axis=1, output_type=tf.int64)
+        if digit_score is not None:
+            result.update({no_digit.SCORE: digit_score} if outputs == "serving" else
+                          {no_digit.CHECK: tf.stack([1.0 - digit_score, digit_score], axis=1)})
         return result
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(network)
     archive.add_endpoint(name="serving_default", fn=serve, input_signature=[
         tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32, name="images")])
     archive.write_out(str(path), verbose=False)
@@ -92,8 +103,9 @@ def describe_tflite(path: Path, fmt: str, result: verify.Result, source: dict) -
         "sha256": sha256_file(path),
         "input": {**litert.tensor_spec(interpreter.get_input_details()[0], "images"), "pixels": PIXELS,
                   "value": ("raw pixel 0-255" if fmt == "int8" else "pixel / 255, in [0, 1]")},
-        "output": {**litert.tensor_spec(interpreter.get_output_details()[0], "probabilities"),
+        "output": {**litert.tensor_spec(litert.probabilities_output(interpreter), "probabilities"),
                    "value": "probability of each digit (softmax)", "labels": "labels.txt"},
+        **no_digit_spec(interpreter),
         "signature": interpreter.get_signature_list(),
         "metadata": tflite_metadata.read_metadata(path.read_bytes(), path.name),  # what the file embeds
         "test_accuracy": round(result.accuracy, 4),
@@ -105,3 +117,15 @@ def describe_tflite(path: Path, fmt: str, result: verify.Result, source: dict) -
         "bar": result.bar,
         **source,
     }
+
+
+def no_digit_spec(interpreter: Any) -> dict:
+    """The digit_check output of a .tflite (no_digit.py), as its JSON describes it; {} if it has none."""
+    from mnist_keras.inference import no_digit
+
+    detail = litert.output_named(interpreter, no_digit.CHECK)
+    if detail is None:
+        return {}
+    return {"no_digit_output": {**litert.tensor_spec(detail, no_digit.CHECK), "labels": no_digit.CHECK_LABELS,
+                                "value": "[1 - digit score, digit score]; no digit when digit score < 0.5 "
+                                         "(the threshold chosen on validation data is folded in; no_digit.json)"}}

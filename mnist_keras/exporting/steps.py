@@ -24,7 +24,9 @@ import numpy as np
 
 from mnist_keras.data.datasets import NUM_CLASSES, Data
 from mnist_keras.errors import InputError, first_line
-from mnist_keras.exporting import app_models, serving_files, tflite_metadata, verify, web_page
+from mnist_keras.exporting import app_models as camera_export
+from mnist_keras.exporting import serving_files, tflite_metadata, verify
+from mnist_keras.exporting import web_page as web_export
 from mnist_keras.exporting.folders import check_folder, partial_path, prepare_folder, publish_version
 from mnist_keras.exporting.formats import (
     APP_FORMATS,
@@ -38,16 +40,22 @@ from mnist_keras.exporting.formats import (
     write_saved_model,
 )
 from mnist_keras.files import sha256_file, write_atomic
+from mnist_keras.inference import no_digit
 from mnist_keras.training import keras_file
 
 # --- One artifact: write under a partial name, verify, then publish or discard -------------
 
 def export_saved_model(model: Any, base: Path, images: np.ndarray, labels: np.ndarray, keras: verify.Result,
-                       reference: np.ndarray, ends_in_softmax: bool) -> verify.Result:
-    """Writes, verifies and publishes the next SavedModel version; one that fails is removed."""
+                       reference: np.ndarray, ends_in_softmax: bool, head: Any = None) -> verify.Result:
+    """Writes, verifies and publishes the next SavedModel version; one that fails is removed.
+
+    head: the no-digit head (no_digit.py): the signature's digit_score output, and its record
+    in assets.extra/no_digit.json."""
     partial = partial_path(base, "savedmodel", is_dir=True)
     try:
-        write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax)
+        write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax, head=head)
+        if head is not None:
+            no_digit.write_record(head, partial / "assets.extra" / "no_digit.json")
         serving_files.write_warmup(partial, images[:32])  # TF Serving replays it on load
         result = verify.judge(verify.measure("SavedModel", partial, images, labels, reference),
                               keras, quantized=False, max_drop=0)
@@ -119,6 +127,7 @@ class Export:
     keras: verify.Result
     provenance: dict
     results: list[verify.Result]  # the Keras row first, then one per artifact
+    head: Any = None  # the no-digit head (no_digit.py): one more output in every artifact
     written: list[Path] = dataclasses.field(default_factory=list)  # kept files and folders
     progress: Callable[[str], None] = lambda line: None
     web_runtime: Path | None = None  # node_modules with LiteRT.js; None: web_export's default
@@ -179,7 +188,7 @@ def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export
     for folder in filter(None, [serving, tflite_dir]):
         check_folder(folder)
     if tflite_dir is not None:
-        outputs = [app_models.FORMATS[f] if f in APP_FORMATS else tflite_name(f) for f in tflite_formats] + [
+        outputs = [camera_export.FORMATS[f] if f in APP_FORMATS else tflite_name(f) for f in tflite_formats] + [
             Path(tflite_name(f)).with_suffix(".json").name for f in tflite_formats] + [
             "labels.txt", "export.json"]
         taken = [name for name in outputs if (tflite_dir / name).is_dir()]
@@ -206,16 +215,22 @@ def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: st
     keras = verify.keras_result(model_path, reference, labels, seconds)
     progress(f"Exporting {model_path}: {keras.accuracy:.2f}% on {len(labels)} test images of "
              f"{dataset.source}; each artifact is checked on the same images")
+    head = no_digit.load_or_fit(model_path, model, dataset.x_train, progress)
+    if head is not None:  # the full-integer model's ranges must cover non-digits too, or its check drifts
+        calibration = np.concatenate([calibration, no_digit.calibration_negatives(len(calibration) // 2)])
+        progress(f"No-digit threshold: {head.threshold:.4f} on the digit score, chosen on validation data "
+                 f"(folded in: every reader decides {no_digit.SCORE} >= 0.5)")
     provenance = {
         "source_model": str(model_path),
         "source_model_sha256": sha256_file(model_path),
         "keras_test_accuracy": keras.accuracy,
         "test_data": dataset.source,
         "calibration_images": len(calibration),
+        "no_digit_threshold": head.threshold if head is not None else None,
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     return Export(model_path, model, dataset, serving, tflite_dir, tflite_formats, max_drop, calibration,
-                  reference, ends_in_softmax, keras, provenance, results=[keras], progress=progress)
+                  reference, ends_in_softmax, keras, provenance, results=[keras], progress=progress, head=head)
 
 
 def saved_model_step(job: Export) -> None:
@@ -223,7 +238,7 @@ def saved_model_step(job: Export) -> None:
     if job.serving_dir is None:
         return
     job.add(export_saved_model(job.model, job.serving_dir, job.dataset.x_test, job.dataset.y_test,
-                               job.keras, job.reference, job.ends_in_softmax))
+                               job.keras, job.reference, job.ends_in_softmax, job.head))
 
 
 def tflite_step(job: Export) -> None:
@@ -232,7 +247,8 @@ def tflite_step(job: Export) -> None:
         return
     source = partial_path(job.export_dir, "tflite-source", is_dir=True)
     try:
-        write_saved_model(job.model, source, outputs="probabilities", ends_in_softmax=job.ends_in_softmax)
+        write_saved_model(job.model, source, outputs="probabilities", ends_in_softmax=job.ends_in_softmax,
+                          head=job.head)
         for fmt in (f for f in job.tflite_formats if f in TFLITE_FORMATS):
             try:
                 result = export_tflite(source, fmt, job.export_dir, job.calibration, job.dataset.x_test,
@@ -249,16 +265,16 @@ def tflite_step(job: Export) -> None:
 
 def app_models_step(job: Export) -> None:
     """The camera model (MNIST preprocessing in the graph) and the 28x28 RGB model, each
-    verified through MediaPipe's ImageClassifier (app_models.py)."""
+    verified through MediaPipe's ImageClassifier (camera_export.py)."""
     app_formats = [f for f in job.tflite_formats if f in APP_FORMATS]
     if not app_formats:
         return
     for fmt in app_formats:
-        file = app_models.FORMATS[fmt]
+        file = camera_export.FORMATS[fmt]
         try:
-            result = app_models.export_one(job.model, job.ends_in_softmax, job.export_dir, file,
+            result = camera_export.export_one(job.model, job.ends_in_softmax, job.export_dir, file,
                                               job.dataset.x_test, job.dataset.y_test, job.keras, job.reference,
-                                              job.provenance)
+                                              job.provenance, head=job.head)
         except InputError as e:  # metadata, or MediaPipe refusing the model: no file of that name stays
             job.refuse(job.export_dir / file, e)
             continue
@@ -277,13 +293,16 @@ def index_step(job: Export) -> None:
     write_atomic(summary, json.dumps({**job.provenance, "artifacts": [r.as_dict() for r in job.results]},
                                      indent=2) + "\n")
     job.written += [labels, summary]
+    if job.head is not None:  # the threshold and how the head was fitted, beside the .tflite files
+        no_digit.write_record(job.head, job.export_dir / "no_digit.json")
+        job.written.append(job.export_dir / "no_digit.json")
 
 
 def web_step(job: Export) -> None:
-    """export/web/: the drawing page running a .tflite this export wrote, in a browser (web_page.py)."""
+    """export/web/: the drawing page running a .tflite this export wrote, in a browser (web_export.py)."""
     if not job.tflite_formats:
         return
-    problem = web_page.export_web(job.export_dir, job.web_runtime, candidates=job.written)
+    problem = web_export.export_web(job.export_dir, job.web_runtime, candidates=job.written)
     if problem:
         job.problems.append(problem)
     elif (job.export_dir / "web" / "index.html").is_file():

@@ -22,6 +22,10 @@ AUTHOR = "mnist-keras"
 LICENSE = "Apache-2.0 (mnist-keras); trained on MNIST (LeCun, Cortes, Burges), CC BY-SA 3.0"
 LABELS_FILE = "labels.txt"
 LABELS = [str(c) for c in range(NUM_CLASSES)]
+# no_digit.py's second head: [no digit, digit] whose top category is the decision
+CHECK_NAME, CHECK_FILE, CHECK_LABELS = "digit_check", "digit_check.txt", ["no digit", "digit"]
+CHECK_DESCRIPTION = ("whether the picture holds a digit: [no digit, digit], the larger is the decision "
+                     "(digit score >= 0.5; the threshold chosen on validation data is folded in)")
 # Every field this project writes is in the schema's first version; later ones are refused.
 MIN_PARSER_VERSION = "1.0.0"
 _SHIM = "mediapipe.tasks.cc.metadata.python._pywrap_metadata_version"
@@ -67,6 +71,15 @@ def _writers():
     return metadata_writer, metadata_info
 
 
+def _output_shapes(model: bytes) -> list[tuple[int, ...]]:
+    """The output tensors' shapes, in the order the metadata lists them."""
+    from mediapipe.tasks.metadata import schema_py_generated as schema
+
+    graph = schema.Model.GetRootAsModel(model, 0).Subgraphs(0)
+    return [tuple(int(n) for n in graph.Tensors(graph.Outputs(i)).ShapeAsNumpy())
+            for i in range(graph.OutputsLength())]
+
+
 def normalization(input_type: str) -> tuple[float, float]:
     """(mean, std) with (pixel - mean) / std the model's input: [0, 1] for float, raw uint8."""
     return (0.0, 255.0) if input_type == "float32" else (0.0, 1.0)
@@ -87,8 +100,14 @@ def add_metadata(model: bytes, name: str, description: str, version: str, pixels
                                             author=AUTHOR, licenses=LICENSE)
         writer.add_image_input([mean], [std], color_space_type=getattr(fb.ColorSpaceType, color),
                                name="image", description=pixels)
-        writer.add_classification_output(writer_module.Labels().add(LABELS), name="probabilities",
-                                         description="probability of each digit 0-9 (softmax)")
+        for shape in _output_shapes(model):  # the digits, and no_digit.py's check where the model has it
+            if shape[-1] == NUM_CLASSES:
+                writer.add_classification_output(writer_module.Labels().add(LABELS), name="probabilities",
+                                                 description="probability of each digit 0-9 (softmax)")
+            else:
+                writer.add_classification_output(
+                    writer_module.Labels().add(CHECK_LABELS, exported_filename=CHECK_FILE), name=CHECK_NAME,
+                    description=CHECK_DESCRIPTION)
         with_metadata, _ = writer.populate()
         del writer  # its temporary folder goes now, not at interpreter exit
     except (ValueError, TypeError, AttributeError, IndexError, struct.error) as e:
@@ -125,12 +144,19 @@ def read_metadata(model: bytes, name: str = "model") -> dict:
         meta = fb.ModelMetadataT.InitFromObj(fb.ModelMetadata.GetRootAsModelMetadata(data, 0))
         subgraph = meta.subgraphMetadata[0]
         image, output = subgraph.inputTensorMetadata[0], subgraph.outputTensorMetadata[0]
+        outputs = subgraph.outputTensorMetadata
+        if len(outputs) > 1 and output.name != b"probabilities":
+            output = next((o for o in outputs if o.name == b"probabilities"), output)
+        checks = [o for o in outputs if o.name == CHECK_NAME.encode()]
         units = [u.options for u in image.processUnits or []
                  if u.optionsType == fb.ProcessUnitOptions.NormalizationOptions]
         label_files = [f.name.decode() for f in output.associatedFiles or []
                        if f.type == fb.AssociatedFileType.TENSOR_AXIS_LABELS]
+        check_files = [f.name.decode() for o in checks for f in o.associatedFiles or []
+                       if f.type == fb.AssociatedFileType.TENSOR_AXIS_LABELS]
         with zipfile.ZipFile(io.BytesIO(model)) as packed:
             labels = packed.read(label_files[0]).decode().split() if label_files else []
+            check_labels = packed.read(check_files[0]).decode().splitlines() if check_files else []
     except InputError:
         raise
     except (ValueError, TypeError, AttributeError, IndexError, KeyError, struct.error, zipfile.BadZipFile) as e:
@@ -147,4 +173,7 @@ def read_metadata(model: bytes, name: str = "model") -> dict:
                   "normalization": norm},
         "output": {"name": text(output.name), "description": text(output.description),
                    "labels_file": label_files[0] if label_files else None, "labels": labels},
+        **({"no_digit_output": {"name": CHECK_NAME, "description": text(checks[0].description),
+                                "labels_file": check_files[0] if check_files else None,
+                                "labels": check_labels}} if checks else {}),
     }

@@ -51,8 +51,8 @@ def default_runtime() -> Path:
 
 
 def checksums() -> dict[str, str]:
-    """npm path -> SHA-256, as recorded in exporting/web/runtime.sha256 (sha256sum's format)."""
-    text = resources.files("mnist_keras.exporting").joinpath("web/runtime.sha256").read_text()
+    """npm path -> SHA-256, as recorded in static/web/runtime.sha256 (sha256sum's format)."""
+    text = resources.files("mnist_keras").joinpath("static/web/runtime.sha256").read_text()
     return {name: digest for digest, name in (line.split() for line in text.splitlines() if line.strip())}
 
 
@@ -66,7 +66,7 @@ def check_runtime(runtime: Path) -> None:
         if not path.is_file():
             raise InputError(f"{path}: missing from the npm package; run `{SET_UP}` again")
         if sha256_file(path) != expected.get(name):
-            raise InputError(f"{path}: SHA-256 differs from mnist_keras/exporting/web/runtime.sha256 "
+            raise InputError(f"{path}: SHA-256 differs from mnist_keras/static/web/runtime.sha256 "
                              f"(another version of {RUNTIME_PACKAGE}?); run `{SET_UP}` again")
 
 
@@ -88,7 +88,9 @@ def describe_model(model: Path) -> dict:
 
     with quiet_stderr():
         interpreter = Interpreter(model_path=str(model))
-    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    (inp,), outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    out = next((d for d in outputs if int(d["shape"][-1]) == 10), outputs[0])
+    check = next((d for d in outputs if d["index"] != out["index"]), None)  # no_digit.py's digit_check
 
     def spec(detail: dict) -> dict:
         scale, zero = detail["quantization"]
@@ -98,7 +100,7 @@ def describe_model(model: Path) -> dict:
     # Float inputs here take pixel / 255 (the 28x28 models); uint8 inputs the raw pixel.
     normalization = {"mean": 0.0, "std": 255.0} if inp["dtype"].__name__ == "float32" else None
     return {"input": {**spec(inp), **({"normalization": normalization} if normalization else {})},
-            "output": spec(out)}
+            "output": spec(out), **({"no_digit_output": spec(check)} if check is not None else {})}
 
 
 def fixed_batch(model: bytes) -> bytes:
@@ -130,7 +132,7 @@ def write_web(folder: Path, model: Path, runtime: Path) -> Path:
         for name in PAGE_FILES:
             target = partial / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(resources.files("mnist_keras.exporting").joinpath(f"web/{name}").read_bytes())
+            target.write_bytes(resources.files("mnist_keras").joinpath(f"static/web/{name}").read_bytes())
         for source, target in RUNTIME_FILES.items():
             (partial / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(runtime / source, partial / target)

@@ -37,9 +37,10 @@ def load(path: str | Path, num_threads: int | None = None) -> Any:
     except (ValueError, RuntimeError) as e:  # LiteRT's words for a damaged flatbuffer
         raise InputError(f"{path}: not a valid TFLite model: {first_line(e)}") from None
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
-    if (len(inputs) != 1 or len(outputs) != 1
+    extra = [d for d in outputs if tuple(d["shape_signature"][1:]) != (NUM_CLASSES,)]
+    if (len(inputs) != 1 or len(outputs) - len(extra) != 1
             or tuple(inputs[0]["shape_signature"][1:]) != (*IMAGE_SHAPE, 1)
-            or tuple(outputs[0]["shape_signature"][1:]) != (NUM_CLASSES,)):
+            or any(tuple(d["shape_signature"][1:]) != (2,) for d in extra) or len(extra) > 1):
         shapes = [tuple(int(n) for n in d["shape_signature"]) for d in inputs + outputs]
         raise InputError(f"{path}: a TFLite model with tensors {shapes}, not a digit "
                          f"classifier from [N, 28, 28, 1] to [N, {NUM_CLASSES}]")
@@ -96,10 +97,34 @@ def from_output(values: np.ndarray, detail: dict) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def output_named(interpreter: Any, name: str) -> dict | None:
+    """The output tensor of a signature output name (e.g. no_digit.CHECK), or None."""
+    signatures = interpreter.get_signature_list()
+    if not signatures:
+        return None
+    runner = next(iter(signatures))
+    tensor = interpreter.get_signature_runner(runner).get_output_details().get(name)
+    return None if tensor is None else next(
+        (d for d in interpreter.get_output_details() if d["index"] == tensor["index"]), None)
+
+
+def probabilities_output(interpreter: Any) -> dict:
+    """The output with one value per digit (a model may also have no_digit's [N, 2] check)."""
+    return next(d for d in interpreter.get_output_details() if tuple(d["shape_signature"][1:]) == (NUM_CLASSES,))
+
+
 def predict(interpreter: Any, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """Class probabilities [N, 10] for uint8 images [N, 28, 28], in batches."""
+    return predict_with_check(interpreter, images, batch_size)[0]
+
+
+def predict_with_check(interpreter: Any, images: np.ndarray, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities [N, 10] and the digit score [N] (the "digit" column of the digit_check
+    output; NaN for a model without one) for uint8 images [N, 28, 28], in batches."""
     input_detail = interpreter.get_input_details()[0]
-    output_detail = interpreter.get_output_details()[0]
+    output_detail = probabilities_output(interpreter)
+    check_detail = next((d for d in interpreter.get_output_details() if d["index"] != output_detail["index"]), None)
+    scores = np.full(len(images), np.nan, np.float32)
     probabilities = np.zeros((len(images), NUM_CLASSES), np.float32)
     current = None
     for start in range(0, len(images), batch_size):
@@ -112,13 +137,16 @@ def predict(interpreter: Any, images: np.ndarray, batch_size: int = 500) -> np.n
         interpreter.invoke()
         values = interpreter.get_tensor(output_detail["index"])
         probabilities[start:start + len(batch)] = from_output(values, output_detail)
-    return probabilities
+        if check_detail is not None:
+            check = from_output(interpreter.get_tensor(check_detail["index"]), check_detail)
+            scores[start:start + len(batch)] = check[:, 1]
+    return probabilities, scores
 
 
 def seconds_per_image(interpreter: Any, images: np.ndarray, repeats: int = 1000) -> float:
     """Median time of one single-image invoke (tensor copy in and out included)."""
     input_detail = interpreter.get_input_details()[0]
-    output_detail = interpreter.get_output_details()[0]
+    output_detail = probabilities_output(interpreter)
     interpreter.resize_tensor_input(input_detail["index"], (1, *IMAGE_SHAPE, 1))
     interpreter.allocate_tensors()
     batch = to_input(images, input_detail)

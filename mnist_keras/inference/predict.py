@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_keras.errors import InputError
-from mnist_keras.inference import classifiers
+from mnist_keras.errors import InputError, NoInk
+from mnist_keras.inference import classifiers as inference
+from mnist_keras.inference import no_digit
 from mnist_keras.inference.classifiers import Classifier
 
 DEFAULT_MODEL = "export/mnist_int8.tflite"
@@ -25,7 +26,14 @@ def load_classifier(path: str | Path) -> Classifier:
     """inference.load_classifier, with a hint when the default model has not been exported yet."""
     if str(path) == DEFAULT_MODEL and not Path(path).exists():
         raise InputError(f"{path}: no such model; run python -m mnist_keras.export first")
-    return classifiers.load_classifier(path)
+    return inference.load_classifier(path)
+
+
+def load_reader(path: str | Path) -> no_digit.Reader:
+    """no_digit.load_reader (probabilities and the digit score), with the same hint."""
+    if str(path) == DEFAULT_MODEL and not Path(path).exists():
+        raise InputError(f"{path}: no such model; run python -m mnist_keras.export first")
+    return no_digit.load_reader(path)
 
 
 def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
@@ -34,8 +42,13 @@ def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
     return [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order]
 
 
-def predict_files(paths: list[str | Path], classify: Classifier, k: int = 1) -> list[dict]:
-    """One record per file, in order: the top k digits, or the error that file gave."""
+def predict_files(paths: list[str | Path], classify: Classifier | no_digit.Reader, k: int = 1) -> list[dict]:
+    """One record per file, in order: the top k digits, or the error that file gave.
+
+    classify: a no_digit.Reader (probabilities and digit score: each record also says whether
+    there is a digit, and "digit" is None where there is none) or a plain Classifier. A picture
+    with no ink is "no digit" (no_digit true, digit_score None) without running the model.
+    """
     from mnist_keras.inference.preprocess import preprocess
 
     records, images = [], []
@@ -43,18 +56,31 @@ def predict_files(paths: list[str | Path], classify: Classifier, k: int = 1) -> 
         try:
             images.append(preprocess(path))
             records.append({"file": str(path)})
+        except NoInk:
+            records.append({"file": str(path), "digit": None, "no_digit": True, "digit_score": None,
+                            "reason": no_digit.NO_INK})
         except InputError as e:
             records.append({"file": str(path), "error": str(e)})
     if images:
-        probabilities = iter(classify(np.stack(images)))
+        outputs = classify(np.stack(images))
+        probabilities, scores = outputs if isinstance(outputs, tuple) else (outputs, None)
+        read = iter(range(len(images)))
         for record in records:
-            if "error" not in record:
-                best = top_k(next(probabilities), k)
+            if "error" not in record and "no_digit" not in record:
+                n = next(read)
+                best = top_k(probabilities[n], k)
                 record.update(digit=best[0]["digit"], probability=best[0]["probability"], top_k=best)
+                if scores is not None:
+                    record.update(no_digit=bool(no_digit.decide(scores[n])), digit_score=round(float(scores[n]), 6))
+                    if record["no_digit"]:
+                        record["digit"] = None
     return records
 
 
 def format_record(record: dict) -> str:
-    """One prediction as the command prints it: "FILE: 7 (99.6%), 1 (0.2%)"."""
+    """One prediction as the command prints it: "FILE: 7 (99.6%), 1 (0.2%)", or "FILE: no digit (...)"."""
+    if record.get("no_digit"):
+        why = record["reason"] if record["digit_score"] is None else f"digit score {record['digit_score']:.2f}"
+        return f"{record['file']}: no digit ({why})"
     return f"{record['file']}: " + ", ".join(
         f"{p['digit']} ({100 * p['probability']:.1f}%)" for p in record["top_k"])

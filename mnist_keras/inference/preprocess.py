@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, NoInk
 
 SIZE = 28  # the frame
 BOX = 20  # the digit's longer side inside it
@@ -156,7 +156,7 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     rank = min(5, ink.size)
     strongest = float(np.partition(ink.ravel(), -rank)[-rank])
     if strongest - background < MIN_CONTRAST:
-        raise InputError(f"{name}: no digit found (the image is blank or has almost no contrast)")
+        raise NoInk(f"{name}: no digit found (the image is blank or has almost no contrast)")
     ink = np.clip((ink - background) / (strongest - background), 0.0, 1.0)
     mask = _digit_mask(ink > INK, ink)
     ink = np.where(ndimage.binary_dilation(mask, iterations=2), ink, 0.0)  # keep soft edges

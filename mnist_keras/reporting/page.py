@@ -32,7 +32,7 @@ from mnist_keras.reporting.figures import (
     plot_training_curves,
 )
 from mnist_keras.training import keras_file
-from mnist_keras.training.evaluate import metrics
+from mnist_keras.training.metrics import metrics
 
 MISTAKES_SHOWN = 36
 FASHION = ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",

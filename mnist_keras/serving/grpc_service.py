@@ -117,12 +117,13 @@ def make_servicers(manager: ModelManager, metrics: Metrics | None = None, max_in
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"input tensor alias not found in signature: {', '.join(unknown) or '(none)'}. "
                               "Inputs expected to be in the set {images}.")
-            wanted = list(request.output_filter) or ["classes", "probabilities"]
-            extra = sorted(set(wanted) - {"classes", "probabilities"})
+            known = sorted(loaded.signature.structured_outputs)  # classes, probabilities (and digit_score)
+            wanted = list(request.output_filter) or known
+            extra = sorted(set(wanted) - set(known))
             if extra:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"output tensor alias not found in signature: {', '.join(extra)} "
-                              "Outputs expected to be in the set {classes,probabilities}.")
+                              f"Outputs expected to be in the set {{{','.join(known)}}}.")
             observe = metrics.observe(manager.name, loaded.version, "grpc") if metrics else _nothing()
             with observe:
                 try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mnist_keras.data.datasets import scale_images
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, NoInk
 from mnist_keras.serving.batching import QueueFull
 from mnist_keras.serving.model_manager import NotFound
 from mnist_keras.serving.predict_format import MAX_INSTANCES, RequestError, format_predict, parse_predict
@@ -36,7 +36,7 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
     from starlette.exceptions import HTTPException
 
     app = FastAPI(title="mnist-keras", docs_url=None, redoc_url=None, openapi_url=None)
-    page = resources.files("mnist_keras.serving").joinpath("draw.html").read_text()
+    page = resources.files("mnist_keras").joinpath("static/draw.html").read_text()
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, error: RequestError):
@@ -135,12 +135,22 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
             try:
                 with preprocessing:
                     image = preprocess(body, "image")
+            except NoInk:  # blank, one colour, no contrast: no digit, not an error
+                from mnist_keras.inference.no_digit import NO_INK
+
+                return {"digit": None, "no_digit": True, "digit_score": None, "reason": NO_INK}
             except InputError as e:
                 raise RequestError(str(e)) from None
             outputs = manager.resolve(manager.name).run(scale_images(image[None]))
-            return {"digit": int(outputs["classes"][0]),
-                    "probabilities": outputs["probabilities"][0].tolist(),
-                    "image": image.tolist()}
+            answer = {"digit": int(outputs["classes"][0]),
+                      "probabilities": outputs["probabilities"][0].tolist(),
+                      "image": image.tolist()}
+            if "digit_score" in outputs:  # a SavedModel exported with the no-digit head (no_digit.py)
+                score = float(outputs["digit_score"][0])
+                answer.update(digit_score=score, no_digit=score < 0.5)
+                if answer["no_digit"]:
+                    answer["digit"] = None
+            return answer
         return await run_in_threadpool(work)
 
     if metrics is not None and metrics_path:

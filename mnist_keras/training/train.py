@@ -58,7 +58,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
 
     from mnist_keras.data import pipeline
     from mnist_keras.training import callbacks as callbacks_lib
-    from mnist_keras.training import evaluate, loop, precision, run_folder
+    from mnist_keras.training import loop, metrics, precision, run_folder
     from mnist_keras.training import model as model_lib
 
     placement = distribute.place(config.strategy, config.cpu_replicas)
@@ -149,7 +149,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
         raise InputError(f"--learning_rate={config.learning_rate:g}: training diverged in epoch "
                          f"{diverged[0]} (the loss became NaN or infinite); try a lower learning rate")
     final = model_lib.float32_copy(model)  # what is saved and evaluated: plain float32
-    record["test"] = evaluate.evaluate(final, dataset.x_test, dataset.y_test)  # the one read of the test set
+    record["test"] = metrics.evaluate(final, dataset.x_test, dataset.y_test)  # the one read of the test set
     record["weights_fingerprints"] = loop.weights_fingerprints(placement.strategy, model)
     prints = record["weights_fingerprints"]
     if placement.replicas > 1:

@@ -75,7 +75,7 @@ def test_saved_model_serving_signature(exported, mnist, keras_probabilities):
     assert inputs[0] == "images"
     assert inputs[1].dtype == tf.float32 and inputs[1].shape.as_list() == [None, 28, 28, 1]
     outputs = signature.structured_outputs
-    assert set(outputs) == {"probabilities", "classes"}
+    assert set(outputs) == {"probabilities", "classes", "digit_score"}  # digit_score: no_digit.py
     assert outputs["probabilities"].dtype == tf.float32
     assert outputs["probabilities"].shape.as_list() == [None, 10]
     assert outputs["classes"].dtype == tf.int64 and outputs["classes"].shape.as_list() == [None]
@@ -116,11 +116,12 @@ def test_publish_version_never_replaces_a_version(tmp_path):
 def test_tflite_tensors_and_quantization(exported, fmt):
     _, out, _ = exported
     interpreter = litert.load(out / "export" / f"mnist_{fmt}.tflite")
-    (inp,), (outp,) = interpreter.get_input_details(), interpreter.get_output_details()
+    (inp,), outp = interpreter.get_input_details(), litert.probabilities_output(interpreter)
     assert list(inp["shape_signature"]) == [-1, 28, 28, 1]
     assert list(outp["shape_signature"]) == [-1, 10]
-    assert interpreter.get_signature_list() == {
-        "serving_default": {"inputs": ["images"], "outputs": ["probabilities"]}}
+    assert interpreter.get_signature_list() == {  # digit_check: no_digit.py's [no digit, digit]
+        "serving_default": {"inputs": ["images"], "outputs": ["digit_check", "probabilities"]}}
+    assert list(litert.output_named(interpreter, "digit_check")["shape_signature"]) == [-1, 2]
     tensor_types = {np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
     if fmt == "int8":
         assert inp["dtype"] == np.uint8 and outp["dtype"] == np.uint8

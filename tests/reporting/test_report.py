@@ -18,7 +18,7 @@ from mnist_keras.errors import InputError
 from mnist_keras.inference import classifiers
 from mnist_keras.reporting import figures as report_figures
 from mnist_keras.reporting import page as report
-from mnist_keras.training import evaluate, keras_file, train
+from mnist_keras.training import keras_file, metrics, train
 from tests.conftest import assert_one_line_error, run_module
 
 FIGURES = report_figures.FIGURES
@@ -85,7 +85,7 @@ def test_confusion_matrix_matches_the_evaluation(reported, trained, mnist):
     _, record, folder = reported
     confusion = np.array(record["test"]["confusion_matrix"])
     assert confusion.sum() == 10_000
-    expected = evaluate.evaluate(keras_file.load_keras(folder / train.MODEL_FILE), mnist.x_test, mnist.y_test)
+    expected = metrics.evaluate(keras_file.load_keras(folder / train.MODEL_FILE), mnist.x_test, mnist.y_test)
     assert record["test"]["confusion_matrix"] == expected["confusion_matrix"]
     assert record["test"]["per_class"] == expected["per_class"]
 
@@ -201,7 +201,7 @@ def test_the_mistakes_grid_draws_exactly_the_images_it_names(drawn_inputs, tmp_p
 
 def test_the_confusion_figure_writes_the_counts_of_the_evaluation(drawn_inputs, tmp_path):
     _, labels, _, probabilities = drawn_inputs
-    result = evaluate.metrics(labels, probabilities.argmax(axis=1))
+    result = metrics.metrics(labels, probabilities.argmax(axis=1))
     cells = report_figures.plot_confusion(result, "digit", [str(c) for c in range(10)], tmp_path)["cells"]
     confusion = np.array(result["confusion_matrix"])
     assert cells == {(r, c): int(n) for (r, c), n in np.ndenumerate(confusion) if n}
@@ -325,7 +325,7 @@ def test_a_model_of_another_shape_is_one_line(tmp_path):
 def test_no_mistakes_means_no_mistakes_figure(reported, mnist, tmp_path):
     _, _, folder = reported
     model = keras_file.load_keras(folder / train.MODEL_FILE)
-    predicted = evaluate.predict_classes(model, mnist.x_test[:300])
+    predicted = metrics.predict_classes(model, mnist.x_test[:300])
     right = np.flatnonzero(predicted == mnist.y_test[:300])[:40]
     shutil.copy(folder / train.MODEL_FILE, tmp_path / "m.keras")
     dataset = data.Data(mnist.x_train[:10], mnist.y_train[:10], mnist.x_test[right], mnist.y_test[right],

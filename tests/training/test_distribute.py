@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mnist_keras.errors import InputError
-from mnist_keras.training import distribute, evaluate, keras_file, train
+from mnist_keras.training import distribute, keras_file, metrics, train
 from tests.conftest import REPO, assert_one_line_error, run_module
 
 ARGS = ["--epochs=2", "--train_examples=1280", "--validation_examples=500", "--test_examples=500",
@@ -86,7 +86,7 @@ def test_mirrored_over_two_cpus_keeps_replicas_identical(mirrored, mnist):
     losses = [e["avg_loss"] for e in history["epochs"]]
     assert losses[1] < losses[0]
     model = keras_file.load_keras(run / train.MODEL_FILE)
-    assert evaluate.evaluate(model, mnist.x_test[:500], mnist.y_test[:500])["accuracy"] > 60
+    assert metrics.evaluate(model, mnist.x_test[:500], mnist.y_test[:500])["accuracy"] > 60
 
 
 def test_two_workers_train_to_the_same_weights(multi_worker, mnist):
@@ -104,7 +104,7 @@ def test_two_workers_train_to_the_same_weights(multi_worker, mnist):
     losses = [e["avg_loss"] for e in history["epochs"]]
     assert losses[1] < losses[0]
     model = keras_file.load_keras(run / train.MODEL_FILE)
-    assert evaluate.evaluate(model, mnist.x_test[:500], mnist.y_test[:500])["accuracy"] > 60
+    assert metrics.evaluate(model, mnist.x_test[:500], mnist.y_test[:500])["accuracy"] > 60
     assert not (run / train.BACKUP_DIR).exists()
 
 

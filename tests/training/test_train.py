@@ -15,7 +15,7 @@ import pytest
 
 from mnist_keras.data import datasets, pipeline
 from mnist_keras.errors import InputError
-from mnist_keras.training import evaluate, keras_file, train
+from mnist_keras.training import keras_file, metrics, train
 from tests.conftest import REPO, TRAINED_CONFIG, assert_one_line_error, run_module
 
 EPOCH_KEYS = ["epoch", "avg_loss", "loss", "accuracy", "val_avg_loss", "val_accuracy", "learning_rate",
@@ -42,15 +42,15 @@ def test_training_learns_and_writes_its_outputs(training_run, mnist):
     saved = keras_file.load_keras(workdir / train.MODEL_FILE)
     for ours, theirs in zip(model.get_weights(), saved.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
-    assert evaluate.evaluate(saved, mnist.x_test[:2000], mnist.y_test[:2000])["correct"] == record["test"]["correct"]
+    assert metrics.evaluate(saved, mnist.x_test[:2000], mnist.y_test[:2000])["correct"] == record["test"]["correct"]
     # The per-epoch figures are the validation split's: the last epoch's is the saved model's,
     # best.keras is the epoch with the best of them. Exactly so in float32; in mixed_bfloat16 the
     # epochs are measured in bfloat16 and the float32 copy may call an image on the edge the other
     # way (1 of 2,000 seen here).
     agree = 1e-3 if record["precision"] == "float32" else 0.1 + 1e-3
-    assert evaluate.evaluate(saved, x_val, y_val)["accuracy"] == pytest.approx(
+    assert metrics.evaluate(saved, x_val, y_val)["accuracy"] == pytest.approx(
         record["epochs"][-1]["val_accuracy"], abs=agree)
-    best = evaluate.evaluate(keras_file.load_keras(workdir / train.BEST_FILE), x_val, y_val)
+    best = metrics.evaluate(keras_file.load_keras(workdir / train.BEST_FILE), x_val, y_val)
     assert best["accuracy"] == pytest.approx(max(e["val_accuracy"] for e in record["epochs"]), abs=agree)
     for split in ("train", "validation"):
         assert list((workdir / train.LOGS_DIR / split).glob("events.out.tfevents.*")), split
@@ -62,7 +62,7 @@ def test_training_learns_and_writes_its_outputs(training_run, mnist):
 def test_the_test_set_is_read_once_at_the_end(tmp_path, monkeypatch):
     """Each epoch is measured on the validation split; the test images go through one evaluation."""
     events = []
-    eval_dataset, final_evaluation = pipeline.eval_dataset, evaluate.evaluate
+    eval_dataset, final_evaluation = pipeline.eval_dataset, metrics.evaluate
 
     def recording_eval_dataset(images, labels, batch_size):
         events.append(("dataset", len(images)))
@@ -73,7 +73,7 @@ def test_the_test_set_is_read_once_at_the_end(tmp_path, monkeypatch):
         return final_evaluation(model, images, labels, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "eval_dataset", recording_eval_dataset)
-    monkeypatch.setattr(evaluate, "evaluate", recording_evaluate)
+    monkeypatch.setattr(metrics, "evaluate", recording_evaluate)
     config = train.Config(epochs=2, train_examples=300, validation_examples=400, test_examples=100,
                           progress="none")
     _, record = train.train_and_evaluate(config, tmp_path)

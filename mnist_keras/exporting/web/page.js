@@ -41,6 +41,7 @@ for (let d = 0; d < 10; d++) {
 
 function clearResult() {
   predictionBox.textContent = "";
+  predictionBox.dataset.noDigit = "false";
   document.getElementById("confidence").textContent = "";
   seen.clearRect(0, 0, seenCanvas.width, seenCanvas.height);
   for (const bar of bars.children) {
@@ -271,9 +272,15 @@ async function infer(pixels) {
     outputs = await model.run([tensor]);
   } finally { tensor.delete(); }
   try {
-    const raw = outputs[0].toTypedArray();
-    const { scale, zero_point: zero } = meta.output || {};
-    let values = Array.from(raw, (v) => (raw instanceof Uint8Array ? (v - (zero || 0)) * (scale || 1 / 256) : v));
+    // The digits' output has ten values; a model exported with the no-digit head (no_digit.py)
+    // has a second, digit_check = [no digit, digit]: no digit when its "digit" value is under 0.5.
+    const arrays = outputs.map((t) => t.toTypedArray());
+    const raw = arrays.find((a) => a.length === 10) || arrays[0];
+    const checkRaw = arrays.find((a) => a.length === 2);
+    const dequantize = (array, spec) => Array.from(array, (v) => (array instanceof Uint8Array
+      ? (v - ((spec || {}).zero_point || 0)) * ((spec || {}).scale || 1 / 256) : v));
+    const digitScore = checkRaw ? dequantize(checkRaw, meta.no_digit_output)[1] : null;
+    let values = dequantize(raw, meta.output);
     const sum = values.reduce((a, b) => a + b, 0);
     if (Math.abs(sum - 1) > 0.02 || values.some((v) => v < 0)) {  // logits: make probabilities
       const top = Math.max(...values);
@@ -281,7 +288,7 @@ async function infer(pixels) {
       const total = e.reduce((a, b) => a + b, 0);
       values = e.map((v) => v / total);
     }
-    return values;
+    return { probabilities: values, digitScore };
   } finally { for (const t of outputs) { t.delete(); } }
 }
 
@@ -291,26 +298,41 @@ async function classify(source, sent) {
   if (sent !== generation) { return; }
   if (pixels === null) {
     clearResult();
+    showNoDigit(null);
     statusLine.textContent = "No digit found: the picture is blank or has almost no contrast.";
     return;
   }
   const inferStart = performance.now();
-  const probabilities = await infer(pixels);
+  const { probabilities, digitScore } = await infer(pixels);
   stats.inferMs.push(performance.now() - inferStart);
   if (sent !== generation) { return; }  // cleared meanwhile
-  show(probabilities, pixels);
+  show(probabilities, pixels, digitScore);
   const now = performance.now();
   stats.latenciesMs.push(now - start);
   if (stats.firstPredictionMs === null) { stats.firstPredictionMs = now; }
 }
 
-function show(probabilities, pixels) {
+function showNoDigit(digitScore) {  // no_digit.py's decision: what every reader says
+  stats.lastNoDigit = true;
+  stats.lastDigitScore = digitScore;
+  predictionBox.textContent = "no digit";
+  predictionBox.dataset.noDigit = "true";
+  document.getElementById("confidence").textContent =
+    digitScore === null ? "" : `digit score ${digitScore.toFixed(2)}`;
+}
+
+function show(probabilities, pixels, digitScore = null) {
+  const noDigit = digitScore !== null && digitScore < 0.5;
   const digit = probabilities.indexOf(Math.max(...probabilities));
+  stats.lastNoDigit = noDigit;
+  stats.lastDigitScore = digitScore;
   predictionBox.textContent = String(digit);
+  predictionBox.dataset.noDigit = "false";
   document.getElementById("confidence").textContent = `${(100 * probabilities[digit]).toFixed(1)}% sure`;
+  if (noDigit) { showNoDigit(digitScore); }
   for (const bar of bars.children) {
     const d = Number(bar.dataset.digit);
-    bar.classList.toggle("best", d === digit);
+    bar.classList.toggle("best", !noDigit && d === digit);
     bar.querySelector(".fill").style.width = `${(100 * probabilities[d]).toFixed(1)}%`;
     bar.querySelector(".value").textContent = `${(100 * probabilities[d]).toFixed(1)}%`;
     bar.dataset.probability = String(probabilities[d]);

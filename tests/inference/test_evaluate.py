@@ -10,14 +10,15 @@ import pytest
 
 from mnist_keras.data import datasets
 from mnist_keras.errors import InputError
-from mnist_keras.training import evaluate, keras_file, train
+from mnist_keras.inference import evaluate
+from mnist_keras.training import keras_file, metrics, train
 from tests.conftest import assert_one_line_error, run_module
 
 
 def test_metrics_count_what_they_say():
     labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3])
     predicted = np.array([0, 0, 1, 1, 1, 2, 2, 2, 0, 3])
-    result = evaluate.metrics(labels, predicted)
+    result = metrics.metrics(labels, predicted)
     confusion = np.array(result["confusion_matrix"])
     assert confusion.sum() == 10 and confusion[0, 1] == 1 and confusion[2, 0] == 1
     assert result["correct"] == 8 and result["accuracy"] == 80.0

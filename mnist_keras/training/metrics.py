@@ -1,18 +1,16 @@
-"""Test accuracy, per-class precision and recall, and the confusion matrix of a model.
+"""Test accuracy, per-class precision and recall, and the confusion matrix of a Keras model.
 
-The command (its flags) is mnist_keras/evaluate.py.
-
-From Python: evaluate_file(model_path, dataset) -> dict, or evaluate(model, images, labels).
+Training reads the test set once, at the end, with evaluate(); mnist-evaluate (inference/evaluate.py)
+and the report use metrics() too.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mnist_keras.data.datasets import NUM_CLASSES, Data
+from mnist_keras.data.datasets import NUM_CLASSES
 from mnist_keras.training import keras_file
 
 
@@ -50,27 +48,3 @@ def metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
 def evaluate(model: Any, images: np.ndarray, labels: np.ndarray) -> dict:
     """metrics() of a loaded Keras model on uint8 images [N, 28, 28] and their labels."""
     return metrics(labels, predict_classes(model, images))
-
-
-def evaluate_file(model_path: str | Path, dataset: Data) -> dict:
-    """A .keras file's metrics on the dataset's test split, with the model's path and the data's source."""
-    model = keras_file.load_keras(model_path)
-    result = evaluate(model, dataset.x_test, dataset.y_test)
-    return {"model": str(model_path), "data": dataset.source, **result}
-
-
-def format_report(result: dict) -> str:
-    """The metrics as the command prints them: accuracy, per-class table, confusion matrix."""
-
-    def pct(value: float | None) -> str:
-        return "   -  " if value is None else f"{100 * value:6.2f}"
-
-    lines = [f"Test accuracy: {result['accuracy']:.2f}% ({result['correct']}/{result['total']} correct)",
-             "", "class  precision  recall  support"]
-    for row in result["per_class"]:
-        lines.append(f"{row['class']:>5}  {pct(row['precision'])}%   {pct(row['recall'])}%  {row['support']:>7}")
-    lines += ["", "Confusion matrix (rows: true digit, columns: predicted digit)",
-              "      " + "".join(f"{c:>6}" for c in range(NUM_CLASSES))]
-    for c, row in enumerate(result["confusion_matrix"]):
-        lines.append(f"{c:>6}" + "".join(f"{n:>6}" for n in row))
-    return "\n".join(lines)

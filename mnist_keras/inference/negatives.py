@@ -1,0 +1,238 @@
+"""Pictures that are not digits, made offline and deterministically, to train, calibrate and
+measure the "no digit" decision (no_digit.py).
+
+Kinds (KINDS): Fashion-MNIST (Debian's dataset-fashion-mnist), letters and symbols rendered from
+the machine's fonts, noise, blank and nearly blank pictures, textures. Each kind has three
+disjoint splits: "train" (fits the head), "validation" (chooses the threshold) and "heldout"
+(measured only). Fashion-MNIST's held-out part is its own test file; the letters' held-out part
+is drawn in fonts that no other split uses; the synthetic kinds use a different seed per split.
+
+Every picture is a grayscale uint8 page (PAGE x PAGE), then made MNIST-style by
+preprocess.to_mnist, the same path `mnist-predict` takes. A page in which preprocessing finds
+no ink is "no digit" before any network runs; `Negatives.no_ink` marks those (their image is
+all zeros).
+
+Glyphs that ARE digit shapes in handwriting are not counted as non-digits (AMBIGUOUS): O o D Q
+(0), I l i j | ! / \\ ( ) [ ] (1), Z z (2), S s (5), b G (6), T (7), B (8), g q (9), and . , ' ` (a
+dot blown up to 20 pixels). Everything else printable in ASCII is a non-digit.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import string
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from mnist_keras.errors import InputError
+
+PAGE = 64
+KINDS = ("fashion", "letters", "noise", "blank", "textures")
+REQUIRED = ("fashion", "letters", "noise", "blank")  # the kinds issue 20 sets a bar for
+SPLITS = ("train", "validation", "heldout")
+COUNTS = {"train": 5000, "validation": 1000, "heldout": 1000}
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FONT_GLOBS = ("/usr/share/fonts/truetype/**/*.ttf", "/usr/share/fonts/opentype/**/*.otf")
+AMBIGUOUS = set("OoDQIlij|!/\\()[]ZzSsbGTBgq.,'`")
+GLYPHS = "".join(c for c in string.ascii_letters + string.punctuation if c not in AMBIGUOUS)
+SPLIT_SEED = {"train": 1, "validation": 2, "heldout": 3}
+
+
+class Negatives(NamedTuple):
+    """One kind's split: MNIST-style images [N, 28, 28] uint8, the pages they came from, and
+    which pages preprocessing found no ink in (their image is zeros)."""
+
+    kind: str
+    split: str
+    images: np.ndarray
+    pages: np.ndarray
+    no_ink: np.ndarray
+
+
+def _seed(kind: str, split: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{kind}/{split}".encode()).digest()[:4], "little")
+
+
+def _paper_and_ink(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """ink in [0, 1] as a page: dark on light paper (as photographed) or light on dark."""
+    paper, pen = float(rng.uniform(190, 250)), float(rng.uniform(0, 90))
+    if rng.random() < 0.3:
+        paper, pen = pen, paper
+    page = paper + (pen - paper) * ink + rng.normal(0, rng.uniform(0, 4), ink.shape)
+    return np.clip(np.round(page), 0, 255).astype(np.uint8)
+
+
+# --- The kinds ------------------------------------------------------------------------------
+
+def fashion_pages(split: str, count: int) -> np.ndarray:
+    """Fashion-MNIST items on a page; train and validation from its training file, heldout its test file."""
+    from mnist_keras.data import datasets as data
+
+    if not FASHION_DIR.is_dir():
+        raise InputError(f"{FASHION_DIR}: not found; install Debian's dataset-fashion-mnist")
+    fashion = data.load_folder(FASHION_DIR)
+    source = fashion.x_test if split == "heldout" else (
+        fashion.x_train[:50000] if split == "train" else fashion.x_train[50000:])
+    rng = np.random.default_rng(_seed("fashion", split))
+    chosen = source[rng.choice(len(source), count, replace=False)]
+    pages = np.empty((count, PAGE, PAGE), np.uint8)
+    for n, item in enumerate(chosen):
+        side = int(rng.integers(28, 60))
+        big = np.asarray(Image.fromarray(item).resize((side, side), Image.Resampling.BILINEAR)) / 255.0
+        ink = np.zeros((PAGE, PAGE))
+        top, left = rng.integers(0, PAGE - side + 1, 2)
+        ink[top:top + side, left:left + side] = big
+        pages[n] = _paper_and_ink(ink, rng)
+    return pages
+
+
+def fonts() -> list[str]:
+    """The machine's font files, sorted (the split by font depends on this order)."""
+    found = sorted({path for pattern in FONT_GLOBS for path in glob.glob(pattern, recursive=True)})
+    usable = []
+    for path in found:
+        try:
+            ImageFont.truetype(path, 20)
+            usable.append(path)
+        except OSError:
+            continue
+    return usable
+
+
+def font_split(split: str) -> list[str]:
+    """Every 5th font (from the 3rd) is held out, every 5th from the 5th chooses the threshold."""
+    every = fonts()
+    if len(every) < 5:
+        raise InputError(f"found {len(every)} fonts under /usr/share/fonts; rendered letters need at least 5")
+    index = {"heldout": [i for i in range(len(every)) if i % 5 == 2],
+             "validation": [i for i in range(len(every)) if i % 5 == 4]}
+    taken = index.get(split)
+    if taken is None:
+        taken = [i for i in range(len(every)) if i % 5 not in (2, 4)]
+    return [every[i] for i in taken]
+
+
+def letter_pages(split: str, count: int) -> np.ndarray:
+    """Letters and symbols (GLYPHS), each in a font of this split, size, slant and place at random."""
+    rng = np.random.default_rng(_seed("letters", split))
+    paths = font_split(split)
+    pages = np.empty((count, PAGE, PAGE), np.uint8)
+    for n in range(count):
+        font = ImageFont.truetype(paths[int(rng.integers(len(paths)))], int(rng.integers(20, 48)))
+        glyph = GLYPHS[int(rng.integers(len(GLYPHS)))]
+        canvas = Image.new("L", (PAGE * 2, PAGE * 2), 0)
+        ImageDraw.Draw(canvas).text((PAGE, PAGE), glyph, fill=255, font=font, anchor="mm")
+        canvas = canvas.rotate(float(rng.uniform(-20, 20)), resample=Image.Resampling.BILINEAR)
+        shift = rng.integers(-8, 9, 2)
+        box = (PAGE // 2 + shift[0], PAGE // 2 + shift[1], PAGE // 2 + shift[0] + PAGE, PAGE // 2 + shift[1] + PAGE)
+        pages[n] = _paper_and_ink(np.asarray(canvas.crop(box), np.float64) / 255.0, rng)
+    return pages
+
+
+def noise_pages(split: str, count: int) -> np.ndarray:
+    """Uniform, Gaussian, salt-and-pepper and blurred (blotchy) noise at any contrast."""
+    rng = np.random.default_rng(_seed("noise", split))
+    pages = np.empty((count, PAGE, PAGE), np.uint8)
+    for n in range(count):
+        style = n % 4
+        if style == 0:
+            field = rng.random((PAGE, PAGE))
+        elif style == 1:
+            field = np.clip(rng.normal(0.5, rng.uniform(0.1, 0.4), (PAGE, PAGE)), 0, 1)
+        elif style == 2:
+            field = (rng.random((PAGE, PAGE)) < rng.uniform(0.02, 0.3)).astype(np.float64)
+        else:
+            small = rng.random((int(rng.integers(3, 12)),) * 2)
+            field = np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize(
+                (PAGE, PAGE), Image.Resampling.BICUBIC)) / 255.0
+        level, spread = rng.uniform(0, 255), rng.uniform(30, 255)
+        pages[n] = np.clip(level + spread * (field - 0.5), 0, 255).astype(np.uint8)
+    return pages
+
+
+def blank_pages(split: str, count: int) -> np.ndarray:
+    """One colour; paper with sensor noise or a lighting gradient; a speck, a dot or a smudge."""
+    rng = np.random.default_rng(_seed("blank", split))
+    pages = np.empty((count, PAGE, PAGE), np.uint8)
+    rows, cols = np.mgrid[0:PAGE, 0:PAGE] / PAGE
+    for n in range(count):
+        style = n % 5
+        paper = float(rng.uniform(0, 255))
+        page = np.full((PAGE, PAGE), paper)
+        if style == 1:
+            page += rng.normal(0, rng.uniform(1, 8), page.shape)
+        elif style == 2:
+            angle = rng.uniform(0, 2 * np.pi)
+            page += rng.uniform(10, 60) * (np.cos(angle) * rows + np.sin(angle) * cols - 0.5)
+        elif style >= 3:  # a speck or dot (3), a soft smudge (4), in ink that contrasts with the paper
+            ink = np.zeros((PAGE, PAGE))
+            y, x = rng.integers(8, PAGE - 8, 2)
+            radius = rng.uniform(0.7, 3.0) if style == 3 else rng.uniform(3, 12)
+            ink[(rows * PAGE - y) ** 2 + (cols * PAGE - x) ** 2 <= radius ** 2] = 1.0
+            if style == 4:
+                ink = np.asarray(Image.fromarray((ink * 255).astype(np.uint8)).filter(
+                    ImageFilter.GaussianBlur(rng.uniform(1, 4)))) / 255.0
+            pen = paper - rng.uniform(60, 200) if paper > 127 else paper + rng.uniform(60, 200)
+            page = page + (pen - paper) * ink + rng.normal(0, 2, page.shape)
+        pages[n] = np.clip(np.round(page), 0, 255).astype(np.uint8)
+    return pages
+
+
+def texture_pages(split: str, count: int) -> np.ndarray:
+    """Stripes at any angle, checkerboards, grids and woven (crossed sine) patterns."""
+    rng = np.random.default_rng(_seed("textures", split))
+    pages = np.empty((count, PAGE, PAGE), np.uint8)
+    rows, cols = np.mgrid[0:PAGE, 0:PAGE].astype(np.float64)
+    for n in range(count):
+        period, angle = rng.uniform(4, 20), rng.uniform(0, np.pi)
+        u = np.cos(angle) * rows + np.sin(angle) * cols
+        v = -np.sin(angle) * rows + np.cos(angle) * cols
+        style = n % 4
+        if style == 0:
+            field = (np.sin(2 * np.pi * u / period) > 0).astype(np.float64)
+        elif style == 1:
+            field = ((np.floor(u / period) + np.floor(v / period)) % 2).astype(np.float64)
+        elif style == 2:
+            field = ((u % period < 2) | (v % period < 2)).astype(np.float64)
+        else:
+            field = 0.5 + 0.25 * (np.sin(2 * np.pi * u / period) + np.sin(2 * np.pi * v / rng.uniform(4, 20)))
+        pages[n] = _paper_and_ink(field, rng)
+    return pages
+
+
+PAGES = {"fashion": fashion_pages, "letters": letter_pages, "noise": noise_pages, "blank": blank_pages,
+         "textures": texture_pages}
+
+
+def to_mnist_pages(pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """preprocess.to_mnist on each page: images [N, 28, 28] uint8, and where it found no ink."""
+    from mnist_keras.inference.preprocess import to_mnist
+
+    images = np.zeros((len(pages), 28, 28), np.uint8)
+    no_ink = np.zeros(len(pages), bool)
+    for n, page in enumerate(pages):
+        try:
+            images[n] = to_mnist(page.astype(np.float32))
+        except InputError:
+            no_ink[n] = True
+    return images, no_ink
+
+
+def make(kind: str, split: str, count: int | None = None) -> Negatives:
+    """One kind's split, the same on every run (fixed seeds; the letters also on the same fonts)."""
+    if kind not in PAGES:
+        raise InputError(f"unknown kind of negative {kind!r}; choose from {', '.join(KINDS)}")
+    if split not in SPLITS:
+        raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
+    pages = PAGES[kind](split, count or COUNTS[split])
+    images, no_ink = to_mnist_pages(pages)
+    return Negatives(kind, split, images, pages, no_ink)
+
+
+def make_all(split: str, count: int | None = None, kinds: tuple[str, ...] = KINDS) -> dict[str, Negatives]:
+    """Every kind's split, by kind."""
+    return {kind: make(kind, split, count) for kind in kinds}

@@ -1,0 +1,52 @@
+"""Fits the "no digit" head beside a trained model: the digit score every reader decides by.
+
+    python -m mnist_keras.no_digit [--model saved_models/mnist.keras]
+
+Writes <model>.no_digit.keras (the head) and <model>.no_digit.json (its threshold, chosen on
+validation data, and what it was fitted on); export fits one itself when none is there.
+See docs/no_digit.md.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from mnist_keras import cli
+from mnist_keras.data import datasets
+from mnist_keras.files import sha256_file
+from mnist_keras.inference.no_digit import SCORE, fit_head, save_head
+from mnist_keras.training.keras_file import check_keras_file, load_keras
+
+FLAGS = flags.FLAGS
+
+
+def main(argv: list[str]) -> None:
+    del argv  # unused
+    model_path = check_keras_file(FLAGS.model)
+    dataset = datasets.load(FLAGS.data_dir, FLAGS.tfds)
+    model = load_keras(model_path)
+    print(f"Fitting the no-digit head of {model_path} on {dataset.source} and negatives.py's pictures", flush=True)
+    head = fit_head(model, dataset.x_train, sha256_file(model_path), FLAGS.validation_examples,
+                    progress=lambda line: print(line, flush=True))
+    paths = save_head(head, model_path)
+    print(f"Threshold {head.threshold:.4f} on the digit score (chosen on validation data; folded in: "
+          f"the decision is {SCORE} >= 0.5). Rejected on validation: {head.fitted['validation_rejected']}")
+    print(f"Wrote {paths[0]} and {paths[1]}")
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("model", "saved_models/mnist.keras", "The trained .keras model; the head goes beside it.")
+    flags.DEFINE_integer("validation_examples", 5000, "The last N training images (held out by training) on "
+                         "which the threshold is chosen.", lower_bound=100)
+    cli.define_data_flags()
+    flags.adopt_module_key_flags(cli)
+
+
+def cli_main() -> None:
+    """The `mnist-no-digit` console script and `python -m mnist_keras.no_digit`."""
+    define_flags()
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -1,0 +1,59 @@
+"""The "no digit" decision in the browser (export/web/, LiteRT.js) against LiteRT in Python on the
+very input the page gave the model, for uploaded digits and non-digits."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from mnist_keras.inference import litert, negatives, no_digit
+from tests.exporting.test_web_page import Offline, browser, int8_model, site, upload, web_folder  # noqa: F401  (fixtures)
+from tests.serving.test_draw_page import page_url  # noqa: F401  (a fixture: mnist-serve with the drawing page)
+
+
+def test_the_page_decides_as_litert_in_python(browser, site, int8_model, mnist, tmp_path):  # noqa: F811
+    session = Offline(browser, site)
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        pages = [np.asarray(Image.fromarray(255 - d).resize((112, 112), Image.Resampling.BILINEAR))
+                 for d in mnist.x_test[:20]]
+        for kind in ("letters", "textures", "noise"):
+            made = negatives.make(kind, "heldout", 40)
+            pages += [p for p, empty in zip(made.pages, made.no_ink) if not empty][:10]
+        decisions, inputs, shown = [], [], []
+        for n, page in enumerate(pages):
+            path = tmp_path / f"{n}.png"
+            Image.fromarray(page).save(path)
+            upload(session.page, path)
+            stats = session.page.evaluate("({no: window.mnistWeb.stats.lastNoDigit, "
+                                          "score: window.mnistWeb.stats.lastDigitScore, "
+                                          "input: window.mnistWeb.stats.lastInput})")
+            assert stats["score"] is not None, "the page did not read the digit_check output"
+            decisions.append(stats["no"])
+            inputs.append(stats["input"])
+            shown.append(session.page.locator("#prediction").text_content())
+        inputs = np.array(inputs, np.uint8).reshape(-1, 28, 28)
+        _, scores = litert.predict_with_check(litert.load(int8_model), inputs)
+        python = no_digit.decide(scores)
+        assert np.mean(np.array(decisions) == python) >= 0.995
+        assert [s == "no digit" for s in shown] == list(python)
+        assert not python[:20].all() and python[20:].any()  # both answers occur
+    finally:
+        session.close()
+
+
+def test_the_server_backed_page_shows_no_digit(browser, page_url, mnist, tmp_path):  # noqa: F811
+    page = browser.new_page()
+    try:
+        page.goto(page_url)
+        Image.new("RGB", (200, 200), "white").save(tmp_path / "blank.png")
+        page.set_input_files("#upload", str(tmp_path / "blank.png"))
+        page.wait_for_function("document.getElementById('prediction').textContent === 'no digit'")
+        assert page.locator("#prediction").get_attribute("data-no-digit") == "true"
+        assert page.locator(".bar.best").count() == 0
+        Image.fromarray(255 - mnist.x_test[1]).resize((200, 200)).save(tmp_path / "two.png")
+        page.set_input_files("#upload", str(tmp_path / "two.png"))
+        page.wait_for_function(f"document.getElementById('prediction').textContent === '{mnist.y_test[1]}'")
+        assert page.locator("#prediction").get_attribute("data-no-digit") == "false"
+    finally:
+        page.close()

@@ -1,0 +1,315 @@
+"""The "no digit" decision (no_digit.py, negatives.py): the same in every reader and format, the
+network's own outputs unchanged, the threshold stored with the model, blank pictures answered."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_keras.data import datasets as data
+from mnist_keras.errors import InputError, NoInk
+from mnist_keras.inference import classifiers as inference
+from mnist_keras.inference import litert, negatives, no_digit, predict, preprocess
+from mnist_keras.training import keras_file, train
+from tests.conftest import REPO, run_module
+
+FASHION = negatives.FASHION_DIR.is_dir()
+
+
+# --- The negatives ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", [k for k in negatives.KINDS if k != "fashion" or FASHION])
+def test_each_kind_is_made_the_same_every_time_and_its_splits_differ(kind):
+    first, again = negatives.make(kind, "validation", 12), negatives.make(kind, "validation", 12)
+    np.testing.assert_array_equal(first.pages, again.pages)
+    np.testing.assert_array_equal(first.images, again.images)
+    held = negatives.make(kind, "heldout", 12)
+    assert not any((held.pages == page).all(axis=(1, 2)).any() for page in first.pages if page.std() > 0)
+    assert first.images.shape == (12, 28, 28) and first.images.dtype == np.uint8
+    assert (first.images[first.no_ink] == 0).all()
+
+
+def test_letters_are_held_out_by_font_and_digit_shapes_are_not_negatives():
+    splits = {split: set(negatives.font_split(split)) for split in negatives.SPLITS}
+    assert splits["heldout"] and splits["validation"] and splits["train"]
+    assert not splits["heldout"] & splits["train"] and not splits["validation"] & splits["train"]
+    assert not splits["heldout"] & splits["validation"]
+    for glyph in "OoIl|ZSBgq":
+        assert glyph not in negatives.GLYPHS
+    assert "x" in negatives.GLYPHS and "#" in negatives.GLYPHS and not set("0123456789") & set(negatives.GLYPHS)
+
+
+def test_blank_and_one_colour_pictures_have_no_ink():
+    blank = negatives.make("blank", "heldout", 10)
+    one_colour = [n for n in range(10) if n % 5 == 0]  # the first style: one colour
+    assert blank.no_ink[one_colour].all()
+    for level in (0, 128, 255):
+        with pytest.raises(NoInk, match="no digit found"):
+            preprocess.to_mnist(np.full((40, 60), level, np.float32))
+
+
+# --- The head ----------------------------------------------------------------------------------
+
+def test_the_head_leaves_the_networks_outputs_bit_identical(trained, no_digit_head, mnist):
+    _, workdir = trained
+    model = keras_file.load_keras(workdir / train.MODEL_FILE)
+    images = data.scale_images(mnist.x_test[:64])
+    alone = np.asarray(model(images, training=False))
+    both, score = no_digit.with_head(model, no_digit_head)([images], training=False)
+    np.testing.assert_array_equal(np.asarray(both), alone)
+    assert np.asarray(score).shape == (64,) and ((np.asarray(score) >= 0) & (np.asarray(score) <= 1)).all()
+
+
+def test_the_threshold_is_recorded_beside_the_model_and_folded_in(trained, no_digit_head):
+    _, workdir = trained
+    keras_path, json_path = no_digit.head_paths(workdir / train.MODEL_FILE)
+    assert keras_path.name == "mnist.no_digit.keras" and json_path.name == "mnist.no_digit.json"
+    record = json.loads(json_path.read_text())
+    assert 0 < record["threshold"] < 1 and record["threshold"] == no_digit_head.threshold
+    assert record["fitted"]["validation_rejected"]["digits"] <= no_digit.TARGET_REJECTED + 1e-9
+    assert "digit_score >= 0.5" in record["decision"]
+
+
+def test_a_head_that_is_missing_or_for_another_model_is_one_line(trained, no_digit_head, tmp_path):
+    _, workdir = trained
+    model_path = workdir / train.MODEL_FILE
+    with pytest.raises(InputError, match="no such no-digit head; run python -m mnist_keras.no_digit"):
+        no_digit.load_head(tmp_path / "other.keras")
+    with pytest.raises(InputError, match="fitted to another model"):
+        no_digit.load_head(model_path, "0" * 64)
+
+
+# --- Every format decides the same ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def probe_images(mnist):
+    """Test digits and held-out non-digits that preprocessing finds ink in: what reaches a model."""
+    kinds = [k for k in negatives.KINDS if k != "fashion" or FASHION]
+    made = [negatives.make(kind, "heldout", 200) for kind in kinds]
+    others = np.concatenate([m.images[~m.no_ink] for m in made])
+    return np.concatenate([mnist.x_test[:600], others])
+
+
+def test_every_format_makes_the_same_decision(exported, probe_images):
+    _, out, model_path = exported
+    reference = no_digit.decide(no_digit.load_reader(model_path)(probe_images)[1])
+    assert 0.05 < reference.mean() < 0.95  # both answers occur: the agreement below means something
+    files = [out / "serving" / "1"] + sorted((out / "export").glob("mnist_*.tflite"))
+    files = [f for f in files if f.name not in ("mnist_camera.tflite", "mnist_rgb.tflite")]
+    assert len(files) == 5
+    for path in files:
+        probabilities, scores = no_digit.load_reader(path)(probe_images)
+        agreement = float(np.mean(no_digit.decide(scores) == reference))
+        assert agreement >= 0.995, (path.name, agreement)
+        assert probabilities.shape == (len(probe_images), 10)
+
+
+def test_the_rgb_model_decides_as_keras(exported, probe_images):
+    _, out, model_path = exported
+    reference = no_digit.decide(no_digit.load_reader(model_path)(probe_images)[1])
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(out / "export" / "mnist_rgb.tflite"))
+    runner = interpreter.get_signature_runner()
+    scores = []
+    for image in probe_images:
+        check = runner(image=np.repeat(image[None, :, :, None], 3, axis=-1))[no_digit.CHECK]
+        detail = litert.output_named(interpreter, no_digit.CHECK)
+        scores.append(litert.from_output(check, detail)[0, 1])
+    assert float(np.mean(no_digit.decide(np.array(scores)) == reference)) >= 0.995
+
+
+# --- What export writes ---------------------------------------------------------------------
+
+def test_export_stores_and_prints_the_threshold(exported, no_digit_head):
+    summary, out, _ = exported
+    export_json = json.loads((out / "export" / "export.json").read_text())
+    assert export_json["no_digit_threshold"] == no_digit_head.threshold
+    beside = json.loads((out / "export" / "no_digit.json").read_text())
+    assert beside["threshold"] == no_digit_head.threshold
+    in_saved_model = json.loads((out / "serving" / "1" / "assets.extra" / "no_digit.json").read_text())
+    assert in_saved_model["threshold"] == no_digit_head.threshold
+    signature = inference.load_saved_model(out / "serving" / "1")
+    outputs = {k: (v.shape.as_list(), v.dtype.name) for k, v in signature.structured_outputs.items()}
+    assert outputs == {"probabilities": ([None, 10], "float32"), "classes": ([None], "int64"),
+                       "digit_score": ([None], "float32")}
+
+
+@pytest.mark.parametrize("name", ["mnist_float32", "mnist_int8", "mnist_camera"])
+def test_each_tflite_has_the_check_output_with_its_metadata(exported, name):
+    _, out, _ = exported
+    path = out / "export" / f"{name}.tflite"
+    from mnist_keras.exporting import tflite_metadata
+
+    found = tflite_metadata.read_metadata(path.read_bytes(), path.name)
+    assert found["output"]["labels"] == tflite_metadata.LABELS
+    assert found["no_digit_output"]["labels"] == no_digit.CHECK_LABELS
+    description = json.loads(path.with_suffix(".json").read_text())
+    if name != "mnist_camera":
+        assert description["no_digit_output"]["shape"][-1] == 2
+        assert description["output"]["shape"][-1] == 10
+
+
+def test_mediapipe_reads_both_heads_of_the_camera_model(exported, mnist):
+    _, out, _ = exported
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
+
+    from mnist_keras.exporting import camera_model
+
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(
+        model_asset_path=str(out / "export" / "mnist_camera.tflite")), max_results=1)
+    frames = np.concatenate([camera_model.render(mnist.x_test[:5]),
+                             np.full((1, camera_model.SIZE, camera_model.SIZE, 3), 230, np.uint8)])
+    with vision.ImageClassifier.create_from_options(options) as classifier:
+        results = [classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(f)))
+                   for f in frames]
+    for result, label in zip(results[:5], mnist.y_test[:5]):
+        heads = {c.head_name: c.categories[0].category_name for c in result.classifications}
+        assert heads["probabilities"] == str(label) and heads[no_digit.CHECK] == no_digit.DIGIT
+    blank = {c.head_name: c.categories[0].category_name for c in results[5].classifications}
+    assert blank[no_digit.CHECK] == no_digit.NO_DIGIT
+
+
+# --- The readers ----------------------------------------------------------------------------
+
+def _blank_files(tmp_path):
+    Image.new("L", (300, 200), 250).save(tmp_path / "blank.png")
+    Image.new("RGB", (64, 64), (30, 120, 200)).save(tmp_path / "blue.jpg")
+    noise = np.random.default_rng(0).normal(128, 3, (80, 80)).clip(0, 255).astype(np.uint8)
+    Image.fromarray(noise).save(tmp_path / "faint.png")  # paper grain, no ink object
+    return ["blank.png", "blue.jpg", "faint.png"]
+
+
+def test_predict_says_no_digit_for_blank_pictures_and_still_reads_digits(exported, mnist, tmp_path):
+    _, out, _ = exported
+    names = _blank_files(tmp_path)
+    Image.fromarray(255 - mnist.x_test[0]).resize((100, 100)).save(tmp_path / "seven.png")
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    model = out / "export" / "mnist_int8.tflite"
+    result = run_module("mnist_keras.predict", *names, "seven.png", "bad.png", f"--model={model}", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["error: bad.png: not an image file (PNG, JPEG, BMP, GIF, ...)"]
+    lines = result.stdout.strip().splitlines()
+    for name, line in zip(names, lines):
+        assert line == f"{name}: no digit (no ink: the picture is blank or has almost no contrast)"
+    assert lines[3].startswith(f"seven.png: {mnist.y_test[0]} (")
+    result = run_module("mnist_keras.predict", *names, "seven.png", "--json", f"--model={model}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)["predictions"]
+    assert [r["no_digit"] for r in records] == [True, True, True, False]
+    assert records[0]["digit"] is None and records[0]["digit_score"] is None
+    assert records[3]["digit"] == mnist.y_test[0] and records[3]["digit_score"] >= 0.5
+
+
+def test_predict_reports_the_heads_decision_in_every_format(exported, mnist, tmp_path):
+    _, out, model_path = exported
+    images = {}
+    for i in range(3):
+        Image.fromarray(255 - mnist.x_test[i]).resize((100, 100)).save(tmp_path / f"{i}.png")
+        images[f"{i}.png"] = mnist.y_test[i]
+    texture = negatives.make("textures", "heldout", 1).pages[0]
+    Image.fromarray(texture).save(tmp_path / "texture.png")
+    paths = [tmp_path / n for n in [*images, "texture.png"]]
+    decisions = []
+    for model in (model_path, out / "serving" / "1", out / "export" / "mnist_float32.tflite"):
+        records = predict.predict_files(paths, no_digit.load_reader(model))
+        assert [r["digit"] for r in records[:3]] == list(images.values())
+        assert all(isinstance(r["no_digit"], bool) and 0 <= r["digit_score"] <= 1 for r in records)
+        decisions.append([r["no_digit"] for r in records])
+        text = predict.format_record(records[3])
+        assert text.startswith(f"{paths[3]}: ")
+        if records[3]["no_digit"]:
+            assert text == f"{paths[3]}: no digit (digit score {records[3]['digit_score']:.2f})"
+    assert decisions[0] == decisions[1] == decisions[2]
+
+
+def test_a_model_without_its_head_is_one_line(trained, tmp_path):
+    _, workdir = trained
+    with pytest.raises(InputError, match="no such model"):
+        no_digit.load_reader(tmp_path / "missing.tflite")
+    bare = tmp_path / "bare.keras"
+    bare.write_bytes((workdir / train.MODEL_FILE).read_bytes())
+    with pytest.raises(InputError, match="bare.no_digit.keras: no such no-digit head; run python -m mnist_keras"):
+        no_digit.load_reader(bare)
+
+
+def test_evaluate_reports_both_sides(trained, no_digit_head, tmp_path):
+    _, workdir = trained
+    model = workdir / train.MODEL_FILE
+    result = run_module("mnist_keras.evaluate", f"--model={model}", "--test_examples=500", "--negatives=60",
+                        f"--json={tmp_path / 'm.json'}", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "test digits rejected as no digit:" in result.stdout
+    assert "test accuracy counting rejections as errors:" in result.stdout
+    found = json.loads((tmp_path / "m.json").read_text())["no_digit"]
+    kinds = [k for k in negatives.KINDS if k != "fashion" or FASHION]
+    assert set(found["negatives_heldout"]) >= set(kinds)
+    for kind in kinds:
+        row = found["negatives_heldout"][kind]
+        assert row["total"] == 60 and row["rejected"] + row["accepted"] == 60
+        assert f"  {kind:<34} {row['rejected_percent']:>7.1f}%" in result.stdout
+    assert found["accuracy_rejections_wrong"] <= json.loads((tmp_path / "m.json").read_text())["accuracy"]
+    assert found["threshold"] == no_digit_head.threshold
+
+
+def test_rest_grpc_and_draw_give_the_digit_score(exported, mnist):
+    import grpc
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from mnist_keras.serving import grpc_service, model_manager
+    from tests.serving.test_serve import call, start_server
+
+    _, out, _ = exported
+    process, port = start_server(f"--model_base_path={out / 'serving'}", cwd=out)
+    manager = model_manager.ModelManager("mnist", out / "serving", poll_seconds=0, log=lambda line: None)
+    manager.start()
+    server, grpc_port = grpc_service.start_grpc_server(manager, "127.0.0.1", 0)
+    try:
+        blank = io.BytesIO()
+        Image.new("RGB", (280, 280), "white").save(blank, "PNG")
+        status, answer = call(port, "POST", "/draw", blank.getvalue())
+        assert status == 200 and answer["no_digit"] is True and answer["digit"] is None
+        seven = io.BytesIO()
+        Image.fromarray(255 - mnist.x_test[0]).resize((280, 280)).save(seven, "PNG")
+        status, answer = call(port, "POST", "/draw", seven.getvalue())
+        assert answer["digit"] == mnist.y_test[0] and answer["no_digit"] is False and answer["digit_score"] >= 0.5
+        scaled = data.scale_images(mnist.x_test[:2])
+        status, rest = call(port, "POST", "/v1/models/mnist:predict", json.dumps({"instances": scaled.tolist()}))
+        assert status == 200
+        assert [sorted(p) for p in rest["predictions"]] == [["classes", "digit_score", "probabilities"]] * 2
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "mnist"
+        request.inputs["images"].CopyFrom(grpc_service.array_to_tensor(scaled))
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=60)
+        assert sorted(reply.outputs) == ["classes", "digit_score", "probabilities"]
+        scores = grpc_service.tensor_to_array(reply.outputs["digit_score"])
+        np.testing.assert_allclose(scores, [p["digit_score"] for p in rest["predictions"]], atol=1e-6)
+    finally:
+        server.stop(0)
+        manager.stop()
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_benchmark_prints_every_kind_and_the_bars(trained, no_digit_head, tmp_path):
+    _, workdir = trained
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "no_digit_benchmark.py"), f"--model={workdir / train.MODEL_FILE}",
+         "--negatives=30", "--redrawn=40"], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert "CPU: " in lines[0]
+    row = next(line for line in lines if line.startswith(f"head (MLP {no_digit.HIDDEN}) on all"))
+    assert len(row.split()) == 5 + 3 + len(negatives.KINDS)  # the name's words, then a figure per column
+    assert any(line.startswith("Bars (issue 20)") for line in lines)
