@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from mnist_keras.data import datasets as data
+from mnist_keras.data import datasets
 from mnist_keras.files import sha256_file
 from mnist_keras.inference import negatives, no_digit
 from mnist_keras.training import autotune, keras_file
@@ -50,8 +50,8 @@ def row(name: str, test_reject: np.ndarray, test_correct: np.ndarray, redrawn_re
 def main(argv: list[str]) -> None:
     del argv  # unused
     start = time.time()
-    mnist = data.load()
-    fit_part, x_val, _ = data.hold_out(mnist, 5000)
+    mnist = datasets.load()
+    fit_part, x_val, _ = datasets.hold_out(mnist, 5000)
     model = keras_file.load_keras(FLAGS.model)
     cpu = autotune.cpu_description()
     print(f"{FLAGS.model}; CPU: {cpu['cpu']}, {cpu['cores']} cores; "

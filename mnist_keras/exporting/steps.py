@@ -25,8 +25,7 @@ import numpy as np
 from mnist_keras.data.datasets import NUM_CLASSES, Data
 from mnist_keras.errors import InputError, first_line
 from mnist_keras.exporting import app_models as camera_export
-from mnist_keras.exporting import serving_files, tflite_metadata, verify
-from mnist_keras.exporting import web_page as web_export
+from mnist_keras.exporting import serving_files, tflite_metadata, verify, web_page
 from mnist_keras.exporting.folders import check_folder, partial_path, prepare_folder, publish_version
 from mnist_keras.exporting.formats import (
     APP_FORMATS,
@@ -299,10 +298,10 @@ def index_step(job: Export) -> None:
 
 
 def web_step(job: Export) -> None:
-    """export/web/: the drawing page running a .tflite this export wrote, in a browser (web_export.py)."""
+    """export/web/: the drawing page running a .tflite this export wrote, in a browser (web_page.py)."""
     if not job.tflite_formats:
         return
-    problem = web_export.export_web(job.export_dir, job.web_runtime, candidates=job.written)
+    problem = web_page.export_web(job.export_dir, job.web_runtime, candidates=job.written)
     if problem:
         job.problems.append(problem)
     elif (job.export_dir / "web" / "index.html").is_file():

@@ -51,8 +51,8 @@ def default_runtime() -> Path:
 
 
 def checksums() -> dict[str, str]:
-    """npm path -> SHA-256, as recorded in static/web/runtime.sha256 (sha256sum's format)."""
-    text = resources.files("mnist_keras").joinpath("static/web/runtime.sha256").read_text()
+    """npm path -> SHA-256, as recorded in exporting/web/runtime.sha256 (sha256sum's format)."""
+    text = resources.files("mnist_keras.exporting").joinpath("web/runtime.sha256").read_text()
     return {name: digest for digest, name in (line.split() for line in text.splitlines() if line.strip())}
 
 
@@ -66,7 +66,7 @@ def check_runtime(runtime: Path) -> None:
         if not path.is_file():
             raise InputError(f"{path}: missing from the npm package; run `{SET_UP}` again")
         if sha256_file(path) != expected.get(name):
-            raise InputError(f"{path}: SHA-256 differs from mnist_keras/static/web/runtime.sha256 "
+            raise InputError(f"{path}: SHA-256 differs from mnist_keras/exporting/web/runtime.sha256 "
                              f"(another version of {RUNTIME_PACKAGE}?); run `{SET_UP}` again")
 
 
@@ -132,7 +132,7 @@ def write_web(folder: Path, model: Path, runtime: Path) -> Path:
         for name in PAGE_FILES:
             target = partial / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(resources.files("mnist_keras").joinpath(f"static/web/{name}").read_bytes())
+            target.write_bytes(resources.files("mnist_keras.exporting").joinpath(f"web/{name}").read_bytes())
         for source, target in RUNTIME_FILES.items():
             (partial / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(runtime / source, partial / target)

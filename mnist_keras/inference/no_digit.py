@@ -426,7 +426,7 @@ Reader = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # uint8 [N, 28, 
 def keras_reader(model: Any, head: Head) -> Reader:
     """A Keras model and its head, as one graph."""
     from mnist_keras.data.datasets import scale_images
-    from mnist_keras.inference import classifiers as inference
+    from mnist_keras.inference import classifiers
 
     both = with_head(model, head)
 
@@ -434,20 +434,19 @@ def keras_reader(model: Any, head: Head) -> Reader:
         if not len(images):
             return np.zeros((0, 10), np.float32), np.zeros(0, np.float32)
         outputs, score = both.predict_on_batch(scale_images(images))
-        return inference.as_probabilities(np.asarray(outputs)), np.asarray(score)
+        return classifiers.as_probabilities(np.asarray(outputs)), np.asarray(score)
     return read
 
 
 def load_reader(path: str | Path) -> Reader:
     """A .keras file (with its head beside it), a SavedModel folder or a .tflite from export,
     behind one signature: probabilities [N, 10] and digit_score [N]."""
-    from mnist_keras.inference import classifiers as inference
-    from mnist_keras.inference import litert
+    from mnist_keras.inference import classifiers, litert
 
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such model")
-    fmt = inference.model_format(path)
+    fmt = classifiers.model_format(path)
     if fmt == "keras":
         from mnist_keras.files import sha256_file
         from mnist_keras.training import keras_file
@@ -455,7 +454,7 @@ def load_reader(path: str | Path) -> Reader:
         model = keras_file.load_keras(path)
         return keras_reader(model, load_head(path, sha256_file(path)))
     if fmt == "savedmodel":
-        signature = inference.load_saved_model(path)
+        signature = classifiers.load_saved_model(path)
         if SCORE not in signature.structured_outputs:
             raise InputError(f"{path}: the SavedModel has no {SCORE} output (exported before the no-digit "
                              "decision); export it again")

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_keras.errors import InputError, NoInk
-from mnist_keras.inference import classifiers as inference
-from mnist_keras.inference import no_digit
+from mnist_keras.inference import classifiers, no_digit
 from mnist_keras.inference.classifiers import Classifier
 
 DEFAULT_MODEL = "export/mnist_int8.tflite"
@@ -26,7 +25,7 @@ def load_classifier(path: str | Path) -> Classifier:
     """inference.load_classifier, with a hint when the default model has not been exported yet."""
     if str(path) == DEFAULT_MODEL and not Path(path).exists():
         raise InputError(f"{path}: no such model; run python -m mnist_keras.export first")
-    return inference.load_classifier(path)
+    return classifiers.load_classifier(path)
 
 
 def load_reader(path: str | Path) -> no_digit.Reader:

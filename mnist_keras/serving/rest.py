@@ -36,7 +36,7 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
     from starlette.exceptions import HTTPException
 
     app = FastAPI(title="mnist-keras", docs_url=None, redoc_url=None, openapi_url=None)
-    page = resources.files("mnist_keras").joinpath("static/draw.html").read_text()
+    page = resources.files("mnist_keras.serving").joinpath("draw.html").read_text()
 
     @app.exception_handler(RequestError)
     async def request_error(request: Request, error: RequestError):

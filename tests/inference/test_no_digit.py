@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_keras.data import datasets as data
+from mnist_keras.data import datasets
 from mnist_keras.errors import InputError, NoInk
-from mnist_keras.inference import classifiers as inference
-from mnist_keras.inference import litert, negatives, no_digit, predict, preprocess
+from mnist_keras.inference import classifiers, litert, negatives, no_digit, predict, preprocess
 from mnist_keras.training import keras_file, train
 from tests.conftest import REPO, run_module
 
@@ -60,7 +59,7 @@ def test_blank_and_one_colour_pictures_have_no_ink():
 def test_the_head_leaves_the_networks_outputs_bit_identical(trained, no_digit_head, mnist):
     _, workdir = trained
     model = keras_file.load_keras(workdir / train.MODEL_FILE)
-    images = data.scale_images(mnist.x_test[:64])
+    images = datasets.scale_images(mnist.x_test[:64])
     alone = np.asarray(model(images, training=False))
     both, score = no_digit.with_head(model, no_digit_head)([images], training=False)
     np.testing.assert_array_equal(np.asarray(both), alone)
@@ -136,7 +135,7 @@ def test_export_stores_and_prints_the_threshold(exported, no_digit_head):
     assert beside["threshold"] == no_digit_head.threshold
     in_saved_model = json.loads((out / "serving" / "1" / "assets.extra" / "no_digit.json").read_text())
     assert in_saved_model["threshold"] == no_digit_head.threshold
-    signature = inference.load_saved_model(out / "serving" / "1")
+    signature = classifiers.load_saved_model(out / "serving" / "1")
     outputs = {k: (v.shape.as_list(), v.dtype.name) for k, v in signature.structured_outputs.items()}
     assert outputs == {"probabilities": ([None, 10], "float32"), "classes": ([None], "int64"),
                        "digit_score": ([None], "float32")}
@@ -282,7 +281,7 @@ def test_rest_grpc_and_draw_give_the_digit_score(exported, mnist):
         Image.fromarray(255 - mnist.x_test[0]).resize((280, 280)).save(seven, "PNG")
         status, answer = call(port, "POST", "/draw", seven.getvalue())
         assert answer["digit"] == mnist.y_test[0] and answer["no_digit"] is False and answer["digit_score"] >= 0.5
-        scaled = data.scale_images(mnist.x_test[:2])
+        scaled = datasets.scale_images(mnist.x_test[:2])
         status, rest = call(port, "POST", "/v1/models/mnist:predict", json.dumps({"instances": scaled.tolist()}))
         assert status == 200
         assert [sorted(p) for p in rest["predictions"]] == [["classes", "digit_score", "probabilities"]] * 2
