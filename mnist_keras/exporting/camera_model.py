@@ -2,19 +2,21 @@
 preprocessing inside the graph (TFLite builtin ops only), then the trained CNN.
 
 The steps follow preprocess.to_mnist: grayscale, ink is the side away from the paper
-(the median), contrast stretched between paper and the 5th strongest pixel, ink above 25%
-cropped to its box (with 2 pixels of soft edge), the longer side resampled to 20 pixels
+(the median; the extremes taken on 4x4 block means), contrast stretched between paper and
+the 5th strongest pixel, ink above 25% cropped to its box (with 1 pixel of soft edge,
+diagonals included, where preprocess.py keeps 2), the longer side resampled to 20 pixels
 with a Lanczos-3 filter written as two matrix products, and the centre of mass placed at
 the centre of 28x28 by two 0/1 matrix products. Not in the graph: preprocess.py's removal
 of specks and of a frame along the border (connected components have no builtin op).
 
 Written for speed on LiteRT's XNNPACK delegate (docs/mobile.md): every op but the uint8 cast
 and the 5th strongest pixel's top-k and gather is one XNNPACK runs, so the graph runs as two
-large delegate partitions (and a 1-op one between the two top-ks); comparisons are steps
-made of MUL, MINIMUM and RELU (no LESS, SELECT or CAST); the image is worked on flat, its
-neighbours read as contiguous windows of a padded copy (no pooling over a 1-channel image,
-which XNNPACK runs pixel by pixel); rows and columns share each small computation as a
-leading axis of 2.
+large delegate partitions (and a 1-op one between the two top-ks); XNNPACK pays per op, so
+there are few: comparisons are clips to [-1, 1] or RELU6 that the converter fuses into the
+op computing them (no LESS, SELECT or CAST); the image is worked on flat, its neighbours
+read as contiguous windows of a padded copy (no pooling over a 1-channel image, which
+XNNPACK runs pixel by pixel); reductions run along the last axis; rows and columns share
+each small computation as a leading axis of 2.
 """
 
 from __future__ import annotations
