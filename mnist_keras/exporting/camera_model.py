@@ -2,19 +2,21 @@
 preprocessing inside the graph (TFLite builtin ops only), then the trained CNN.
 
 The steps follow preprocess.to_mnist: grayscale, ink is the side away from the paper
-(the median), contrast stretched between paper and the 5th strongest pixel, ink above 25%
-cropped to its box (with 2 pixels of soft edge), the longer side resampled to 20 pixels
+(the median; the extremes taken on 4x4 block means), contrast stretched between paper and
+the 5th strongest pixel, ink above 25% cropped to its box (with 1 pixel of soft edge,
+diagonals included, where preprocess.py keeps 2), the longer side resampled to 20 pixels
 with a Lanczos-3 filter written as two matrix products, and the centre of mass placed at
 the centre of 28x28 by two 0/1 matrix products. Not in the graph: preprocess.py's removal
 of specks and of a frame along the border (connected components have no builtin op).
 
 Written for speed on LiteRT's XNNPACK delegate (docs/mobile.md): every op but the uint8 cast
 and the 5th strongest pixel's top-k and gather is one XNNPACK runs, so the graph runs as two
-large delegate partitions (and a 1-op one between the two top-ks); comparisons are steps
-made of MUL, MINIMUM and RELU (no LESS, SELECT or CAST); the image is worked on flat, its
-neighbours read as contiguous windows of a padded copy (no pooling over a 1-channel image,
-which XNNPACK runs pixel by pixel); rows and columns share each small computation as a
-leading axis of 2.
+large delegate partitions (and a 1-op one between the two top-ks); XNNPACK pays per op, so
+there are few: comparisons are clips to [-1, 1] or RELU6 that the converter fuses into the
+op computing them (no LESS, SELECT or CAST); the image is worked on flat, its neighbours
+read as contiguous windows of a padded copy (no pooling over a 1-channel image, which
+XNNPACK runs pixel by pixel); reductions run along the last axis; rows and columns share
+each small computation as a leading axis of 2.
 """
 
 from __future__ import annotations
@@ -31,78 +33,97 @@ LEVELS = 64  # grey levels the median is found among (a 4-level step): 16 coarse
 SHARP = 1e4  # a step's slope: 1/SHARP of a grey level (or of the ink's range) past its edge is all or nothing
 
 
-def _step(x):
-    """1.0 where x > 0 (by 1/SHARP or more), 0.0 where x <= 0: a comparison XNNPACK runs."""
+def _sign(x):
+    """+1.0 where x > 0, -1.0 where x < 0 (by 1/SHARP or more): a comparison that the converter
+    fuses, as RELU_N1_TO_1, into the op that computes x, and that XNNPACK runs."""
     import tensorflow as tf
 
-    return tf.clip_by_value(x * SHARP, 0.0, 1.0)
+    return tf.clip_by_value(x * SHARP, -1.0, 1.0)
 
 
 def _windows(flat, pad, offsets, length):
     """Contiguous windows of a 1-D tensor padded with `pad` zeros each side, one per offset."""
     import tensorflow as tf
 
-    padded = tf.pad(flat, [[pad, pad]])
+    padded = tf.pad(flat, [[pad, pad]]) if pad else flat
     return [padded[pad + offset:pad + offset + length] for offset in offsets]
 
 
-def _count_below(values, thresholds):
-    """[N, 1] values, [1, L] thresholds -> [L]: how many values lie under each threshold."""
+def _paper(flat):
+    """(median, lowest, highest) of the 256 4x4 block means. The median is the paper's level,
+    found among LEVELS grey levels: which of 16 coarse levels first holds half the blocks, then
+    which of its 4 fine ones. Counts are sums of signs (+1 under a threshold, -1 over it) over
+    the blocks, thresholds down the rows and blocks along them (a sum along the last axis, which
+    XNNPACK does fast). The extremes stand for preprocess.py's 3x3-smoothed ones (one odd pixel
+    does not decide) at the cost of two reductions of 256 values: the 3x3 means, 14 ops over
+    the image, took 2.3 us."""
     import tensorflow as tf
 
-    return tf.reduce_sum(_step(thresholds - values), axis=0)
+    column_first = tf.reshape(flat, [1, SIZE, 1, SIZE])  # pooled down the rows, columns as channels
+    flip = lambda t: tf.transpose(t, [0, 3, 2, 1])  # noqa: E731
+    blocks = tf.nn.avg_pool2d(flip(tf.nn.avg_pool2d(column_first, [4, 1], [4, 1], "VALID")), [4, 1], [4, 1], "VALID")
+    blocks = tf.reshape(blocks, [1, -1]) * SHARP  # [1, 256]
+    fine = 256.0 / LEVELS
+
+    def levels_under_half(thresholds):
+        """How many of the thresholds ([T, 1], times SHARP) have fewer than half the blocks under
+        them, as (sum of signs + T) / 2: a threshold's signs sum to (under - over) = 2 under - 256."""
+        balance = tf.reduce_sum(tf.clip_by_value(thresholds - blocks, -1.0, 1.0), axis=1)  # [T]
+        return tf.reduce_sum(_sign(-1.0 - balance))  # under < half: balance <= -2
+
+    coarse = tf.constant(np.arange(1, 17, dtype=np.float32)[:, None] * 16.0 * SHARP)
+    level = 128.0 + 8.0 * levels_under_half(coarse)  # 16 * (16 + sum) / 2
+    steps = level * SHARP + tf.constant(np.array([[1.0], [2.0], [3.0]], np.float32) * fine * SHARP)
+    median = level + (1.5 * fine + fine / 2) + (fine / 2) * levels_under_half(steps)
+    return median, tf.reduce_min(blocks) * (1.0 / SHARP), tf.reduce_max(blocks) * (1.0 / SHARP)
 
 
-def _resample_matrices(start, length, out_length):
+def _resample_matrices(start, length, out_length, scale):
     """[2, BOX, SIZE], rows then columns: row i averages the source pixels under output pixel i
-    (Pillow's Lanczos-3). start, length, out_length: [2, 1, 1], the box along each axis."""
+    (Pillow's Lanczos-3), times scale. start, length, out_length: [2, 1, 1], the box along each axis."""
     import tensorflow as tf
 
     ratio = length / out_length
-    support = tf.maximum(ratio, 1.0)  # downscaling stretches the filter
-    i = tf.reshape(tf.range(BOX, dtype=tf.float32), [1, BOX, 1])
-    j = tf.reshape(tf.range(SIZE, dtype=tf.float32), [1, 1, SIZE])
-    # (j + 0.5 - centre_i) / support, from a row and a column: one full-size addition
-    x = j / support + (0.5 - start - (i + 0.5) * ratio) / support
-    x = tf.clip_by_value(x, -3.0, 3.0)  # the filter is 0 from |x| = 3 on, and so at +-3: sin(pi) = 0
-    # sinc(x) sinc(x / 3) = 3 s^2 (3 - 4 s^2) / (pi x)^2 with s = sin(pi x / 3) (sin 3u = 3 sin u - 4 sin^3 u):
-    # one sine; constant factors cancel in the normalisation; the tiny terms give the limit 1 at x = 0.
-    s2 = tf.square(tf.sin(x * (np.pi / 3)))
+    third = 1.0 / (3.0 * tf.maximum(ratio, 1.0))  # downscaling stretches the filter
+    i = tf.constant(np.arange(BOX, dtype=np.float32).reshape(1, BOX, 1))
+    j = tf.constant(np.arange(SIZE, dtype=np.float32).reshape(1, 1, SIZE))
+    # u = x / 3, x = (j + 0.5 - centre_i) / support, from a row and a column: one full-size
+    # addition, clipped to [-1, 1] with it (the filter is 0 from |x| = 3 on, and so at +-3: sin(pi) = 0)
+    u = tf.clip_by_value(j * third + (0.5 - start - (i + 0.5) * ratio) * third, -1.0, 1.0)
+    # sinc(x) sinc(x / 3) = 3 s^2 (3 - 4 s^2) / (pi x)^2 with s = sin(pi u) (sin 3v = 3 sin v - 4 sin^3 v):
+    # one sine; constant factors cancel in the normalisation; the tiny terms give the limit at u = 0.
+    s2 = tf.square(tf.sin(u * np.pi))
     tiny = 1e-8
-    weights = (s2 + tiny * (np.pi / 3) ** 2) * (0.75 - s2) / (tf.square(x) + tiny)
+    weights = (s2 + tiny * np.pi ** 2) * (0.75 - s2) / (tf.square(u) + tiny)
     inside = (tf.clip_by_value(j - start + 1.0, 0.0, 1.0) * tf.clip_by_value(start + length - j, 0.0, 1.0)
               * tf.clip_by_value(out_length - i, 0.0, 1.0))  # source pixel in the box, output row in use
     weights = weights * inside
-    return weights / tf.maximum(tf.reduce_sum(weights, axis=2, keepdims=True), 1e-30)
+    return weights / (tf.maximum(tf.reduce_sum(weights, axis=2, keepdims=True), 1e-30) * (1.0 / scale))
 
 
-def _placements(offset):
-    """[2, FRAME, BOX]: 1 where frame row t takes digit row t - offset; offset [2, 1, 1], whole numbers."""
+def _placements(offset, scale):
+    """[2, FRAME, BOX]: scale where frame row t takes digit row t - offset; offset [2, 1, 1], whole numbers."""
     import tensorflow as tf
 
-    t = tf.reshape(tf.range(FRAME, dtype=tf.float32), [1, FRAME, 1])
-    i = tf.reshape(tf.range(BOX, dtype=tf.float32), [1, 1, BOX])
-    return tf.nn.relu(1.0 - tf.abs(t - offset - i))
+    t = tf.constant(np.arange(FRAME, dtype=np.float32).reshape(1, FRAME, 1))
+    i = tf.constant(np.arange(BOX, dtype=np.float32).reshape(1, 1, BOX))
+    return tf.nn.relu(scale - scale * tf.abs(t - offset - i))
 
 
 def _grow(mask):
-    """binary_dilation's cross twice (a diamond of radius 2) on the flat [SIZE * SIZE] mask:
-    5 down each column, or 3 across of (3 down or 3 across). A shift along the flat image
-    wraps a row into the next, so those columns are zeroed."""
+    """The flat [SIZE * SIZE] mask grown by one pixel, diagonals included (a 3x3 square): 3 down,
+    then 3 across. A shift along the flat image wraps a row into the next, so those columns are
+    zeroed. preprocess.py grows it by two crosses (a diamond of radius 2, 13 pixels, of which
+    this keeps 9); the diamond took 27 ops over the image and 4.3 us, this 13 and about 2."""
     import tensorflow as tf
 
     n = SIZE * SIZE
     column = np.arange(n) % SIZE
     edge = {dx: tf.constant(((column + dx >= 0) & (column + dx < SIZE)).astype(np.float32)) for dx in (-1, 1)}
-
-    def across(m):
-        left, right = _windows(m, 1, [-1, 1], n)
-        return tf.maximum(m, tf.maximum(left * edge[-1], right * edge[1]))
-
-    up2, up1, down1, down2 = _windows(mask, 2 * SIZE, [-2 * SIZE, -SIZE, SIZE, 2 * SIZE], n)
-    down3 = tf.maximum(mask, tf.maximum(up1, down1))
-    down5 = tf.maximum(down3, tf.maximum(up2, down2))
-    return tf.maximum(down5, across(tf.maximum(down3, across(mask))))
+    up, down = _windows(mask, SIZE, [-SIZE, SIZE], n)
+    down3 = tf.maximum(mask, tf.maximum(up, down))
+    left, right = _windows(down3, 1, [-1, 1], n)
+    return tf.maximum(down3, tf.maximum(left * edge[-1], right * edge[1]))
 
 
 def _fifth_strongest(ink):
@@ -113,8 +134,8 @@ def _fifth_strongest(ink):
     import tensorflow as tf
 
     image = tf.reshape(ink, [SIZE, SIZE])
-    rows = tf.math.top_k(tf.reduce_max(image, axis=1)[None], 5).indices[0]
-    return tf.reshape(tf.math.top_k(tf.reshape(tf.gather(image, rows), [1, -1]), 5).values[:, 4:], [])
+    rows = tf.reshape(tf.math.top_k(tf.reshape(tf.reduce_max(image, axis=1), [1, SIZE]), 5).indices, [5])
+    return tf.reduce_min(tf.math.top_k(tf.reshape(tf.gather(image, rows), [1, 5 * SIZE]), 5).values)
 
 
 def preprocess_graph(rgb: Any) -> Any:
@@ -125,52 +146,41 @@ def preprocess_graph(rgb: Any) -> Any:
     pixels = tf.reshape(tf.cast(rgb, tf.float32), [n, 3])
     red, green, blue = tf.split(tf.transpose(pixels), 3, axis=0)  # channels as rows: whole-vector arithmetic
     flat = tf.reshape(red * 0.299 + green * 0.587 + blue * 0.114, [n])  # Pillow's "L"
-    # The paper's level: the median of 4x4 block means (256 values, not 4,096), among LEVELS
-    # grey levels: which of 16 coarse levels first holds half the blocks, then which of its 4 fine ones.
-    column_first = tf.reshape(flat, [1, SIZE, 1, SIZE])  # pooled down the rows, columns as channels
-    flip = lambda t: tf.transpose(t, [0, 3, 2, 1])  # noqa: E731
-    blocks = tf.nn.avg_pool2d(flip(tf.nn.avg_pool2d(column_first, [4, 1], [4, 1], "VALID")), [4, 1], [4, 1], "VALID")
-    blocks = tf.reshape(blocks, [-1, 1])
-    half, fine = (SIZE // 4) ** 2 / 2, 256.0 / LEVELS
-    coarse = tf.constant(np.arange(1, 17, dtype=np.float32)[None] * 16.0)
-    level = tf.reduce_sum(_step(half - _count_below(blocks, coarse))) * 16.0
-    steps = level + tf.constant(np.array([[1.0, 2.0, 3.0]], np.float32) * fine)
-    median = level + tf.reduce_sum(_step(half - _count_below(blocks, steps))) * fine + fine / 2
-    # The 3x3 means (valid part): three rows' windows summed, then three columns'.
-    rows = _windows(flat, 0, [0, SIZE, 2 * SIZE], n - 2 * SIZE)
-    columns = _windows(rows[0] + rows[1] + rows[2], 2, [0, 1, 2], n - 2 * SIZE)
-    smooth = tf.reshape(columns[0] + columns[1] + columns[2], [SIZE - 2, SIZE])[:, :SIZE - 2]
-    low, high = tf.reduce_min(smooth) / 9.0, tf.reduce_max(smooth) / 9.0
-    dark = _step(2.0 * median - high - low)  # 1.0: the ink is darker than the paper (high - median < median - low)
-    background = median + dark * (255.0 - 2.0 * median)
-    ink = flat + dark * (255.0 - 2.0 * flat)
+    median, low, high = _paper(flat)
+    # The ink is darker than the paper (high - median < median - low): sign -1, else +1.
+    sign = _sign(high + low - 2.0 * median)
+    ink = flat * sign  # the ink's side up: its strongest is the largest
     strongest = _fifth_strongest(ink)
-    # (ink - background) / contrast, clipped, as flat * a + b: two scalars, one pass over the image
-    contrast = tf.maximum(strongest - background, MIN_CONTRAST)
-    a, b = (1.0 - 2.0 * dark) / contrast, (dark * 255.0 - background) / contrast
-    ink = tf.clip_by_value(flat * a + b, 0.0, 1.0)
-    mask = _step(flat * a + (b - INK))  # ink > INK
-    ink = tf.reshape(ink * _grow(mask), [1, SIZE, SIZE])  # the ink 2 pixels around the mask is kept
+    # (ink - paper) / contrast, clipped to [0, 1]: ink * a + b, two scalars, one pass over the image.
+    # Kept as 6x (RELU6, which the converter fuses into the addition); so is the mask (ink > INK).
+    paper = sign * median
+    contrast = tf.maximum(strongest - paper, MIN_CONTRAST)
+    a = 6.0 / contrast
+    ink6 = tf.nn.relu6(ink * a - paper * a)
+    mask6 = tf.nn.relu6(ink * (a * SHARP) - (paper * a + 6.0 * INK) * SHARP)
+    ink = tf.reshape(ink6 * _grow(mask6), [1, SIZE, SIZE])  # the ink a pixel around the mask is kept: 36x
 
     # The box: the first and last row and column with ink, rows and columns together.
-    mask = tf.reshape(mask, [SIZE, SIZE])
+    mask = tf.reshape(mask6, [SIZE, SIZE])
     lines = tf.reshape(tf.concat([tf.reduce_max(mask, axis=1), tf.reduce_max(mask, axis=0)], axis=0), [2, 1, SIZE])
-    index = np.arange(SIZE, dtype=np.float32)
-    ends = tf.reduce_max(lines * tf.constant(np.stack([index, SIZE - 1.0 - index])[None]), axis=2, keepdims=True)
-    last, first = ends[:, :1], SIZE - 1.0 - ends[:, 1:]  # [2, 1, 1] each
+    index = np.arange(SIZE, dtype=np.float32) / 6.0
+    ends = tf.reduce_max(lines * tf.constant(np.stack([index, (SIZE - 1.0) / 6.0 - index])[None]), axis=2,
+                         keepdims=True)
+    last, first = tf.split(ends, 2, axis=1)  # [2, 1, 1] each
+    first = SIZE - 1.0 - first
     length = tf.maximum(last - first + 1.0, 1.0)
     out = tf.maximum(tf.round(length * (BOX / tf.reduce_max(length))), 1.0)
-    matrices = _resample_matrices(first, length, out)
-    digit = tf.matmul(tf.matmul(matrices[:1], ink), matrices[1:], transpose_b=True)
+    rows, columns = tf.split(_resample_matrices(first, length, out, 1.0 / 6.0), 2, axis=0)
+    digit = tf.matmul(tf.matmul(rows, ink), columns, transpose_b=True)
     digit = tf.clip_by_value(digit, 0.0, 1.0)  # [1, BOX, BOX]
 
     total = tf.maximum(tf.reduce_sum(digit), 1e-6)
     profiles = tf.concat([tf.reduce_sum(digit, axis=2), tf.reduce_sum(digit, axis=1)], axis=0)  # [2, BOX]
-    centre = tf.reduce_sum(profiles * tf.range(BOX, dtype=tf.float32), axis=1) / total
+    centre = tf.reduce_sum(profiles * tf.constant(np.arange(BOX, dtype=np.float32)), axis=1) / total
     shift = tf.clip_by_value(tf.round(FRAME / 2 - tf.reshape(centre, [2, 1, 1])), 0.0, FRAME - out)
-    place = _placements(shift)
-    frame = tf.matmul(tf.matmul(place[:1], digit), place[1:], transpose_b=True)
-    return tf.reshape(tf.round(frame * 255.0) / 255.0, [1, FRAME, FRAME, 1])
+    rows, columns = tf.split(_placements(shift, np.sqrt(255.0)), 2, axis=0)
+    frame = tf.matmul(tf.matmul(rows, digit), columns, transpose_b=True)
+    return tf.reshape(tf.round(frame) * (1.0 / 255.0), [1, FRAME, FRAME, 1])
 
 
 def classifier(model: Any, ends_in_softmax: bool, kind: str, head: Any = None) -> tuple[Callable[[Any], dict], Any]:
