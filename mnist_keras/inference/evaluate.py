@@ -44,7 +44,7 @@ def no_digit_metrics(read: Any, images: np.ndarray, labels: np.ndarray, negative
     rejected = no_digit.decide(scores)
     correct = (probabilities.argmax(axis=1) == labels) & ~rejected
     kinds = {}
-    for kind in negatives.KINDS if negatives_per_kind else ():
+    for kind in negatives.available() if negatives_per_kind else ():
         made = negatives.make(kind, "heldout", negatives_per_kind)
         _, kind_scores = read(made.images)
         kind_rejected = made.no_ink | no_digit.decide(kind_scores)
@@ -54,7 +54,7 @@ def no_digit_metrics(read: Any, images: np.ndarray, labels: np.ndarray, negative
     return {"threshold": threshold, "digits_rejected": int(rejected.sum()),
             "digits_rejected_percent": 100.0 * float(rejected.mean()),
             "accuracy_rejections_wrong": 100.0 * float(correct.mean()), "correct_accepted": int(correct.sum()),
-            "negatives_heldout": kinds}
+            "negatives_heldout": kinds, "negatives_not_measured": negatives.missing() if negatives_per_kind else {}}
 
 
 def format_report(result: dict) -> str:
@@ -90,4 +90,6 @@ def format_no_digit(found: dict, total: int) -> str:
         lines += ["  held-out non-digits (negatives.py)   rejected   wrongly accepted"]
         for kind, row in found["negatives_heldout"].items():
             lines.append(f"  {kind:<34} {row['rejected_percent']:>7.1f}%   {row['accepted']:>5}/{row['total']}")
+    for kind, why in found.get("negatives_not_measured", {}).items():
+        lines.append(f"  {kind}: not measured, {why}")
     return "\n".join(lines)

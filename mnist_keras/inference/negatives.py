@@ -19,6 +19,7 @@ dot blown up to 20 pixels). Everything else printable in ASCII is a non-digit.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import string
@@ -90,6 +91,7 @@ def fashion_pages(split: str, count: int) -> np.ndarray:
     return pages
 
 
+@functools.cache
 def fonts() -> list[str]:
     """The machine's font files, sorted (the split by font depends on this order)."""
     found = sorted({path for pattern in FONT_GLOBS for path in glob.glob(pattern, recursive=True)})
@@ -231,6 +233,22 @@ def make(kind: str, split: str, count: int | None = None) -> Negatives:
     pages = PAGES[kind](split, count or COUNTS[split])
     images, no_ink = to_mnist_pages(pages)
     return Negatives(kind, split, images, pages, no_ink)
+
+
+def missing() -> dict[str, str]:
+    """The kinds this machine cannot make, with why: Fashion-MNIST and fonts come from outside the package."""
+    why = {}
+    if not FASHION_DIR.is_dir():
+        why["fashion"] = f"{FASHION_DIR}: not found (apt-get install dataset-fashion-mnist)"
+    if not fonts():
+        why["letters"] = "no font files found (apt-get install fonts-dejavu-core)"
+    return why
+
+
+def available() -> tuple[str, ...]:
+    """The kinds this machine can make: a head is fitted, and measured, on these."""
+    gone = missing()
+    return tuple(kind for kind in KINDS if kind not in gone)
 
 
 def make_all(split: str, count: int | None = None, kinds: tuple[str, ...] = KINDS) -> dict[str, Negatives]:

@@ -282,8 +282,9 @@ def calibration_negatives(count: int) -> np.ndarray:
     full-integer model's calibration: [count, 28, 28] uint8."""
     from mnist_keras.inference import negatives
 
-    each = max(1, count // len(negatives.KINDS))
-    return np.concatenate([negatives.make(kind, "train", each).images for kind in negatives.KINDS])[:count]
+    kinds = negatives.available()
+    each = max(1, count // len(kinds))
+    return np.concatenate([negatives.make(kind, "train", each).images for kind in kinds])[:count]
 
 
 def choose_threshold(digit_scores: np.ndarray, target: float = TARGET_REJECTED) -> float:
@@ -323,10 +324,12 @@ def build_sets(model: Any, x_train: np.ndarray, x_validation: np.ndarray, negati
     progress(f"  digits: {len(digits)} to fit, a third of them also redrawn, and {len(others[:digits_count * 5 // 6])} "
              f"others reshaped; {len(x_validation)} to choose the threshold (and the same redrawn)")
     no_ink = {}
+    for kind, why in negatives.missing().items():
+        progress(f"  {kind}: left out, {why}")
     for split, into in (("train", train), ("validation", validation)):
         count = None if negatives_count is None else (negatives_count if split == "train"
                                                      else max(1, negatives_count // 3))
-        for kind in negatives.KINDS:
+        for kind in negatives.available():
             made = negatives.make(kind, split, count)
             # Pictures without ink stay in as all-zero images: what a model that is handed one
             # (the camera model's in-graph preprocessing makes one of a blank frame) must reject.

@@ -312,3 +312,19 @@ def test_the_benchmark_prints_every_kind_and_the_bars(trained, no_digit_head, tm
     row = next(line for line in lines if line.startswith(f"head (MLP {no_digit.HIDDEN}) on all"))
     assert len(row.split()) == 5 + 3 + len(negatives.KINDS)  # the name's words, then a figure per column
     assert any(line.startswith("Bars (issue 20)") for line in lines)
+
+
+def test_without_fashion_mnist_the_other_kinds_serve_and_the_gap_is_said(trained, no_digit_head, mnist, monkeypatch,
+                                                                        tmp_path):
+    """A machine without Debian's Fashion-MNIST still fits, calibrates and evaluates on the other kinds."""
+    from mnist_keras.inference import evaluate
+
+    monkeypatch.setattr(negatives, "FASHION_DIR", tmp_path / "absent")
+    assert "fashion" not in negatives.available() and str(tmp_path / "absent") in negatives.missing()["fashion"]
+    calibration = no_digit.calibration_negatives(40)
+    assert calibration.shape == (40, 28, 28) and calibration.dtype == np.uint8
+    _, workdir = trained
+    reader = no_digit.keras_reader(keras_file.load_keras(workdir / train.MODEL_FILE), no_digit_head)
+    found = evaluate.no_digit_metrics(reader, mnist.x_test[:200], mnist.y_test[:200], 30, no_digit_head.threshold)
+    assert "fashion" not in found["negatives_heldout"] and set(found["negatives_heldout"]) == set(negatives.available())
+    assert "fashion: not measured" in evaluate.format_no_digit(found, 200)
