@@ -99,9 +99,10 @@ def main(argv: list[str]) -> None:
         for name in no_digit.logit_scores(val_logits[:1]):
             cut = no_digit.choose_threshold(no_digit.logit_scores(val_logits)[name])
             heldout_row(name, lambda f, lg, name=name, cut=cut: (no_digit.logit_scores(lg)[name] >= cut) * 1.0)
-        columns = {"flatten": slice(0, 3136), "dense + logits": slice(3136, None), "logits": slice(-10, None)}
+        columns = {"pooled": slice(0, no_digit.POOLED), "dense + logits": slice(no_digit.POOLED, None),
+                   "logits": slice(-10, None)}
         for hidden, name in ((0, "logits"), (0, "dense + logits"), (no_digit.HIDDEN, "dense + logits"),
-                             (no_digit.HIDDEN, "flatten")):
+                             (no_digit.HIDDEN, "pooled")):
             cols = columns[name]
             other = no_digit.fit(sets, columns=cols, hidden=hidden)
             kind = "logistic" if hidden == 0 else f"MLP {hidden}"
