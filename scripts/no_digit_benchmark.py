@@ -129,7 +129,7 @@ def main(argv: list[str]) -> None:
         runner = interpreter.get_signature_runner()
 
         def camera_rejects(frames: np.ndarray) -> np.ndarray:
-            return np.array([runner(image=f[None])[no_digit.CHECK][0, 1] < 0.5 for f in frames])
+            return no_digit.decide(np.array([runner(image=f[None])[no_digit.CHECK][0, 1] for f in frames]))
 
         frames = camera_model.render(mnist.x_test[:FLAGS.redrawn])
         digits_rejected = camera_rejects(frames)

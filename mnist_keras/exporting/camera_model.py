@@ -206,7 +206,7 @@ def classifier(model: Any, ends_in_softmax: bool, kind: str, head: Any = None) -
             return {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores)}
         scores, digit_score = network(digit, training=False)
         return {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores),
-                no_digit.CHECK: tf.stack([1.0 - digit_score, digit_score], axis=1)}
+                no_digit.CHECK: no_digit.check_output(digit_score)}
 
     classify.network = model if head is None else network  # what export must track: every variable used
     return classify, tf.TensorSpec([1, size, size, 3], tf.uint8, name="image")

@@ -60,7 +60,7 @@ def write_saved_model(model: Any, path: Path, outputs: str, ends_in_softmax: boo
             result["classes"] = tf.argmax(scores, axis=1, output_type=tf.int64)
         if digit_score is not None:
             result.update({no_digit.SCORE: digit_score} if outputs == "serving" else
-                          {no_digit.CHECK: tf.stack([1.0 - digit_score, digit_score], axis=1)})
+                          {no_digit.CHECK: no_digit.check_output(digit_score)})
         return result
 
     archive = keras.export.ExportArchive()

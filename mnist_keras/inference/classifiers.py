@@ -73,19 +73,24 @@ def load_saved_model(path: str | Path) -> Any:
     return signature
 
 
-def saved_model_outputs(signature: Any, images: np.ndarray,
-                        batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Classes [N] and probabilities [N, 10] from a serving signature, for uint8 images."""
+def signature_outputs(signature: Any, images: np.ndarray, batch_size: int = 1000) -> dict[str, np.ndarray]:
+    """Every output of a serving signature by name (classes, probabilities, digit_score, ...) for uint8 images."""
     import tensorflow as tf
 
     scaled = scale_images(images)
     batches = [signature(images=tf.constant(scaled[i:i + batch_size]))
                for i in range(0, len(images), batch_size)]
     if not batches:
-        return np.zeros(0, np.int64), np.zeros((0, NUM_CLASSES), np.float32)
-    classes = np.concatenate([b["classes"].numpy() for b in batches])
-    probabilities = np.concatenate([b["probabilities"].numpy() for b in batches])
-    return classes, probabilities
+        return {name: np.zeros((0, *spec.shape[1:]), spec.dtype.as_numpy_dtype)
+                for name, spec in signature.structured_outputs.items()}
+    return {name: np.concatenate([b[name].numpy() for b in batches]) for name in batches[0]}
+
+
+def saved_model_outputs(signature: Any, images: np.ndarray,
+                        batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Classes [N] and probabilities [N, 10] from a serving signature, for uint8 images."""
+    outputs = signature_outputs(signature, images, batch_size)
+    return outputs["classes"], outputs["probabilities"]
 
 
 # --- Any format -----------------------------------------------------------------------------

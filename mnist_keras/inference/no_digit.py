@@ -429,6 +429,13 @@ def fit_head(model: Any, x_train: np.ndarray, model_sha256: str = "", validation
     return fit(sets, model_sha256, epochs=epochs)
 
 
+def check_output(digit_score: Any) -> Any:
+    """digit_check [N, 2] for the .tflite files, in CHECK_LABELS' order: [1 - score, score]."""
+    import tensorflow as tf
+
+    return tf.stack([1.0 - digit_score, digit_score], axis=1)
+
+
 def decide(scores: np.ndarray) -> np.ndarray:
     """True where the picture holds no digit: the one rule every reader applies."""
     return np.asarray(scores) < 0.5
@@ -484,16 +491,10 @@ def load_reader(path: str | Path) -> Reader:
 
 def saved_model_outputs(signature: Any, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities [N, 10] and digit_score [N] from a serving signature, for uint8 images."""
-    import tensorflow as tf
+    from mnist_keras.inference import classifiers
 
-    from mnist_keras.data.datasets import scale_images
-
-    scaled = scale_images(images)
-    batches = [signature(images=tf.constant(scaled[i:i + batch_size])) for i in range(0, len(images), batch_size)]
-    if not batches:
-        return np.zeros((0, 10), np.float32), np.zeros(0, np.float32)
-    return (np.concatenate([b["probabilities"].numpy() for b in batches]),
-            np.concatenate([b[SCORE].numpy() for b in batches]))
+    outputs = classifiers.signature_outputs(signature, images, batch_size)
+    return outputs["probabilities"], outputs[SCORE]
 
 
 # --- The command ---------------------------------------------------------------------------------

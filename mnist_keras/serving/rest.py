@@ -130,15 +130,14 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
         body = await read_body(request)
 
         def work() -> dict:
+            from mnist_keras.inference import no_digit
             from mnist_keras.inference.preprocess import preprocess
 
             try:
                 with preprocessing:
                     image = preprocess(body, "image")
             except NoInk:  # blank, one colour, no contrast: no digit, not an error
-                from mnist_keras.inference.no_digit import NO_INK
-
-                return {"digit": None, "no_digit": True, "digit_score": None, "reason": NO_INK}
+                return {"digit": None, "no_digit": True, "digit_score": None, "reason": no_digit.NO_INK}
             except InputError as e:
                 raise RequestError(str(e)) from None
             outputs = manager.resolve(manager.name).run(scale_images(image[None]))
@@ -147,7 +146,7 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
                       "image": image.tolist()}
             if "digit_score" in outputs:  # a SavedModel exported with the no-digit head (no_digit.py)
                 score = float(outputs["digit_score"][0])
-                answer.update(digit_score=score, no_digit=score < 0.5)
+                answer.update(digit_score=score, no_digit=bool(no_digit.decide(score)))
                 if answer["no_digit"]:
                     answer["digit"] = None
             return answer
