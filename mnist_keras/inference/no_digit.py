@@ -157,7 +157,7 @@ def load_head(model_path: str | Path, model_sha256: str | None = None) -> Head:
     except Exception as e:  # a damaged archive fails deep inside Keras
         raise InputError(f"{keras_path}: cannot load the no-digit head: {first_line(e)}") from None
     if tuple(model.inputs[0].shape) != (None, INPUTS) or tuple(model.outputs[0].shape) != (None, 1):
-        raise InputError(f"{keras_path}: not a no-digit head ([N, {INPUTS}] to [N, 1])")
+        raise InputError(f"{keras_path}: not a no-digit head of this version ([N, {INPUTS}] to [N, 1]); {hint}")
     return Head(model, threshold, record.get("model_sha256", ""), record.get("fitted", {}))
 
 

@@ -83,6 +83,16 @@ def test_a_head_that_is_missing_or_for_another_model_is_one_line(trained, no_dig
         no_digit.load_head(tmp_path / "other.keras")
     with pytest.raises(InputError, match="fitted to another model"):
         no_digit.load_head(model_path, "0" * 64)
+    # A head of another shape (an earlier version read pool2 whole): the file, the shape, the fix.
+    import keras
+
+    other = tmp_path / "old.keras"
+    old_keras, old_json = no_digit.head_paths(other)
+    keras.Sequential([keras.Input((3274,)), keras.layers.Dense(1)]).save(old_keras)
+    old_json.write_text(no_digit.head_paths(model_path)[1].read_text())
+    with pytest.raises(InputError, match=r"old.no_digit.keras: not a no-digit head of this version "
+                                         r"\(\[N, 1162\] to \[N, 1\]\); run python -m mnist_keras.no_digit"):
+        no_digit.load_head(other)
 
 
 # --- Every format decides the same ----------------------------------------------------------
