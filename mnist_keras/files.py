@@ -8,6 +8,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+CACHE_ENV = "MNIST_KERAS_CACHE_DIR"  # where measurements and generated data are cached
+
 
 def umask() -> int:
     """The process's umask (os.umask can only be read by setting it): for modes mkstemp would make 0600."""
@@ -48,3 +50,11 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    """$MNIST_KERAS_CACHE_DIR, else $XDG_CACHE_HOME/mnist_keras, else ~/.cache/mnist_keras."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mnist_keras"

@@ -1,6 +1,6 @@
 """Fits the "no digit" head beside a trained model: the digit score every reader decides by.
 
-    python -m mnist_keras.no_digit [--model saved_models/mnist.keras]
+    mnist-no-digit [--model saved_models/mnist.keras]     (or python -m mnist_keras.no_digit)
 
 Writes <model>.no_digit.keras (the head) and <model>.no_digit.json (its threshold, chosen on
 validation data, and what it was fitted on); export fits one itself when none is there.
@@ -14,7 +14,8 @@ from absl import flags
 from mnist_keras import cli
 from mnist_keras.data import datasets
 from mnist_keras.files import sha256_file
-from mnist_keras.inference.no_digit import SCORE, fit_head, save_head
+from mnist_keras.inference.no_digit import SCORE, save_head
+from mnist_keras.inference.no_digit_fit import fit_head
 from mnist_keras.training.keras_file import check_keras_file, load_keras
 
 FLAGS = flags.FLAGS

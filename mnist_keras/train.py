@@ -46,6 +46,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("train_examples", defaults.train_examples,
                          "Train on only the first N training images (0: all those not held out for "
                          "validation).", lower_bound=0)
+    flags.DEFINE_float("written_share", defaults.written_share,
+                       "With the shipped MNIST, add digits in other styles, this share of the training images in "
+                       "number: typed in fonts, drawn from stroke templates, MNIST reshaped (docs/training.md); "
+                       "0: MNIST alone, as the original pipeline.", lower_bound=0, upper_bound=1)
     flags.DEFINE_integer("validation_examples", defaults.validation_examples,
                          "Hold out the last N of the training images as the validation split, which "
                          "the per-epoch figures and best.keras use; the test set is read once, at the "

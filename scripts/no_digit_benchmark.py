@@ -2,7 +2,7 @@
 
     python scripts/no_digit_benchmark.py [--model saved_models/mnist.keras] [--compare] [--fit]
 
-Reads the head beside the model (python -m mnist_keras.no_digit fits it; --fit fits a new one
+Reads the head beside the model (mnist-no-digit fits it; --fit fits a new one
 here) and measures it on held-out data only: the 10,000 MNIST test digits, 2,000 of them redrawn
 on paper and preprocessed as `mnist-predict` does, and each kind of held-out non-digit
 (negatives.py; a picture in which preprocessing finds no ink counts as rejected, as every reader
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from absl import app, flags
 
-from mnist_keras.data import datasets
+from mnist_keras.data import datasets, negatives, written
 from mnist_keras.files import sha256_file
-from mnist_keras.inference import negatives, no_digit
+from mnist_keras.inference import no_digit, no_digit_fit, no_digit_graph, readers
 from mnist_keras.training import autotune, keras_file
 
 FLAGS = flags.FLAGS
@@ -58,8 +58,8 @@ def main(argv: list[str]) -> None:
           f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC")
     sha = sha256_file(FLAGS.model)
     if FLAGS.fit or not all(p.is_file() for p in no_digit.head_paths(FLAGS.model)):
-        sets = no_digit.build_sets(model, fit_part.x_train, x_val, FLAGS.negatives, progress=print)
-        head = no_digit.fit(sets, sha)
+        sets = no_digit_fit.build_sets(model, fit_part.x_train, x_val, FLAGS.negatives, progress=print)
+        head = no_digit_fit.fit(sets, sha)
         if FLAGS.write_head:
             print(f"Wrote {', '.join(str(p) for p in no_digit.save_head(head, FLAGS.model))}")
     else:
@@ -69,14 +69,14 @@ def main(argv: list[str]) -> None:
           f"{head.fitted.get('validation_rejected')}")
 
     # Held out: measured only.
-    test_f, test_l = no_digit.features(model, mnist.x_test)
+    test_f, test_l = no_digit_graph.features(model, mnist.x_test)
     test_correct = test_l.argmax(axis=1) == mnist.y_test
-    redrawn = no_digit.redrawn_pages(mnist.x_test[:FLAGS.redrawn], np.random.default_rng(22))
-    red_f, red_l = no_digit.features(model, redrawn)
+    redrawn = written.redrawn_pages(mnist.x_test[:FLAGS.redrawn], np.random.default_rng(22))
+    red_f, red_l = no_digit_graph.features(model, redrawn)
     held = {}
     for kind in negatives.KINDS:
         made = negatives.make(kind, "heldout", FLAGS.negatives and max(1, FLAGS.negatives // 3))
-        held[kind] = (made.no_ink, *no_digit.features(model, made.images))
+        held[kind] = (made.no_ink, *no_digit_graph.features(model, made.images))
     counts = ", ".join(f"{k} {len(v[0])} ({int(v[0].sum())} without ink)" for k, v in held.items())
     print(f"Held out: {len(mnist.x_test)} MNIST test digits, {len(redrawn)} of them redrawn on paper; "
           f"non-digits: {counts}")
@@ -94,17 +94,17 @@ def main(argv: list[str]) -> None:
     heldout_row(f"head (MLP {no_digit.HIDDEN}) on all", lambda f, lg: head.score(f))
     if FLAGS.compare:
         if sets is None:
-            sets = no_digit.build_sets(model, fit_part.x_train, x_val, FLAGS.negatives, progress=print)
+            sets = no_digit_fit.build_sets(model, fit_part.x_train, x_val, FLAGS.negatives, progress=print)
         val_logits = sets.validation["digits"][1]
-        for name in no_digit.logit_scores(val_logits[:1]):
-            cut = no_digit.choose_threshold(no_digit.logit_scores(val_logits)[name])
-            heldout_row(name, lambda f, lg, name=name, cut=cut: (no_digit.logit_scores(lg)[name] >= cut) * 1.0)
+        for name in no_digit_fit.logit_scores(val_logits[:1]):
+            cut = no_digit_fit.choose_threshold(no_digit_fit.logit_scores(val_logits)[name])
+            heldout_row(name, lambda f, lg, name=name, cut=cut: (no_digit_fit.logit_scores(lg)[name] >= cut) * 1.0)
         columns = {"pooled": slice(0, no_digit.POOLED), "dense + logits": slice(no_digit.POOLED, None),
                    "logits": slice(-10, None)}
         for hidden, name in ((0, "logits"), (0, "dense + logits"), (no_digit.HIDDEN, "dense + logits"),
                              (no_digit.HIDDEN, "pooled")):
             cols = columns[name]
-            other = no_digit.fit(sets, columns=cols, hidden=hidden)
+            other = no_digit_fit.fit(sets, columns=cols, hidden=hidden)
             kind = "logistic" if hidden == 0 else f"MLP {hidden}"
             heldout_row(f"head ({kind}) on {name}", lambda f, lg, other=other, cols=cols: other.score(f[:, cols]))
     artifacts = [Path(a) for a in FLAGS.artifacts if Path(a).exists()]
@@ -112,11 +112,11 @@ def main(argv: list[str]) -> None:
         probe = np.concatenate([mnist.x_test] + [
             negatives.make(kind, "heldout", FLAGS.negatives and max(1, FLAGS.negatives // 3)).images
             for kind in negatives.KINDS])
-        keras_says = no_digit.decide(head.score(no_digit.features(model, probe)[0]))
+        keras_says = no_digit.decide(head.score(no_digit_graph.features(model, probe)[0]))
         print(f"\nThe same decision from each artifact, on the {len(probe)} held-out images above "
               f"({len(mnist.x_test)} test digits, the rest non-digits as preprocessing made them):")
         for path in artifacts:
-            _, scores = no_digit.load_reader(path)(probe)
+            _, scores = readers.load_reader(path)(probe)
             says = no_digit.decide(scores)
             print(f"  {str(path):<36} agrees with Keras on {100 * np.mean(says == keras_says):.2f}%; "
                   f"test digits rejected {100 * says[:len(mnist.x_test)].mean():.2f}%")

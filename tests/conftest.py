@@ -59,13 +59,13 @@ def trained(training_run, no_digit_head):
 def no_digit_head(training_run, mnist):
     """The small model's no-digit head (no_digit.py), fitted on fewer pictures and epochs, saved beside it."""
     from mnist_keras.files import sha256_file
-    from mnist_keras.inference import no_digit
+    from mnist_keras.inference import no_digit, no_digit_fit
     from mnist_keras.training import keras_file, train
 
     _, workdir = training_run
     model_path = workdir / train.MODEL_FILE
     model = keras_file.load_keras(model_path)
-    head = no_digit.fit_head(model, mnist.x_train[:-2000], sha256_file(model_path), validation_examples=2000,
+    head = no_digit_fit.fit_head(model, mnist.x_train[:-2000], sha256_file(model_path), validation_examples=2000,
                              negatives_count=300, digits_count=3000, epochs=10)
     no_digit.save_head(head, model_path)
     return head

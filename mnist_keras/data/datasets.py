@@ -17,6 +17,7 @@ from mnist_keras.errors import InputError, first_line
 
 # The copy of MNIST that ships inside the package, with its SHA256SUMS and licence.
 SHIPPED_DIR = Path(__file__).parent / "mnist"
+SHIPPED_SOURCE = "MNIST (shipped copy, SHA-256 verified)"
 
 IMAGE_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 LABEL_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -151,7 +152,7 @@ def load_folder(folder: str | Path) -> Data:
     shipped = folder.resolve() == SHIPPED_DIR.resolve()
     return Data(arrays["train_images"], arrays["train_labels"],
                 arrays["test_images"], arrays["test_labels"],
-                source="MNIST (shipped copy, SHA-256 verified)" if shipped else str(folder))
+                source=SHIPPED_SOURCE if shipped else str(folder))
 
 
 def _check_split(where: str, images: np.ndarray, labels: np.ndarray) -> None:

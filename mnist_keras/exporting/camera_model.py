@@ -191,9 +191,9 @@ def classifier(model: Any, ends_in_softmax: bool, kind: str, head: Any = None) -
 
     size = SIZE if kind == "camera" else FRAME
     if head is not None:
-        from mnist_keras.inference import no_digit
+        from mnist_keras.inference import no_digit, no_digit_graph
 
-        network = no_digit.with_head(model, head)
+        network = no_digit_graph.with_head(model, head)
 
     def classify(image: Any) -> dict:
         if kind == "camera":
@@ -206,7 +206,7 @@ def classifier(model: Any, ends_in_softmax: bool, kind: str, head: Any = None) -
             return {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores)}
         scores, digit_score = network(digit, training=False)
         return {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores),
-                no_digit.CHECK: no_digit.check_output(digit_score)}
+                no_digit.CHECK: no_digit_graph.check_output(digit_score)}
 
     classify.network = model if head is None else network  # what export must track: every variable used
     return classify, tf.TensorSpec([1, size, size, 3], tf.uint8, name="image")

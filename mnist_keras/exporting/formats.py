@@ -48,9 +48,9 @@ def write_saved_model(model: Any, path: Path, outputs: str, ends_in_softmax: boo
     import keras
     import tensorflow as tf
 
-    from mnist_keras.inference import no_digit
+    from mnist_keras.inference import no_digit, no_digit_graph
 
-    network = model if head is None else no_digit.with_head(model, head)
+    network = model if head is None else no_digit_graph.with_head(model, head)
 
     def serve(images):
         scores, digit_score = (network(images, training=False), None) if head is None else network(
@@ -60,7 +60,7 @@ def write_saved_model(model: Any, path: Path, outputs: str, ends_in_softmax: boo
             result["classes"] = tf.argmax(scores, axis=1, output_type=tf.int64)
         if digit_score is not None:
             result.update({no_digit.SCORE: digit_score} if outputs == "serving" else
-                          {no_digit.CHECK: no_digit.check_output(digit_score)})
+                          {no_digit.CHECK: no_digit_graph.check_output(digit_score)})
         return result
 
     archive = keras.export.ExportArchive()

@@ -39,7 +39,7 @@ from mnist_keras.exporting.formats import (
     write_saved_model,
 )
 from mnist_keras.files import sha256_file, write_atomic
-from mnist_keras.inference import no_digit
+from mnist_keras.inference import no_digit, no_digit_fit
 from mnist_keras.training import keras_file
 
 # --- One artifact: write under a partial name, verify, then publish or discard -------------
@@ -214,9 +214,9 @@ def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: st
     keras = verify.keras_result(model_path, reference, labels, seconds)
     progress(f"Exporting {model_path}: {keras.accuracy:.2f}% on {len(labels)} test images of "
              f"{dataset.source}; each artifact is checked on the same images")
-    head = no_digit.load_or_fit(model_path, model, dataset.x_train, progress)
+    head = no_digit_fit.load_or_fit(model_path, model, dataset.x_train, progress)
     if head is not None:  # the full-integer model's ranges must cover non-digits too, or its check drifts
-        calibration = np.concatenate([calibration, no_digit.calibration_negatives(len(calibration) // 2)])
+        calibration = np.concatenate([calibration, no_digit_fit.calibration_negatives(len(calibration) // 2)])
         progress(f"No-digit threshold: {head.threshold:.4f} on the digit score, chosen on validation data "
                  f"(folded in: every reader decides {no_digit.SCORE} >= 0.5)")
     provenance = {

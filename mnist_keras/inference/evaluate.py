@@ -23,11 +23,11 @@ def evaluate_file(model_path: str | Path, dataset: Data, negatives_per_kind: int
     result = evaluate(model, dataset.x_test, dataset.y_test)
     out = {"model": str(model_path), "data": dataset.source, **result}
     from mnist_keras.files import sha256_file
-    from mnist_keras.inference import no_digit
+    from mnist_keras.inference import no_digit, readers
 
     if all(p.is_file() for p in no_digit.head_paths(model_path)):
         head = no_digit.load_head(model_path, sha256_file(model_path))
-        out["no_digit"] = no_digit_metrics(no_digit.keras_reader(model, head), dataset.x_test, dataset.y_test,
+        out["no_digit"] = no_digit_metrics(readers.keras_reader(model, head), dataset.x_test, dataset.y_test,
                                            negatives_per_kind, head.threshold)
     else:
         out["no_digit"] = None  # no head beside the model: format_report says how to fit one
@@ -37,8 +37,9 @@ def evaluate_file(model_path: str | Path, dataset: Data, negatives_per_kind: int
 def no_digit_metrics(read: Any, images: np.ndarray, labels: np.ndarray, negatives_per_kind: int,
                      threshold: float | None = None) -> dict:
     """Digits wrongly rejected, accuracy counting a rejection as an error, and each kind of held-out
-    non-digit (negatives.py) wrongly accepted, for a no_digit.Reader."""
-    from mnist_keras.inference import negatives, no_digit
+    non-digit (negatives.py) wrongly accepted, for a readers.Reader."""
+    from mnist_keras.data import negatives
+    from mnist_keras.inference import no_digit
 
     probabilities, scores = read(images)
     rejected = no_digit.decide(scores)
@@ -74,7 +75,7 @@ def format_report(result: dict) -> str:
     if result.get("no_digit"):
         lines += ["", format_no_digit(result["no_digit"], result["total"])]
     elif "no_digit" in result:
-        lines += ["", f"No digit: no head beside {result['model']}; python -m mnist_keras.no_digit "
+        lines += ["", f"No digit: no head beside {result['model']}; mnist-no-digit "
                       f"--model {result['model']} fits one"]
     return "\n".join(lines)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_keras.errors import InputError, NoInk
-from mnist_keras.inference import classifiers, no_digit
+from mnist_keras.inference import classifiers, no_digit, readers
 from mnist_keras.inference.classifiers import Classifier
 
 DEFAULT_MODEL = "export/mnist_int8.tflite"
@@ -28,11 +28,11 @@ def load_classifier(path: str | Path) -> Classifier:
     return classifiers.load_classifier(path)
 
 
-def load_reader(path: str | Path) -> no_digit.Reader:
-    """no_digit.load_reader (probabilities and the digit score), with the same hint."""
+def load_reader(path: str | Path) -> readers.Reader:
+    """readers.load_reader (probabilities and the digit score), with the same hint."""
     if str(path) == DEFAULT_MODEL and not Path(path).exists():
         raise InputError(f"{path}: no such model; run python -m mnist_keras.export first")
-    return no_digit.load_reader(path)
+    return readers.load_reader(path)
 
 
 def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
@@ -41,14 +41,14 @@ def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
     return [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order]
 
 
-def predict_files(paths: list[str | Path], classify: Classifier | no_digit.Reader, k: int = 1) -> list[dict]:
+def predict_files(paths: list[str | Path], classify: Classifier | readers.Reader, k: int = 1) -> list[dict]:
     """One record per file, in order: the top k digits, or the error that file gave.
 
-    classify: a no_digit.Reader (probabilities and digit score: each record also says whether
+    classify: a readers.Reader (probabilities and digit score: each record also says whether
     there is a digit, and "digit" is None where there is none) or a plain Classifier. A picture
     with no ink is "no digit" (no_digit true, digit_score None) without running the model.
     """
-    from mnist_keras.inference.preprocess import preprocess
+    from mnist_keras.data.preprocess import preprocess
 
     records, images = [], []
     for path in paths:

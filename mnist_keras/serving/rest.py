@@ -130,8 +130,8 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
         body = await read_body(request)
 
         def work() -> dict:
+            from mnist_keras.data.preprocess import preprocess
             from mnist_keras.inference import no_digit
-            from mnist_keras.inference.preprocess import preprocess
 
             try:
                 with preprocessing:

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from mnist_keras import files
+from mnist_keras.files import CACHE_ENV, cache_dir  # noqa: F401 (CACHE_ENV: the tests set it)
 
-CACHE_ENV = "MNIST_KERAS_CACHE_DIR"  # where decisions are cached; default $XDG_CACHE_HOME or ~/.cache
 CACHE_FORMAT = 1  # part of the key: a new way of measuring measures again
 # CPU features that change which precision is fast; the rest of /proc/cpuinfo's flags do not.
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
@@ -39,14 +39,6 @@ STEPS = 3  # training steps per timed call
 # (precision, seconds of CPU time, seconds of wall time) per step, medians over the rounds
 Figures = dict[str, dict[str, float]]
 Measure = Callable[[list[str]], Figures]
-
-
-def cache_dir() -> Path:
-    """$MNIST_KERAS_CACHE_DIR, else $XDG_CACHE_HOME/mnist_keras, else ~/.cache/mnist_keras."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mnist_keras"
 
 
 def _cpuinfo() -> str:

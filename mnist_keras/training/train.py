@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
+
 from mnist_keras.data import datasets
 from mnist_keras.errors import InputError, first_line
 from mnist_keras.training import distribute
@@ -45,7 +47,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
     chief = distribute.is_chief(tf_config)
     loaded = datasets.load(config.data_dir, config.tfds)
     loaded, x_val, y_val = datasets.hold_out(loaded, config.validation_examples)
-    dataset = datasets.take(loaded, config.train_examples, config.test_examples)
+    dataset, mixed = with_written_digits(datasets.take(loaded, config.train_examples, config.test_examples), config)
     first_epoch, done = 0, []
     if chief:  # the other workers write nothing: the chief's files are the run's
         from mnist_keras.training import run_folder
@@ -75,6 +77,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
     record = {
         "settings": dataclasses.asdict(config),
         "data": dataset.source,
+        "written_digits": mixed,
         "train_examples": len(dataset.x_train),
         "validation_examples": len(x_val),
         "test_examples": len(dataset.x_test),
@@ -104,7 +107,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
     n = len(x_val)
     held_out = (f"{n} validation (the last {n} training images)" if n
                 else "no validation (--validation_examples=0: no per-epoch validation, no best.keras)")
-    print(f"Data: {dataset.source}: {len(dataset.x_train)} training, {held_out} and "
+    print(f"Data: {dataset.source}: {len(dataset.x_train)} training{mixed_note(mixed, config)}, {held_out} and "
           f"{len(dataset.x_test)} test images, {steps} batches of {global_batch} per epoch")
 
     keras.utils.set_random_seed(config.seed)
@@ -170,3 +173,24 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
         print(f"Saved {saved}{workdir / HISTORY_FILE}; TensorBoard: tensorboard --logdir {workdir / LOGS_DIR}")
     print(f"Test accuracy: {test['accuracy']:.2f}% ({test['correct']}/{test['total']} correct)")
     return Trained(final, record)
+
+
+def with_written_digits(dataset: datasets.Data, config: Config) -> tuple[datasets.Data, int]:
+    """The shipped MNIST's training images plus config.written_share as many digits in other styles
+    (typed, drawn, reshaped): the network then reads people better. Other data sources train as they are."""
+    count = round(config.written_share * len(dataset.x_train))
+    if not count or dataset.source != datasets.SHIPPED_SOURCE:
+        return dataset, 0
+    from mnist_keras.data import written
+
+    extra = written.cached_training_digits(count, (dataset.x_train, dataset.y_train), config.seed)
+    x_train = np.concatenate([dataset.x_train, extra.images])
+    y_train = np.concatenate([dataset.y_train, extra.labels])
+    return dataset._replace(x_train=x_train, y_train=y_train), len(extra.images)
+
+
+def mixed_note(mixed: int, config: Config) -> str:
+    """What the training images are, for the Data: line."""
+    if mixed:
+        return f" ({mixed} of them digits in other styles: typed, drawn, reshaped; --written_share=0 for MNIST alone)"
+    return " (MNIST alone)" if not config.written_share else " (no digits in other styles with this data)"

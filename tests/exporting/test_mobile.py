@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnist_keras.data import preprocess
 from mnist_keras.errors import InputError
 from mnist_keras.exporting import app_models, camera_model, mediapipe_check, tflite_metadata
-from mnist_keras.inference import preprocess
 from tests.conftest import REPO
 
 FILES = ["mnist_float32.tflite", "mnist_float16.tflite", "mnist_dynamic_int8.tflite", "mnist_int8.tflite",

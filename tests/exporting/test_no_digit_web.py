@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from mnist_keras.inference import litert, negatives, no_digit
+from mnist_keras.data import negatives, templates
+from mnist_keras.inference import litert, no_digit
 from tests.exporting.test_web_page import Offline, browser, int8_model, site, upload, web_folder  # noqa: F401  (fixtures)
-from tests.serving.test_draw_page import page_url  # noqa: F401  (a fixture: mnist-serve with the drawing page)
+from tests.serving.test_draw_page import SEVEN, draw, page_url  # noqa: F401  (page_url: mnist-serve's drawing page)
 
 
 def test_the_page_decides_as_litert_in_python(browser, site, int8_model, mnist, tmp_path):  # noqa: F811
@@ -57,3 +58,29 @@ def test_the_server_backed_page_shows_no_digit(browser, page_url, mnist, tmp_pat
         assert page.locator("#prediction").get_attribute("data-no-digit") == "false"
     finally:
         page.close()
+
+
+def on_canvas(template: templates.Template) -> list[list[tuple[float, float]]]:
+    """A stroke template (unit square) as mouse strokes on the 280x280 canvas."""
+    return [[(40 + 200 * x, 40 + 200 * y) for x, y in stroke] for stroke in template.strokes]
+
+
+def test_a_drawn_letter_arrow_or_tick_is_no_digit_on_both_pages(browser, site, page_url):  # noqa: F811
+    """Templates held out from fitting (the last of each kind), drawn with the mouse as a person would."""
+    held_out = {t.name: t for t in templates.letter_templates("heldout") + templates.shape_templates("heldout")}
+    drawings = [on_canvas(held_out[name]) for name in ("letter-A-b", "arrow-e", "tick-c")]
+    session = Offline(browser, site)
+    server_page = browser.new_page()
+    try:
+        session.page.evaluate("window.mnistWeb.ready")
+        server_page.goto(page_url)
+        for page in (session.page, server_page):
+            for strokes in drawings:
+                draw(page, strokes)
+                page.wait_for_function("document.getElementById('prediction').textContent === 'no digit'")
+                page.click("#clear")
+            draw(page, SEVEN)  # and a digit is still read
+            page.wait_for_function("document.getElementById('prediction').textContent === '7'")
+    finally:
+        server_page.close()
+        session.close()

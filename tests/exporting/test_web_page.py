@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnist_keras.data.preprocess import preprocess
 from mnist_keras.exporting import web_page
 from mnist_keras.files import sha256_file
-from mnist_keras.inference.preprocess import preprocess
 from tests.conftest import assert_one_line_error, run_module
 from tests.serving.test_draw_page import ONE, SEVEN, ZERO, draw
 from tests.serving.test_serve import start_server

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_keras.data import datasets
+from mnist_keras.data import datasets, fonts, negatives, preprocess
 from mnist_keras.errors import InputError, NoInk
-from mnist_keras.inference import classifiers, litert, negatives, no_digit, predict, preprocess
+from mnist_keras.inference import classifiers, litert, no_digit, no_digit_fit, no_digit_graph, predict, readers
 from mnist_keras.training import keras_file, train
 from tests.conftest import REPO, run_module
 
@@ -36,7 +36,7 @@ def test_each_kind_is_made_the_same_every_time_and_its_splits_differ(kind):
 
 
 def test_letters_are_held_out_by_font_and_digit_shapes_are_not_negatives():
-    splits = {split: set(negatives.font_split(split)) for split in negatives.SPLITS}
+    splits = {split: set(fonts.font_split(split)) for split in negatives.SPLITS}
     assert splits["heldout"] and splits["validation"] and splits["train"]
     assert not splits["heldout"] & splits["train"] and not splits["validation"] & splits["train"]
     assert not splits["heldout"] & splits["validation"]
@@ -61,7 +61,7 @@ def test_the_head_leaves_the_networks_outputs_bit_identical(trained, no_digit_he
     model = keras_file.load_keras(workdir / train.MODEL_FILE)
     images = datasets.scale_images(mnist.x_test[:64])
     alone = np.asarray(model(images, training=False))
-    both, score = no_digit.with_head(model, no_digit_head)([images], training=False)
+    both, score = no_digit_graph.with_head(model, no_digit_head)([images], training=False)
     np.testing.assert_array_equal(np.asarray(both), alone)
     assert np.asarray(score).shape == (64,) and ((np.asarray(score) >= 0) & (np.asarray(score) <= 1)).all()
 
@@ -79,7 +79,7 @@ def test_the_threshold_is_recorded_beside_the_model_and_folded_in(trained, no_di
 def test_a_head_that_is_missing_or_for_another_model_is_one_line(trained, no_digit_head, tmp_path):
     _, workdir = trained
     model_path = workdir / train.MODEL_FILE
-    with pytest.raises(InputError, match="no such no-digit head; run python -m mnist_keras.no_digit"):
+    with pytest.raises(InputError, match="no such no-digit head; run mnist-no-digit"):
         no_digit.load_head(tmp_path / "other.keras")
     with pytest.raises(InputError, match="fitted to another model"):
         no_digit.load_head(model_path, "0" * 64)
@@ -91,7 +91,7 @@ def test_a_head_that_is_missing_or_for_another_model_is_one_line(trained, no_dig
     keras.Sequential([keras.Input((3274,)), keras.layers.Dense(1)]).save(old_keras)
     old_json.write_text(no_digit.head_paths(model_path)[1].read_text())
     with pytest.raises(InputError, match=r"old.no_digit.keras: not a no-digit head of this version "
-                                         r"\(\[N, 1162\] to \[N, 1\]\); run python -m mnist_keras.no_digit"):
+                                         r"\(\[N, 1162\] to \[N, 1\]\); run mnist-no-digit"):
         no_digit.load_head(other)
 
 
@@ -108,13 +108,13 @@ def probe_images(mnist):
 
 def test_every_format_makes_the_same_decision(exported, probe_images):
     _, out, model_path = exported
-    reference = no_digit.decide(no_digit.load_reader(model_path)(probe_images)[1])
+    reference = no_digit.decide(readers.load_reader(model_path)(probe_images)[1])
     assert 0.05 < reference.mean() < 0.95  # both answers occur: the agreement below means something
     files = [out / "serving" / "1"] + sorted((out / "export").glob("mnist_*.tflite"))
     files = [f for f in files if f.name not in ("mnist_camera.tflite", "mnist_rgb.tflite")]
     assert len(files) == 5
     for path in files:
-        probabilities, scores = no_digit.load_reader(path)(probe_images)
+        probabilities, scores = readers.load_reader(path)(probe_images)
         agreement = float(np.mean(no_digit.decide(scores) == reference))
         assert agreement >= 0.995, (path.name, agreement)
         assert probabilities.shape == (len(probe_images), 10)
@@ -122,7 +122,7 @@ def test_every_format_makes_the_same_decision(exported, probe_images):
 
 def test_the_rgb_model_decides_as_keras(exported, probe_images):
     _, out, model_path = exported
-    reference = no_digit.decide(no_digit.load_reader(model_path)(probe_images)[1])
+    reference = no_digit.decide(readers.load_reader(model_path)(probe_images)[1])
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(out / "export" / "mnist_rgb.tflite"))
@@ -230,7 +230,7 @@ def test_predict_reports_the_heads_decision_in_every_format(exported, mnist, tmp
     paths = [tmp_path / n for n in [*images, "texture.png"]]
     decisions = []
     for model in (model_path, out / "serving" / "1", out / "export" / "mnist_float32.tflite"):
-        records = predict.predict_files(paths, no_digit.load_reader(model))
+        records = predict.predict_files(paths, readers.load_reader(model))
         assert [r["digit"] for r in records[:3]] == list(images.values())
         assert all(isinstance(r["no_digit"], bool) and 0 <= r["digit_score"] <= 1 for r in records)
         decisions.append([r["no_digit"] for r in records])
@@ -244,11 +244,11 @@ def test_predict_reports_the_heads_decision_in_every_format(exported, mnist, tmp
 def test_a_model_without_its_head_is_one_line(trained, tmp_path):
     _, workdir = trained
     with pytest.raises(InputError, match="no such model"):
-        no_digit.load_reader(tmp_path / "missing.tflite")
+        readers.load_reader(tmp_path / "missing.tflite")
     bare = tmp_path / "bare.keras"
     bare.write_bytes((workdir / train.MODEL_FILE).read_bytes())
-    with pytest.raises(InputError, match="bare.no_digit.keras: no such no-digit head; run python -m mnist_keras"):
-        no_digit.load_reader(bare)
+    with pytest.raises(InputError, match="bare.no_digit.keras: no such no-digit head; run mnist-no-digit"):
+        readers.load_reader(bare)
 
 
 def test_evaluate_reports_both_sides(trained, no_digit_head, tmp_path):
@@ -331,10 +331,10 @@ def test_without_fashion_mnist_the_other_kinds_serve_and_the_gap_is_said(trained
 
     monkeypatch.setattr(negatives, "FASHION_DIR", tmp_path / "absent")
     assert "fashion" not in negatives.available() and str(tmp_path / "absent") in negatives.missing()["fashion"]
-    calibration = no_digit.calibration_negatives(40)
+    calibration = no_digit_fit.calibration_negatives(40)
     assert calibration.shape == (40, 28, 28) and calibration.dtype == np.uint8
     _, workdir = trained
-    reader = no_digit.keras_reader(keras_file.load_keras(workdir / train.MODEL_FILE), no_digit_head)
+    reader = readers.keras_reader(keras_file.load_keras(workdir / train.MODEL_FILE), no_digit_head)
     found = evaluate.no_digit_metrics(reader, mnist.x_test[:200], mnist.y_test[:200], 30, no_digit_head.threshold)
     assert "fashion" not in found["negatives_heldout"] and set(found["negatives_heldout"]) == set(negatives.available())
     assert "fashion: not measured" in evaluate.format_no_digit(found, 200)

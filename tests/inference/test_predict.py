@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnist_keras.data import preprocess
 from mnist_keras.errors import InputError
-from mnist_keras.inference import classifiers, litert, predict, preprocess
+from mnist_keras.inference import classifiers, litert, predict
 from tests.conftest import REPO, assert_one_line_error, run_module
 
 N = 200  # test digits per variant

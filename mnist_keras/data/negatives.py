@@ -2,10 +2,13 @@
 measure the "no digit" decision (no_digit.py).
 
 Kinds (KINDS): Fashion-MNIST (Debian's dataset-fashion-mnist), letters and symbols rendered from
-the machine's fonts, noise, blank and nearly blank pictures, textures. Each kind has three
-disjoint splits: "train" (fits the head), "validation" (chooses the threshold) and "heldout"
-(measured only). Fashion-MNIST's held-out part is its own test file; the letters' held-out part
-is drawn in fonts that no other split uses; the synthetic kinds use a different seed per split.
+the machine's fonts, noise, blank and nearly blank pictures, textures, and shapes and letters
+drawn with the drawing pages' round pen (arrows, ticks, stars, hearts, houses, ...; templates.py).
+Each kind has three disjoint splits: "train" (fits the head), "validation" (chooses the
+threshold) and "heldout" (measured only). Fashion-MNIST's held-out part is its own test file;
+the letters' is typed in font families that no other split uses (fonts.py); the drawn kinds'
+is drawn from templates no other split uses, some of whole kinds of shape never fitted on;
+the synthetic kinds use a different seed per split.
 
 Every picture is a grayscale uint8 page (PAGE x PAGE), then made MNIST-style by
 preprocess.to_mnist, the same path `mnist-predict` takes. A page in which preprocessing finds
@@ -14,30 +17,30 @@ all zeros).
 
 Glyphs that ARE digit shapes in handwriting are not counted as non-digits (AMBIGUOUS): O o D Q
 (0), I l i j | ! / \\ ( ) [ ] (1), Z z (2), S s (5), b G (6), T (7), B (8), g q (9), and . , ' ` (a
-dot blown up to 20 pixels). Everything else printable in ASCII is a non-digit.
+dot blown up to 20 pixels). Everything else printable in ASCII is a non-digit. Drawn letters
+that are digit shapes (DIGIT_LIKE) are made only to be measured apart.
 """
 
 from __future__ import annotations
 
-import functools
-import glob
 import hashlib
 import string
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageFilter
 
+from mnist_keras.data import fonts
 from mnist_keras.errors import InputError
 
 PAGE = 64
-KINDS = ("fashion", "letters", "noise", "blank", "textures")
-REQUIRED = ("fashion", "letters", "noise", "blank")  # the kinds issue 20 sets a bar for
+KINDS = ("fashion", "letters", "noise", "blank", "textures", "drawn shapes", "drawn letters")
+REQUIRED = KINDS  # each kind has a bar: at least 95% of its held-out pictures rejected
+DIGIT_LIKE = "digit-like letters"  # drawn O, I, S, Z, ...: made and measured apart, never fitted on
 SPLITS = ("train", "validation", "heldout")
 COUNTS = {"train": 5000, "validation": 1000, "heldout": 1000}
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-FONT_GLOBS = ("/usr/share/fonts/truetype/**/*.ttf", "/usr/share/fonts/opentype/**/*.otf")
 AMBIGUOUS = set("OoDQIlij|!/\\()[]ZzSsbGTBgq.,'`")
 GLYPHS = "".join(c for c in string.ascii_letters + string.punctuation if c not in AMBIGUOUS)
 SPLIT_SEED = {"train": 1, "validation": 2, "heldout": 3}
@@ -69,7 +72,7 @@ def _paper_and_ink(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # --- The kinds ------------------------------------------------------------------------------
 
-def fashion_pages(split: str, count: int) -> np.ndarray:
+def fashion_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
     """Fashion-MNIST items on a page; train and validation from its training file, heldout its test file."""
     from mnist_keras.data import datasets as data
 
@@ -78,7 +81,6 @@ def fashion_pages(split: str, count: int) -> np.ndarray:
     fashion = data.load_folder(FASHION_DIR)
     source = fashion.x_test if split == "heldout" else (
         fashion.x_train[:50000] if split == "train" else fashion.x_train[50000:])
-    rng = np.random.default_rng(_seed("fashion", split))
     chosen = source[rng.choice(len(source), count, replace=False)]
     pages = np.empty((count, PAGE, PAGE), np.uint8)
     for n, item in enumerate(chosen):
@@ -91,53 +93,19 @@ def fashion_pages(split: str, count: int) -> np.ndarray:
     return pages
 
 
-@functools.cache
-def fonts() -> list[str]:
-    """The machine's font files, sorted (the split by font depends on this order)."""
-    found = sorted({path for pattern in FONT_GLOBS for path in glob.glob(pattern, recursive=True)})
-    usable = []
-    for path in found:
-        try:
-            ImageFont.truetype(path, 20)
-            usable.append(path)
-        except OSError:
-            continue
-    return usable
-
-
-def font_split(split: str) -> list[str]:
-    """Every 5th font (from the 3rd) is held out, every 5th from the 5th chooses the threshold."""
-    every = fonts()
-    if len(every) < 5:
-        raise InputError(f"found {len(every)} fonts under /usr/share/fonts; rendered letters need at least 5")
-    index = {"heldout": [i for i in range(len(every)) if i % 5 == 2],
-             "validation": [i for i in range(len(every)) if i % 5 == 4]}
-    taken = index.get(split)
-    if taken is None:
-        taken = [i for i in range(len(every)) if i % 5 not in (2, 4)]
-    return [every[i] for i in taken]
-
-
-def letter_pages(split: str, count: int) -> np.ndarray:
+def letter_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
     """Letters and symbols (GLYPHS), each in a font of this split, size, slant and place at random."""
-    rng = np.random.default_rng(_seed("letters", split))
-    paths = font_split(split)
+    paths = fonts.font_split(split)
     pages = np.empty((count, PAGE, PAGE), np.uint8)
     for n in range(count):
-        font = ImageFont.truetype(paths[int(rng.integers(len(paths)))], int(rng.integers(20, 48)))
         glyph = GLYPHS[int(rng.integers(len(GLYPHS)))]
-        canvas = Image.new("L", (PAGE * 2, PAGE * 2), 0)
-        ImageDraw.Draw(canvas).text((PAGE, PAGE), glyph, fill=255, font=font, anchor="mm")
-        canvas = canvas.rotate(float(rng.uniform(-20, 20)), resample=Image.Resampling.BILINEAR)
-        shift = rng.integers(-8, 9, 2)
-        box = (PAGE // 2 + shift[0], PAGE // 2 + shift[1], PAGE // 2 + shift[0] + PAGE, PAGE // 2 + shift[1] + PAGE)
-        pages[n] = _paper_and_ink(np.asarray(canvas.crop(box), np.float64) / 255.0, rng)
+        ink = fonts.glyph_ink(paths[int(rng.integers(len(paths)))], glyph, rng, PAGE, tilt=20)
+        pages[n] = _paper_and_ink(ink, rng)
     return pages
 
 
-def noise_pages(split: str, count: int) -> np.ndarray:
+def noise_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
     """Uniform, Gaussian, salt-and-pepper and blurred (blotchy) noise at any contrast."""
-    rng = np.random.default_rng(_seed("noise", split))
     pages = np.empty((count, PAGE, PAGE), np.uint8)
     for n in range(count):
         style = n % 4
@@ -156,9 +124,8 @@ def noise_pages(split: str, count: int) -> np.ndarray:
     return pages
 
 
-def blank_pages(split: str, count: int) -> np.ndarray:
+def blank_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
     """One colour; paper with sensor noise or a lighting gradient; a speck, a dot or a smudge."""
-    rng = np.random.default_rng(_seed("blank", split))
     pages = np.empty((count, PAGE, PAGE), np.uint8)
     rows, cols = np.mgrid[0:PAGE, 0:PAGE] / PAGE
     for n in range(count):
@@ -184,9 +151,8 @@ def blank_pages(split: str, count: int) -> np.ndarray:
     return pages
 
 
-def texture_pages(split: str, count: int) -> np.ndarray:
+def texture_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
     """Stripes at any angle, checkerboards, grids and woven (crossed sine) patterns."""
-    rng = np.random.default_rng(_seed("textures", split))
     pages = np.empty((count, PAGE, PAGE), np.uint8)
     rows, cols = np.mgrid[0:PAGE, 0:PAGE].astype(np.float64)
     for n in range(count):
@@ -206,13 +172,38 @@ def texture_pages(split: str, count: int) -> np.ndarray:
     return pages
 
 
+def drawn_pages(templates: list, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Shapes or letters drawn with the drawing pages' round pen from the split's stroke templates."""
+    from mnist_keras.data import pen
+
+    pages = np.empty((count, PAGE, PAGE), np.uint8)
+    for n in range(count):
+        pages[n] = pen.render(templates[int(rng.integers(len(templates)))].strokes, rng, PAGE)
+    return pages
+
+
+def shape_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Arrows, ticks, stars, hearts, houses, smileys, crosses, scribbles, ... (templates.SHAPES)."""
+    from mnist_keras.data import templates
+
+    return drawn_pages(templates.shape_templates(split), count, rng)
+
+
+def drawn_letter_pages(split: str, count: int, rng: np.random.Generator, digit_like: bool = False) -> np.ndarray:
+    """Letters drawn with the pen (templates.LETTERS); digit_like: only those that are digit shapes in some hands."""
+    from mnist_keras.data import templates
+
+    return drawn_pages(templates.letter_templates(split, digit_like=digit_like), count, rng)
+
+
 PAGES = {"fashion": fashion_pages, "letters": letter_pages, "noise": noise_pages, "blank": blank_pages,
-         "textures": texture_pages}
+         "textures": texture_pages, "drawn shapes": shape_pages, "drawn letters": drawn_letter_pages,
+         DIGIT_LIKE: lambda split, count, rng: drawn_letter_pages(split, count, rng, digit_like=True)}
 
 
 def to_mnist_pages(pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """preprocess.to_mnist on each page: images [N, 28, 28] uint8, and where it found no ink."""
-    from mnist_keras.inference.preprocess import to_mnist
+    from mnist_keras.data.preprocess import to_mnist
 
     images = np.zeros((len(pages), 28, 28), np.uint8)
     no_ink = np.zeros(len(pages), bool)
@@ -227,10 +218,10 @@ def to_mnist_pages(pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def make(kind: str, split: str, count: int | None = None) -> Negatives:
     """One kind's split, the same on every run (fixed seeds; the letters also on the same fonts)."""
     if kind not in PAGES:
-        raise InputError(f"unknown kind of negative {kind!r}; choose from {', '.join(KINDS)}")
+        raise InputError(f"unknown kind of negative {kind!r}; choose from {', '.join(PAGES)}")
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    pages = PAGES[kind](split, count or COUNTS[split])
+    pages = PAGES[kind](split, count or COUNTS[split], np.random.default_rng(_seed(kind, split)))
     images, no_ink = to_mnist_pages(pages)
     return Negatives(kind, split, images, pages, no_ink)
 
@@ -240,8 +231,8 @@ def missing() -> dict[str, str]:
     why = {}
     if not FASHION_DIR.is_dir():
         why["fashion"] = f"{FASHION_DIR}: not found (apt-get install dataset-fashion-mnist)"
-    if not fonts():
-        why["letters"] = "no font files found (apt-get install fonts-dejavu-core)"
+    if not fonts.fonts():
+        why["letters"] = "no font files found (scripts/debian-packages.txt lists the font packages)"
     return why
 
 
