@@ -26,7 +26,8 @@ def main(argv: list[str]) -> None:
     model_path = check_keras_file(FLAGS.model)
     dataset = datasets.load(FLAGS.data_dir, FLAGS.tfds)
     model = load_keras(model_path)
-    print(f"Fitting the no-digit head of {model_path} on {dataset.source} and negatives.py's pictures", flush=True)
+    print(f"Fitting the no-digit head of {model_path}: digits of {dataset.source} and of other styles against "
+          "every kind of non-digit (docs/no_digit.md)", flush=True)
     head = fit_head(model, dataset.x_train, sha256_file(model_path), FLAGS.validation_examples,
                     progress=lambda line: print(line, flush=True))
     paths = save_head(head, model_path)

@@ -37,7 +37,7 @@ def calibration_negatives(count: int) -> np.ndarray:
     from mnist_keras.data import negatives
 
     kinds = negatives.available()
-    each = max(1, count // len(kinds))
+    each = -(-count // len(kinds))  # rounded up, then cut to count
     return np.concatenate([negatives.make(kind, "train", each).images for kind in kinds])[:count]
 
 
@@ -61,21 +61,27 @@ TARGETS = {"digits": TARGET_REJECTED, "redrawn": 2 * TARGET_REJECTED, "typed": 2
            "drawn": 2 * TARGET_REJECTED}
 
 
+BATCH = 256  # pictures per step when fitting the head
 # Pictures of the hardest kind to tell from digits (typed letters) are made in larger number.
-MORE = {"letters": 3}
+MORE = {"letters": 2}
 
 
 def picture_job(job: tuple) -> tuple[np.ndarray, np.ndarray]:
     """One set of pictures: ("digits", kind, split, count, source) or ("negatives", kind, split, count, None)
-    -> (MNIST-style images, which pictures had no ink)."""
+    -> (MNIST-style images, which pictures had no ink); made once and kept in the cache folder."""
     from mnist_keras.data import negatives, written
 
     family, kind, split, count, source = job
-    if family == "digits":
-        images = written.make(kind, split, count, source).images
-        return images, np.zeros(len(images), bool)
-    made = negatives.make(kind, split, count)
-    return made.images, made.no_ink
+
+    def build() -> dict[str, np.ndarray]:
+        if family == "digits":
+            images = written.make(kind, split, count, source).images
+            return {"images": images, "no_ink": np.zeros(len(images), bool)}
+        made = negatives.make(kind, split, count)
+        return {"images": made.images, "no_ink": made.no_ink}
+
+    arrays = written.cached(job, build)
+    return arrays["images"], arrays["no_ink"]
 
 
 def make_pictures(jobs: dict[str, tuple]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -84,13 +90,17 @@ def make_pictures(jobs: dict[str, tuple]) -> dict[str, tuple[np.ndarray, np.ndar
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     workers = min(len(jobs), len(os.sched_getaffinity(0)))
-    if workers <= 1:
-        return {name: picture_job(job) for name, job in jobs.items()}
-    order = sorted(jobs, key=lambda name: -(jobs[name][3] or 5000))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        made = dict(zip(order, pool.map(picture_job, [jobs[name] for name in order])))
+    order = sorted(jobs, key=lambda name: -jobs[name][3])
+    try:
+        if workers <= 1:
+            raise BrokenProcessPool("one core")
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            made = dict(zip(order, pool.map(picture_job, [jobs[name] for name in order])))
+    except BrokenProcessPool:  # one core, or a __main__ without a __name__ guard (spawn re-imports it)
+        made = {name: picture_job(job) for name, job in jobs.items()}
     return {name: made[name] for name in jobs}
 
 
@@ -101,7 +111,7 @@ def picture_jobs(x_train: np.ndarray, x_validation: np.ndarray, digits_count: in
 
     source = (x_train, np.zeros(len(x_train), np.uint8))  # the head needs no labels
     held = (x_validation, np.zeros(len(x_validation), np.uint8))
-    sizes = {"redrawn": digits_count // 3, "reshaped": digits_count * 2 // 3, "typed": digits_count // 3,
+    sizes = {"redrawn": digits_count // 3, "reshaped": digits_count // 2, "typed": digits_count // 3,
              "drawn": digits_count // 3}
     jobs = {f"train/{kind}": ("digits", kind, "train", count, source) for kind, count in sizes.items()}
     for kind in TARGETS:
@@ -165,8 +175,10 @@ def train_head(x: np.ndarray, y: np.ndarray, weight: np.ndarray, hidden: int = H
         layers += [keras.layers.Dense(hidden, activation="relu", name="hidden"), keras.layers.Dropout(dropout)]
     layers.append(keras.layers.Dense(1, name="score_logit"))
     head = keras.Sequential(layers, name="no_digit_head")
-    head.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(from_logits=True))
-    head.fit(x, y, sample_weight=weight / weight.mean(), batch_size=256, epochs=epochs, verbose=0, shuffle=True)
+    # The learning rate decays to zero: the last steps settle the head, so a refit lands near the same decision.
+    rate = keras.optimizers.schedules.CosineDecay(1e-3, epochs * -(-len(x) // BATCH))
+    head.compile(keras.optimizers.Adam(rate), keras.losses.BinaryCrossentropy(from_logits=True))
+    head.fit(x, y, sample_weight=weight / weight.mean(), batch_size=BATCH, epochs=epochs, verbose=0, shuffle=True)
     return head
 
 

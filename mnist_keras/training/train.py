@@ -78,7 +78,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
         "settings": dataclasses.asdict(config),
         "data": dataset.source,
         "written_digits": mixed,
-        "train_examples": len(dataset.x_train),
+        "train_examples": len(dataset.x_train) - mixed,  # MNIST's; written_digits besides
         "validation_examples": len(x_val),
         "test_examples": len(dataset.x_test),
         "steps_per_epoch": steps,

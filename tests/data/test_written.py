@@ -69,7 +69,7 @@ def test_training_digits_are_cached_and_the_same_from_the_cache(mnist, tmp_path,
     monkeypatch.setenv("MNIST_KERAS_CACHE_DIR", str(tmp_path))
     source = (mnist.x_train[:500], mnist.y_train[:500])
     made = written.cached_training_digits(60, source)
-    stored = list((tmp_path / "written").glob("*.npz"))
+    stored = list((tmp_path / "pictures").glob("*.npz"))
     assert len(stored) == 1 and len(made.images) == 60
     assert set(made.styles) & {"mnist"} and len(set(made.styles)) > 5  # every kind of the mix
     again = written.cached_training_digits(60, source)

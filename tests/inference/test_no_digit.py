@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -338,3 +339,46 @@ def test_without_fashion_mnist_the_other_kinds_serve_and_the_gap_is_said(trained
     found = evaluate.no_digit_metrics(reader, mnist.x_test[:200], mnist.y_test[:200], 30, no_digit_head.threshold)
     assert "fashion" not in found["negatives_heldout"] and set(found["negatives_heldout"]) == set(negatives.available())
     assert "fashion: not measured" in evaluate.format_no_digit(found, 200)
+
+
+def test_the_pictures_made_on_every_core_are_those_made_on_one(mnist, monkeypatch):
+    """The head's pictures are made in spawned processes; the same as in this one, and every kind is there."""
+    jobs = no_digit_fit.picture_jobs(mnist.x_train[:300], mnist.x_train[300:400], digits_count=60, negatives_count=12)
+    assert {name.split("/")[1] for name in jobs} >= {"typed", "drawn", "reshaped", "drawn shapes", "drawn letters"}
+    assert not any(name.endswith(negatives.DIGIT_LIKE) for name in jobs)  # measured apart, never fitted on
+    made = no_digit_fit.make_pictures(jobs)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})  # one core: made here, in turn
+    here = no_digit_fit.make_pictures(jobs)
+    assert list(made) == list(jobs) == list(here)
+    for name in jobs:
+        np.testing.assert_array_equal(made[name][0], here[name][0])
+        np.testing.assert_array_equal(made[name][1], here[name][1])
+
+
+def test_the_reading_benchmark_prints_every_kind_for_every_reader(exported, mnist, tmp_path):
+    """Each kind of held-out digit and non-digit, for the network, Keras with its head, mnist-predict's
+    reader and the camera model; the network's MNIST figure is the model's test accuracy."""
+    from mnist_keras.training import metrics
+
+    _, out, model_path = exported
+    export = out / "export"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "reading_benchmark.py"), f"--model={model_path}",
+         f"--predict_model={export / 'mnist_int8.tflite'}", f"--camera={export / 'mnist_camera.tflite'}",
+         "--count=40", "--negatives=20"], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)),
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+    def figures(name: str) -> list[float]:
+        line = next(line for line in result.stdout.splitlines() if line.startswith(name + "  "))
+        return [float(cell) for cell in re.findall(r"([\d.]+)%", line)]
+
+    digits = ["MNIST test", "typed, print fonts", "typed, handwriting fonts", "drawn, held-out templates",
+              "MNIST test reshaped", "MNIST test redrawn", "real handwriting (UCI, 43 writers)"]
+    for name in digits:
+        assert len(figures(name)) == 7, name  # network; Keras right, refused; predict and camera likewise
+    for name in (*negatives.available(), negatives.DIGIT_LIKE):
+        assert len(figures(name)) == 3, name
+    network = metrics.evaluate(keras_file.load_keras(model_path), mnist.x_test, mnist.y_test)["accuracy"]
+    assert figures("MNIST test")[0] == pytest.approx(network, abs=0.006)
+    assert "per style (right/refused, Keras): " in result.stdout and "1-flag-base" in result.stdout

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,7 +29,8 @@ def test_training_learns_and_writes_its_outputs(training_run, mnist):
     assert [e["epoch"] for e in record["epochs"]] == [1, 2, 3]
     assert all(list(e) == EPOCH_KEYS for e in record["epochs"])  # no test_* figures per epoch
     assert losses[0] > losses[1] > losses[2], losses
-    assert record["steps_per_epoch"] == 63  # ceil(4000 / 64)
+    assert record["written_digits"] == 720  # 18% as many digits in other styles (written.py) beside them
+    assert record["steps_per_epoch"] == 74  # ceil((4000 + 720) / 64)
     assert (record["train_examples"], record["validation_examples"], record["test_examples"]) == (4000, 2000, 2000)
     assert record["test"]["total"] == 2000 and record["test"]["accuracy"] >= 90.0, record["test"]
     assert record["epochs"][-1]["learning_rate"] == 0.0  # cosine decay ends at zero
@@ -113,6 +115,19 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path):
     assert five != first_loss(6, "c")
 
 
+def test_written_digits_join_the_shipped_mnist_only(tmp_path, capsys, monkeypatch):
+    """Digits in other styles are added to the shipped MNIST, and the log says so; another data folder
+    (not necessarily digits) trains as it is."""
+    fashion = Path("/usr/share/datasets/fashion-mnist")
+    if not fashion.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    config = train.Config(epochs=1, data_dir=str(fashion), train_examples=300, validation_examples=100,
+                          test_examples=100, progress="none")
+    _, record = train.train_and_evaluate(config, tmp_path)
+    assert record["written_digits"] == 0 and record["steps_per_epoch"] == 5
+    assert "300 training (no digits in other styles with this data)" in capsys.readouterr().out
+
+
 def test_whole_training_on_tfds_mock_data(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
     monkeypatch.setattr(datasets, "network_reachable", lambda *_: True)  # the mock stands in for the download
@@ -126,12 +141,14 @@ def test_whole_training_on_tfds_mock_data(tmp_path, monkeypatch):
 
 def test_run_prints_devices_epochs_bar_and_accuracy(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # the bar runs on a terminal only
-    config = train.Config(epochs=2, train_examples=1000, validation_examples=500, test_examples=500)
+    config = train.Config(epochs=2, train_examples=1000, validation_examples=500, test_examples=500,
+                          written_share=0)
     _, history = train.train_and_evaluate(config, tmp_path)
     out = capsys.readouterr().out
     assert "Device: CPU" in out and "421,642 parameters" in out
-    assert "Data: MNIST (shipped copy, SHA-256 verified): 1000 training, 500 validation (the last 500 " \
-           "training images) and 500 test images, 16 batches of 64 per epoch" in out
+    assert "Data: MNIST (shipped copy, SHA-256 verified): 1000 training (MNIST alone), 500 validation (the last " \
+           "500 training images) and 500 test images, 16 batches of 64 per epoch" in out
+    assert history["written_digits"] == 0
     assert "━" in out  # Keras' progress bar
     epochs = re.findall(r"^Epoch (\d)/2: average loss ([\d.]+) \(16 batches\), validation accuracy ([\d.]+)%",
                         out, re.M)
@@ -150,6 +167,8 @@ def test_run_prints_devices_epochs_bar_and_accuracy(tmp_path, capsys, monkeypatc
     ("--epoch=5", "Unknown command line flag 'epoch'"),
     ("--learning_rate=nan", "--learning_rate=nan: must be a positive number"),
     ("--learning_rate=0", "--learning_rate=0.0: must be a positive number"),
+    ("--written_share=1.5", "flag --written_share=1.5"),
+    ("--written_share=nan", "--written_share=nan: must be between 0 and 1"),
 ])
 def test_bad_flag_is_one_clear_line(tmp_path, flag, fragment):
     assert_one_line_error(run_module("mnist_keras.train", flag, cwd=tmp_path), fragment)
