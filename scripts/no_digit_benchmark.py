@@ -31,9 +31,10 @@ flags.DEFINE_string("model", "saved_models/mnist.keras", "The trained .keras mod
 flags.DEFINE_bool("compare", False, "Also measure the alternatives to the head on features and logits.")
 flags.DEFINE_integer("redrawn", 2000, "MNIST test digits redrawn on paper and preprocessed.", lower_bound=1)
 flags.DEFINE_integer("negatives", None, "Pictures per kind in each negative split (default: negatives.COUNTS).")
-flags.DEFINE_list("artifacts", ["saved_models/mnist/1", "export/mnist_float32.tflite", "export/mnist_float16.tflite",
+flags.DEFINE_list("artifacts", ["saved_models/mnist", "export/mnist_float32.tflite", "export/mnist_float16.tflite",
                                  "export/mnist_dynamic_int8.tflite", "export/mnist_int8.tflite"],
-                  "Exported models whose decision is compared with the Keras model's (those that exist).")
+                  "Exported models whose decision is compared with the Keras model's (those that exist; a "
+                  "SavedModel base folder: its newest version).")
 flags.DEFINE_string("camera", "export/mnist_camera.tflite", "The camera model, run on 64x64 frames (if it exists).")
 flags.DEFINE_bool("fit", False, "Fit a new head rather than read the one beside the model.")
 flags.DEFINE_bool("write_head", False, "With --fit: write the fitted head beside the model.")
@@ -45,6 +46,12 @@ def row(name: str, test_reject: np.ndarray, test_correct: np.ndarray, redrawn_re
     cells = [f"{100 * test_reject.mean():.2f}%", f"{accepted_correct:.2f}%", f"{100 * redrawn_reject.mean():.2f}%"]
     cells += [f"{100 * kinds[k].mean():.1f}%" for k in negatives.KINDS]
     return f"{name:<34}" + "".join(f"{c:>11}" for c in cells)
+
+
+def newest_version(path: Path) -> Path:
+    """A SavedModel base folder (TF Serving's layout: numbered versions) as its newest version; else the path."""
+    versions = [v for v in path.iterdir() if v.name.isdigit()] if path.is_dir() else []
+    return max(versions, key=lambda v: int(v.name)) if versions else path
 
 
 def main(argv: list[str]) -> None:
@@ -107,7 +114,7 @@ def main(argv: list[str]) -> None:
             other = no_digit_fit.fit(sets, columns=cols, hidden=hidden)
             kind = "logistic" if hidden == 0 else f"MLP {hidden}"
             heldout_row(f"head ({kind}) on {name}", lambda f, lg, other=other, cols=cols: other.score(f[:, cols]))
-    artifacts = [Path(a) for a in FLAGS.artifacts if Path(a).exists()]
+    artifacts = [newest_version(Path(a)) for a in FLAGS.artifacts if Path(a).exists()]
     if artifacts:
         probe = np.concatenate([mnist.x_test] + [
             negatives.make(kind, "heldout", FLAGS.negatives and max(1, FLAGS.negatives // 3)).images
