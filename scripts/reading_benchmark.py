@@ -32,6 +32,10 @@ flags.DEFINE_string("predict_model", "export/mnist_int8.tflite", "mnist-predict'
 flags.DEFINE_string("camera", "export/mnist_camera.tflite", "The camera model, run on 64x64 frames.")
 flags.DEFINE_integer("count", 2000, "Pictures per kind of digit.", lower_bound=10)
 flags.DEFINE_integer("negatives", 1000, "Pictures per kind of non-digit.", lower_bound=10)
+flags.DEFINE_string("page", None, "Also draw letters, arrows, ticks and a 7 with the mouse on this drawing page "
+                    "folder (export/web) in Debian's Chromium, and print what the page answers.")
+PAGE_DRAWINGS = ("letter-A-a", "letter-A-b", "arrow-a", "arrow-b", "arrow-c", "arrow-d", "arrow-e", "tick-a",
+                 "tick-b", "tick-c", "7-plain-a", "7-crossed-a")
 
 
 class Set:
@@ -160,9 +164,50 @@ def main(argv: list[str]) -> None:
         cells = [measure(keras_read(data.images), data)[1]]
         cells += [measure(read(getattr(data, feed)), data)[1] for read, feed in others.values()]
         print(f"{data.name:<36} {len(data.images):>5}" + "".join(f"{c:>15.1f}%" for c in cells))
+    if FLAGS.page:
+        page_answers(FLAGS.page)
     print(f"\nAims (issue 25): digits in held-out styles >= 98% right, <= 1% refused; MNIST test >= 99.2% right by the "
           f"network, <= 0.3% refused and >= 99.1% right with the head; each kind of non-digit >= 95% refused "
           f"(digit-like letters apart). ({time.time() - start:.0f} s)")
+
+
+def page_answers(folder: str) -> None:
+    """What the drawing page says for each of PAGE_DRAWINGS drawn with the mouse, as a person draws."""
+    import functools
+    import http.server
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    from mnist_keras.data import templates
+
+    quiet = type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *args: None})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(quiet, directory=folder))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    drawn = {t.name: t for split in ("train", "heldout") for t in
+             templates.letter_templates(split) + templates.shape_templates(split) + templates.digit_templates(split)}
+    print(f"\nThe drawing page {folder} in Chromium, each drawn with the mouse (template, its split): answer")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{server.server_port}/")
+        page.evaluate("window.mnistWeb.ready")
+        box = page.locator("#canvas").bounding_box()
+        for name in PAGE_DRAWINGS:
+            page.evaluate("window.mnistWeb.stats.lastDigitScore = null")
+            for stroke in drawn[name].strokes:
+                points = [(box["x"] + 40 + 200 * x, box["y"] + 40 + 200 * y) for x, y in stroke]
+                page.mouse.move(*points[0])
+                page.mouse.down()
+                for point in points[1:]:
+                    page.mouse.move(*point, steps=4)
+                page.mouse.up()
+            page.wait_for_function("window.mnistWeb.stats.lastDigitScore != null")
+            page.wait_for_timeout(300)
+            print(f"  {name} ({templates.split_of(drawn[name])}): {page.locator('#prediction').text_content()}")
+            page.click("#clear")
+        browser.close()
+    server.shutdown()
 
 
 def per_style(data: Set, read: readers.Reader) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -362,10 +363,12 @@ def test_the_reading_benchmark_prints_every_kind_for_every_reader(exported, mnis
 
     _, out, model_path = exported
     export = out / "export"
+    web = export / "web"
+    page = ["--page", str(web)] if shutil.which("chromium") and (web / "index.html").is_file() else []
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "reading_benchmark.py"), f"--model={model_path}",
          f"--predict_model={export / 'mnist_int8.tflite'}", f"--camera={export / 'mnist_camera.tflite'}",
-         "--count=40", "--negatives=20"], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)),
+         "--count=40", "--negatives=20", *page], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)),
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
 
@@ -382,3 +385,6 @@ def test_the_reading_benchmark_prints_every_kind_for_every_reader(exported, mnis
     network = metrics.evaluate(keras_file.load_keras(model_path), mnist.x_test, mnist.y_test)["accuracy"]
     assert figures("MNIST test")[0] == pytest.approx(network, abs=0.006)
     assert "per style (right/refused, Keras): " in result.stdout and "1-flag-base" in result.stdout
+    if page:  # what the drawing page answers for each drawing: a digit or "no digit"
+        answers = re.findall(r"^  ([\w-]+) \((train|heldout)\): (no digit|\d)$", result.stdout, re.M)
+        assert len(answers) == 12 and {"letter-A-b", "arrow-a", "tick-c", "7-plain-a"} <= {a[0] for a in answers}
