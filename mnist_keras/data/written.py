@@ -176,8 +176,9 @@ def reshaped(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def training_digits(count: int, source: tuple[np.ndarray, np.ndarray], salt: int = 0) -> Written:
     """`count` digits of the train splits, in TRAINING_SHARES, shuffled: what training adds to MNIST."""
-    parts = [make(kind, "train", round(count * share), source if kind == "reshaped" else None, salt)
-             for kind, share in TRAINING_SHARES.items()]
+    counts = {kind: round(count * share) for kind, share in TRAINING_SHARES.items()}
+    counts["reshaped"] += count - sum(counts.values())  # exactly count in all
+    parts = [make(kind, "train", n, source if kind == "reshaped" else None, salt) for kind, n in counts.items()]
     order = np.random.default_rng(seed("mixed", "train", salt)).permutation(sum(len(p.images) for p in parts))
     return Written("mixed", "train", *(np.concatenate([getattr(p, f) for p in parts])[order]
                                        for f in ("images", "labels", "styles")))
