@@ -32,6 +32,7 @@ flags.DEFINE_string("predict_model", "export/mnist_int8.tflite", "mnist-predict'
 flags.DEFINE_string("camera", "export/mnist_camera.tflite", "The camera model, run on 64x64 frames.")
 flags.DEFINE_integer("count", 2000, "Pictures per kind of digit.", lower_bound=10)
 flags.DEFINE_integer("negatives", 1000, "Pictures per kind of non-digit.", lower_bound=10)
+flags.DEFINE_integer("mnist", 10000, "MNIST test images read (the first N).", lower_bound=10, upper_bound=10000)
 flags.DEFINE_string("page", None, "Also draw letters, arrows, ticks and a 7 with the mouse on this drawing page "
                     "folder (export/web) in Debian's Chromium, and print what the page answers.")
 PAGE_DRAWINGS = ("letter-A-a", "letter-A-b", "arrow-a", "arrow-b", "arrow-c", "arrow-d", "arrow-e", "tick-a",
@@ -64,8 +65,8 @@ def digit_sets(mnist: datasets.Data, count: int) -> list[Set]:
     """Every kind of held-out digits."""
     from mnist_keras.data import fonts
 
-    test = (mnist.x_test, mnist.y_test)
-    sets = [Set("MNIST test", mnist.x_test, mnist.y_test.astype(int))]
+    test = (mnist.x_test[:FLAGS.mnist], mnist.y_test[:FLAGS.mnist])
+    sets = [Set("MNIST test", test[0], test[1].astype(int))]
     typed = written.make("typed", "heldout", count)
     hand = {font.family for font in fonts.fonts() if font.handwriting}
     in_hand = np.array([style in hand for style in typed.styles])
