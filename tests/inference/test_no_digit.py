@@ -369,8 +369,8 @@ def test_the_reading_benchmark_prints_every_kind_for_every_reader(exported, mnis
         [sys.executable, str(REPO / "scripts" / "reading_benchmark.py"), f"--model={model_path}",
          f"--predict_model={export / 'mnist_int8.tflite'}",
          f"--camera={export / 'mnist_camera.tflite'}",
-         "--count=40", "--negatives=20", "--mnist=1000", *page], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)),
-        capture_output=True, text=True, timeout=600)
+         "--count=40", "--negatives=20", "--mnist=1000", *page],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
 
     def figures(name: str) -> list[float]:
