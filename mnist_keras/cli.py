@@ -28,11 +28,18 @@ def define_data_flags() -> None:
                          lower_bound=0)
 
 
+HELP = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull"}  # absl's help flags
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
         sys.exit(f"error: {e}")
+    except SystemExit as e:  # absl exits 1 once it has printed the help: asking for it is no error
+        if e.code == 1 and HELP & set(argv[1:]):
+            sys.exit(0)
+        raise
 
 
 def run(main: Callable[[list[str]], None]) -> None:
@@ -56,7 +63,19 @@ def run(main: Callable[[list[str]], None]) -> None:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
 
+    list_flags_in_help(main.__module__)
     app.run(guarded, flags_parser=_parse_flags)
+
+
+def list_flags_in_help(command: str) -> None:
+    """--help lists the command's own flags and docstring however it was started. absl shows those of
+    the module it runs as: for `python -m mnist_keras.train` that is the command, but for the
+    `mnist-train` console script it is the wrapper in bin/, which defines none."""
+    if command == "__main__":
+        return
+    for flag in flags.FLAGS.get_key_flags_for_module(command):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+    sys.modules["__main__"].__doc__ = sys.modules[command].__doc__
 
 
 def check_writable_parent(path: str | Path) -> None:

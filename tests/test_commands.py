@@ -1,11 +1,14 @@
-"""Each command's --help lists its flags, without TensorFlow's start-up (the flags are the CLI's only)."""
+"""Each command's --help lists its flags, without TensorFlow's start-up (the flags are the CLI's only),
+as `python -m` and as the installed console script."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -27,7 +30,30 @@ def test_help_lists_every_flag_without_loading_tensorflow(command, tmp_path):
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", f"mnist_keras.{command}", "--help"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert result.returncode == 0
     for flag in FLAGS[command]:
         assert re.search(rf"^  --{re.escape(flag)}: \S", result.stdout, re.M), (flag, result.stdout)
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line]
     assert "mnist_keras" in imported and not [m for m in imported if m.startswith(("tensorflow", "keras"))]
+
+
+SCRIPTS = {"mnist-train": ["epochs", "written_share", "model_dir"], "mnist-evaluate": FLAGS["evaluate"],
+           "mnist-export": FLAGS["export"], "mnist-verify": FLAGS["verify"], "mnist-predict": FLAGS["predict"],
+           "mnist-no-digit": FLAGS["no_digit"], "mnist-serve": FLAGS["serve"], "mnist-report": FLAGS["report"]}
+
+
+def test_every_console_script_in_pyproject_is_checked():
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(declared) == set(SCRIPTS)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_each_installed_script_lists_its_own_flags(script, tmp_path):
+    """absl lists the flags of the module it runs as: for a console script, its wrapper in bin/ (issue 27)."""
+    path = shutil.which(script)
+    if path is None:
+        pytest.skip(f"{script} is not installed (pip install -e .)")
+    result = subprocess.run([path, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for flag in SCRIPTS[script]:
+        assert re.search(rf"^  --{re.escape(flag)}: \S", result.stdout, re.M), (flag, result.stdout[:2000])
