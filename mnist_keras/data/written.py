@@ -73,15 +73,11 @@ def make(kind: str, split: str, count: int, source: tuple[np.ndarray, np.ndarray
 
 def mnist_style(pages: np.ndarray, labels: np.ndarray, styles: np.ndarray) -> tuple[np.ndarray, ...]:
     """(images, labels, styles, pages): preprocess.to_mnist on each page; one it finds no ink in is dropped."""
-    from mnist_keras.data.preprocess import to_mnist
+    from mnist_keras.data.negatives import to_mnist_pages
 
-    images, kept = [], []
-    for n, page in enumerate(pages):
-        with contextlib.suppress(InputError):
-            images.append(to_mnist(page.astype(np.float32)))
-            kept.append(n)
-    images = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
-    return images, labels[kept].astype(np.uint8), styles[kept], pages[kept]
+    images, no_ink = to_mnist_pages(pages)
+    kept = ~no_ink
+    return images[kept], labels[kept].astype(np.uint8), styles[kept], pages[kept]
 
 
 def typed_pages(split: str, count: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:

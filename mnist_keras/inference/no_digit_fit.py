@@ -93,15 +93,15 @@ def make_pictures(jobs: dict[str, tuple]) -> dict[str, tuple[np.ndarray, np.ndar
     from concurrent.futures.process import BrokenProcessPool
 
     workers = min(len(jobs), len(os.sched_getaffinity(0)))
-    order = sorted(jobs, key=lambda name: -jobs[name][3])
-    try:
-        if workers <= 1:
-            raise BrokenProcessPool("one core")
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            made = dict(zip(order, pool.map(picture_job, [jobs[name] for name in order])))
-    except BrokenProcessPool:  # one core, or a __main__ without a __name__ guard (spawn re-imports it)
-        made = {name: picture_job(job) for name, job in jobs.items()}
-    return {name: made[name] for name in jobs}
+    if workers > 1:
+        order = sorted(jobs, key=lambda name: -jobs[name][3])
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                made = dict(zip(order, pool.map(picture_job, [jobs[name] for name in order])))
+            return {name: made[name] for name in jobs}
+        except BrokenProcessPool:  # a __main__ without a __name__ guard: spawn cannot re-import it
+            pass
+    return {name: picture_job(job) for name, job in jobs.items()}
 
 
 def picture_jobs(x_train: np.ndarray, x_validation: np.ndarray, digits_count: int,
@@ -208,8 +208,8 @@ def fit(sets: Sets, model_sha256: str = "", target: float = TARGET_REJECTED, col
     head = Head(model, 0.5, model_sha256)
     margins = {name: np.asarray(model.predict(tapped[:, columns], batch_size=4096, verbose=0))[:, 0]
                for name, (tapped, _) in sets.validation.items()}
-    cut = min(choose_threshold(margins[kind], share * target / TARGET_REJECTED)
-              for kind, share in TARGETS.items() if kind in margins)
+    cut = min(choose_threshold(margins[kind], kind_target * target / TARGET_REJECTED)
+              for kind, kind_target in TARGETS.items() if kind in margins)
     fold_threshold(model, cut)
     head.threshold = float(1.0 / (1.0 + np.exp(-cut)))
     head.fitted = {
