@@ -50,6 +50,9 @@ def define_flags() -> None:
                        "With the shipped MNIST, add digits in other styles, this share of the training images in "
                        "number: typed in fonts, drawn from stroke templates, MNIST reshaped (docs/training.md); "
                        "0: MNIST alone, as the original pipeline.", lower_bound=0, upper_bound=1)
+    flags.DEFINE_float("reshape_share", defaults.reshape_share,
+                       "With digits in other styles (--written_share above 0), turn, shear and zoom this share "
+                       "of each batch afresh.", lower_bound=0, upper_bound=1)
     flags.DEFINE_integer("validation_examples", defaults.validation_examples,
                          "Hold out the last N of the training images as the validation split, which "
                          "the per-epoch figures and best.keras use; the test set is read once, at the "

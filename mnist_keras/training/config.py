@@ -24,6 +24,8 @@ class Config:
     written_share: with the shipped MNIST, digits in other styles (typed, drawn, reshaped;
     data/written.py), this share of the training images in number, join them; 0 trains on
     MNIST alone, as the seed did.
+    reshape_share: with those digits, this share of each batch is also turned, sheared and
+    zoomed afresh (data/pipeline.py's reshape).
     """
 
     epochs: int = 5
@@ -35,6 +37,7 @@ class Config:
     tfds: str | None = None
     train_examples: int = 0
     written_share: float = 0.18
+    reshape_share: float = 0.5
     validation_examples: int = 5000
     test_examples: int = 0
     jit_compile: str = "auto"
@@ -62,6 +65,8 @@ def validate(config: Config) -> None:
             raise InputError(f"--{name}={getattr(config, name)}: must be 0 or more")
     if not 0 <= config.written_share <= 1:  # NaN fails this too
         raise InputError(f"--written_share={config.written_share}: must be between 0 and 1")
+    if not 0 <= config.reshape_share <= 1:
+        raise InputError(f"--reshape_share={config.reshape_share}: must be between 0 and 1")
     if config.cpu_replicas < 1:
         raise InputError(f"--cpu_replicas={config.cpu_replicas}: must be at least 1")
     if config.lr_schedule not in ("cosine", "constant"):

@@ -127,7 +127,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
     best = max((e["val_accuracy"] / 100 for e in done if e.get("val_accuracy") is not None), default=None)
 
     def make_train_data(first: int):
-        return pipeline.train_dataset(dataset.x_train, dataset.y_train, global_batch, config.seed, first)
+        return pipeline.train_dataset(dataset.x_train, dataset.y_train, global_batch, config.seed, first,
+                                      config.reshape_share if mixed else 0.0)
 
     validation_data = pipeline.eval_dataset(x_val, y_val, EVAL_BATCH) if n else None
     # The bar redraws its line with \r and escape codes: only on a terminal, not into a log file.
@@ -192,5 +193,7 @@ def with_written_digits(dataset: datasets.Data, config: Config) -> tuple[dataset
 def mixed_note(mixed: int, config: Config) -> str:
     """What the training images are, for the Data: line."""
     if mixed:
-        return f" ({mixed} of them digits in other styles: typed, drawn, reshaped; --written_share=0 for MNIST alone)"
+        reshaped = f", and {config.reshape_share:.0%} of each batch reshaped afresh" if config.reshape_share else ""
+        return (f" ({mixed} of them digits in other styles: typed, drawn, reshaped{reshaped}; "
+                "--written_share=0 for MNIST alone)")
     return " (MNIST alone)" if not config.written_share else " (no digits in other styles with this data)"

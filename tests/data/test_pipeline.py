@@ -66,3 +66,19 @@ def test_scale_images_is_what_the_pipeline_feeds(mnist):
     assert scaled.min() == 0.0 and scaled.max() == 1.0
     images, _ = next(iter(pipeline.eval_dataset(mnist.x_test[:100], mnist.y_test[:100], 100)))
     np.testing.assert_array_equal(images.numpy(), scaled)
+
+
+def test_reshape_turns_the_chosen_share_and_a_resumed_run_sees_the_same(mnist):
+    x, y = mnist.x_train[:512], mnist.y_train[:512]
+    plain = next(iter(pipeline.train_dataset(x, y, 256, seed=5)))
+    every = next(iter(pipeline.train_dataset(x, y, 256, seed=5, reshape_share=1.0)))
+    half = next(iter(pipeline.train_dataset(x, y, 256, seed=5, reshape_share=0.5)))
+    np.testing.assert_array_equal(every[1], plain[1])  # the same digits, in the same order
+    changed = [np.abs(b[0].numpy() - plain[0].numpy()).reshape(256, -1).max(axis=1) > 0.1 for b in (every, half)]
+    assert changed[0].mean() > 0.95 and 0.3 < changed[1].mean() < 0.7
+    ink = [b[0].numpy().reshape(256, -1).sum(axis=1) for b in (plain, every)]
+    assert np.all((ink[1] > 0.5 * ink[0]) & (ink[1] < 1.6 * ink[0]))  # turned and zoomed, still whole
+    whole = list(pipeline.train_dataset(x, y, 64, seed=5, reshape_share=0.5).take(12))
+    resumed = list(pipeline.train_dataset(x, y, 64, seed=5, first_epoch=1, reshape_share=0.5).take(4))
+    for ours, theirs in zip(whole[8:], resumed):
+        np.testing.assert_array_equal(ours[0], theirs[0])

@@ -268,7 +268,8 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
 def test_help_explains_every_flag(tmp_path):
     result = run_module("mnist_keras.train", "--help", cwd=tmp_path)
     assert result.returncode == 0  # (absl alone exits 1 after its help)
-    for flag in ("epochs", "written_share", "batch_size", "learning_rate", "lr_schedule", "seed", "data_dir", "tfds",
+    for flag in ("epochs", "written_share", "reshape_share", "batch_size", "learning_rate", "lr_schedule", "seed",
+                 "data_dir", "tfds",
                  "model_dir", "train_examples", "validation_examples", "test_examples", "jit_compile",
                  "strategy", "precision", "cpu_replicas", "lr_scaling", "progress", "[no]resume", "[no]report"):
         assert re.search(rf"^  --{re.escape(flag)}: \S", result.stdout, re.M), flag
