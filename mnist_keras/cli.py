@@ -10,7 +10,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, printable
 
 
 def define_data_flags() -> None:
@@ -35,7 +35,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {printable(e)}")
     except SystemExit as e:  # absl exits 1 once it has printed the help: asking for it is no error
         if e.code == 1 and HELP & set(argv[1:]):
             sys.exit(0)
@@ -57,7 +57,7 @@ def run(main: Callable[[list[str]], None]) -> None:
         try:
             main(argv)
         except InputError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {printable(e)}", file=sys.stderr)  # a file name in it cannot add a line
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -17,7 +17,7 @@ import sys
 from absl import flags
 
 from mnist_keras import cli
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, printable
 from mnist_keras.inference.predict import DEFAULT_MODEL, format_record, load_reader, predict_files
 
 FLAGS = flags.FLAGS
@@ -30,7 +30,7 @@ def main(argv: list[str]) -> None:
     records = predict_files(paths, load_reader(FLAGS.model), FLAGS.top_k)
     for record in records:
         if "error" in record:
-            print(f"error: {record['error']}", file=sys.stderr)
+            print(f"error: {printable(record['error'])}", file=sys.stderr)
         elif not FLAGS.json:
             print(format_record(record))
     if FLAGS.json:

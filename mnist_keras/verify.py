@@ -17,7 +17,7 @@ import math
 from absl import flags
 
 from mnist_keras import cli
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, printable
 from mnist_keras.exporting.verify import (
     DEFAULT_MAX_DROP,
     FLOAT_TOLERANCE,
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
 
     dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
     results = verify_artifacts(FLAGS.model, argv[1:], dataset, FLAGS.max_drop)
-    print(f"On {len(dataset.y_test)} test images of {dataset.source}:")
+    print(f"On {len(dataset.y_test)} test images of {printable(dataset.source)}:")
     print(format_table(results))
     failed = [r for r in results if r.passed is False]
     if failed:

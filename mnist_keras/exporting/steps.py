@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from mnist_keras.data.datasets import NUM_CLASSES, Data
-from mnist_keras.errors import InputError, first_line
+from mnist_keras.errors import InputError, first_line, printable
 from mnist_keras.exporting import app_models as camera_export
 from mnist_keras.exporting import serving_files, tflite_metadata, verify, web_page
 from mnist_keras.exporting.folders import check_folder, partial_path, prepare_folder, publish_version
@@ -212,7 +212,7 @@ def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: st
     model = keras_file.load_keras(model_path)
     reference, ends_in_softmax, seconds = verify.keras_outputs(model, images)
     keras = verify.keras_result(model_path, reference, labels, seconds)
-    progress(f"Exporting {model_path}: {keras.accuracy:.2f}% on {len(labels)} test images of "
+    progress(f"Exporting {printable(model_path)}: {keras.accuracy:.2f}% on {len(labels)} test images of "
              f"{dataset.source}; each artifact is checked on the same images")
     head = no_digit_fit.load_or_fit(model_path, model, dataset.x_train, progress)
     if head is not None:  # the full-integer model's ranges must cover non-digits too, or its check drifts
@@ -339,7 +339,7 @@ def format_summary(results: list[verify.Result]) -> str:
     lines = [verify.format_table(results), ""]
     kept = [r.path for r in results[1:] if r.passed]
     if kept:
-        lines.append("Kept: " + ", ".join(kept))
+        lines.append("Kept: " + ", ".join(printable(path) for path in kept))
     lines.append("Time/image: the median of single-image calls on this machine "
                  "(TFLite: LiteRT, one thread).")
     return "\n".join(lines)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from mnist_keras.data.datasets import Data, scale_images
-from mnist_keras.errors import InputError, first_line
+from mnist_keras.errors import InputError, first_line, printable
 from mnist_keras.files import sha256_file
 from mnist_keras.inference import classifiers, litert
 from mnist_keras.training import keras_file
@@ -196,7 +196,7 @@ def format_table(results: list[Result]) -> str:
     for r in results:
         verdict = "" if r.passed is None else f"{'ok' if r.passed else 'FAILED'} ({r.bar})"
         rows.append([
-            r.artifact, r.path, _size(r.size_bytes),
+            r.artifact, printable(r.path), _size(r.size_bytes),
             f"{r.accuracy:.2f}% ({r.correct}/{r.total})",
             "" if r.change is None else f"{r.change:+.2f}",
             "" if r.agreement is None else f"{r.agreement:.2f}%",
