@@ -28,6 +28,14 @@ def define_data_flags() -> None:
                          lower_bound=0)
 
 
+def define_trust_flag() -> None:
+    """--trust_model, for every command that runs a SavedModel someone may have handed over."""
+    flags.DEFINE_bool("trust_model", False,
+                      "Run a SavedModel even if its graph has ops that reach files, the network or other "
+                      "processes (ReadFile, WriteFile, PyFunc, ...; see docs/export.md). Without it, such a "
+                      "SavedModel is refused before any of it runs.")
+
+
 HELP = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull"}  # absl's help flags
 
 

@@ -27,7 +27,7 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise InputError("name at least one image file: python -m mnist_keras.predict digit.png")
-    records = predict_files(paths, load_reader(FLAGS.model), FLAGS.top_k)
+    records = predict_files(paths, load_reader(FLAGS.model, FLAGS.trust_model), FLAGS.top_k)
     for record in records:
         if "error" in record:
             print(f"error: {printable(record['error'])}", file=sys.stderr)
@@ -45,6 +45,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("top_k", 1, "Show the k most likely digits.", lower_bound=1, upper_bound=10)
     flags.DEFINE_bool("json", False, "Print JSON: per file, the digit (null: no digit), its probability, the top k, "
                       "digit_score and no_digit.")
+    cli.define_trust_flag()
+    flags.adopt_module_key_flags(cli)
 
 
 def cli_main() -> None:
