@@ -26,7 +26,7 @@ from mnist_keras.data.datasets import NUM_CLASSES, Data
 from mnist_keras.errors import InputError, first_line, printable
 from mnist_keras.exporting import app_models as camera_export
 from mnist_keras.exporting import serving_files, tflite_metadata, verify, web_page
-from mnist_keras.exporting.folders import check_folder, partial_path, prepare_folder, publish_version
+from mnist_keras.exporting.folders import check_folder, export_lock, partial_path, publish_version
 from mnist_keras.exporting.formats import (
     APP_FORMATS,
     FORMATS,
@@ -199,11 +199,9 @@ def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export
 def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
           dataset: Data, formats: Sequence[str], max_drop: float, calibration_examples: int,
           progress: Callable[[str], None]) -> Export:
-    """Checks, prepares the folders, loads the model and measures it: what every step reads."""
+    """Checks, loads the model and measures it: what every step reads (export_model holds the folders' locks)."""
     model_path, serving, tflite_dir, tflite_formats = check_outputs(model_path, serving_dir, export_dir,
                                                                     formats)
-    for folder in filter(None, [serving, tflite_dir]):
-        prepare_folder(folder)
     images, labels = dataset.x_test, dataset.y_test
     rng = np.random.default_rng(0)
     calibration = dataset.x_train[rng.choice(len(dataset.x_train),
@@ -323,14 +321,17 @@ def export_model(model_path: str | Path, serving_dir: str | Path | None, export_
     An artifact that misses its bar is not kept and is reported in the summary's `failed`; one
     whose metadata cannot be written or read back, or that its runtime refuses, is not kept and
     is reported in `problems`; the other artifacts are still written. Bad input (model, folders,
-    formats) raises InputError before anything is written.
+    formats) raises InputError before anything is written, and so does another export writing in
+    the same folders (folders.export_lock; its leftovers are removed once the lock is ours).
     progress: called with a line as each step ends (the command prints them).
     """
-    job = start(model_path, serving_dir, export_dir, dataset, formats, max_drop, calibration_examples,
-                progress or (lambda line: None))
-    job.web_runtime = Path(web_runtime) if web_runtime else None
-    for step in STEPS:
-        step(job)
+    _, serving, tflite_dir, _ = check_outputs(model_path, serving_dir, export_dir, formats)
+    with export_lock(filter(None, [serving, tflite_dir])):
+        job = start(model_path, serving_dir, export_dir, dataset, formats, max_drop, calibration_examples,
+                    progress or (lambda line: None))
+        job.web_runtime = Path(web_runtime) if web_runtime else None
+        for step in STEPS:
+            step(job)
     return ExportSummary(job.results, job.written, job.provenance, job.problems)
 
 
