@@ -1,12 +1,14 @@
 """Reads the digit in each image file: photos, scans, drawings, any size or colour.
 
     python -m mnist_keras.predict digit.png [more.jpg ...] [--top_k 3] [--json]
-        [--model export/mnist_int8.tflite | model.keras | saved_models/mnist/1]
+        [--model export/mnist_int8.tflite | model.keras | saved_models/mnist/1] [--trust_model]
 
 Each image is made MNIST-style first (preprocess.py). The default model is the exported
 full-integer .tflite, run by LiteRT without importing TensorFlow, so the command starts
 in a fraction of a second. A file that cannot be read is reported on one line, the
-others are still read, and the exit status is 1 if any failed.
+others are still read, and the exit status is 1 if any failed. File names are printed with
+control characters escaped (errors.printable). A SavedModel folder is scanned before it runs
+(inference/saved_model_scan.py) unless --trust_model.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ for one works with the other:
     POST /draw                                   image bytes -> digit (the page uses it)
 
 Errors come back as TF Serving gives them: HTTP 400 or 404 with {"error": "..."}.
+A version whose graph has ops that reach files, the network or other processes is refused before
+it loads (inference/saved_model_scan.py; docs/export.md), unless --trust_model.
 """
 
 from __future__ import annotations
