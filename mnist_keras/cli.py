@@ -10,7 +10,7 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, printable
 
 
 def define_data_flags() -> None:
@@ -28,6 +28,14 @@ def define_data_flags() -> None:
                          lower_bound=0)
 
 
+def define_trust_flag() -> None:
+    """--trust_model, for every command that runs a SavedModel someone may have handed over."""
+    flags.DEFINE_bool("trust_model", False,
+                      "Run a SavedModel even if its graph has ops that reach files, the network or other "
+                      "processes (ReadFile, WriteFile, PyFunc, ...; see docs/export.md). Without it, such a "
+                      "SavedModel is refused before any of it runs.")
+
+
 HELP = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull"}  # absl's help flags
 
 
@@ -35,7 +43,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {printable(e)}")
     except SystemExit as e:  # absl exits 1 once it has printed the help: asking for it is no error
         if e.code == 1 and HELP & set(argv[1:]):
             sys.exit(0)
@@ -57,7 +65,7 @@ def run(main: Callable[[list[str]], None]) -> None:
         try:
             main(argv)
         except InputError as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {printable(e)}", file=sys.stderr)  # a file name in it cannot add a line
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

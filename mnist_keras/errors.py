@@ -14,6 +14,15 @@ class NoInk(InputError):
     readers answer "no digit" (no_digit.py) rather than an error; other callers see an InputError."""
 
 
+def printable(text: object) -> str:
+    """`text` with each character a terminal acts on (newline, escape codes, other controls) as a backslash
+    escape: a file name printed in a line can neither end it nor forge another (`error: ...`) or colour it."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def first_line(error: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message (or its type): what a one-line error quotes."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]

@@ -12,6 +12,7 @@ import json
 from absl import flags
 
 from mnist_keras import cli
+from mnist_keras.errors import printable
 from mnist_keras.files import write_atomic
 from mnist_keras.inference.evaluate import evaluate_file, format_report
 from mnist_keras.training.keras_file import check_keras_file
@@ -31,7 +32,7 @@ def main(argv: list[str]) -> None:
     print(format_report(result))
     if FLAGS.json:
         write_atomic(FLAGS.json, json.dumps(result, indent=2) + "\n")
-        print(f"\nWrote {FLAGS.json}")
+        print(f"\nWrote {printable(FLAGS.json)}")
 
 
 def define_flags() -> None:

@@ -23,7 +23,8 @@ and prints a table of each artifact's size, test accuracy against the Keras mode
 per image. Every artifact is first written under a temporary name, evaluated on the test
 set through its own runtime, and renamed only if it meets its bar (see verify.py); one that
 misses it, or whose metadata or runtime check fails, is not kept and the command ends with
-one error line.
+one error line. A second export into the same folders meanwhile fails at once, in one line naming
+the lock file and the export holding it; the next export removes what a killed one left.
 
 From Python: mnist_keras.exporting.steps.export_model(...), which runs the steps.
 """
@@ -36,6 +37,7 @@ from absl import flags
 
 from mnist_keras import cli, verify, web_export
 from mnist_keras.errors import InputError
+from mnist_keras.exporting.folders import export_lock
 from mnist_keras.exporting.steps import FORMATS, check_outputs, export_model
 
 FLAGS = flags.FLAGS
@@ -43,13 +45,15 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> None:
     del argv  # unused
-    check_outputs(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, FLAGS.formats)  # before the data loads
-    from mnist_keras.data import datasets as data
+    # Before the data loads: bad input, and another export writing in the same folders.
+    _, serving, tflite_dir, _ = check_outputs(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, FLAGS.formats)
+    with export_lock(filter(None, [serving, tflite_dir])):
+        from mnist_keras.data import datasets as data
 
-    dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
-    summary = export_model(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, dataset, FLAGS.formats,
-                           FLAGS.max_drop, FLAGS.calibration_examples,
-                           progress=functools.partial(print, flush=True), web_runtime=FLAGS.web_runtime)
+        dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
+        summary = export_model(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, dataset, FLAGS.formats,
+                               FLAGS.max_drop, FLAGS.calibration_examples,
+                               progress=functools.partial(print, flush=True), web_runtime=FLAGS.web_runtime)
     print()
     print(summary.format())
     if summary.failed or summary.problems:

@@ -15,6 +15,8 @@ for one works with the other:
     POST /draw                                   image bytes -> digit (the page uses it)
 
 Errors come back as TF Serving gives them: HTTP 400 or 404 with {"error": "..."}.
+A version whose graph has ops that reach files, the network or other processes is refused before
+it loads (inference/saved_model_scan.py; docs/export.md), unless --trust_model.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def main(argv: list[str]) -> None:
         serving_metrics.read_monitoring_path(Path(FLAGS.monitoring_config_file) if FLAGS.monitoring_config_file
                                              else None),
         FLAGS.max_instances, FLAGS.max_body_mb * 1024 * 1024, FLAGS.grpc_max_threads, FLAGS.access_log,
-        Path(FLAGS.web_dir))
+        Path(FLAGS.web_dir), trust_model=FLAGS.trust_model)
     sock = bind(FLAGS.host, FLAGS.rest_api_port) if FLAGS.rest_api_port else None  # 0: no REST, as TF Serving
     model_server.run_model_server(options, sock)
 
@@ -91,6 +93,8 @@ def define_flags() -> None:
                          "Largest request body, in MiB.", lower_bound=1)
     flags.DEFINE_bool("access_log", False, "Log every request.")
     flags.DEFINE_string("web_dir", "export/web", "The static page export writes; served at /web/.")
+    cli.define_trust_flag()
+    flags.adopt_module_key_flags(cli)
 
 
 def cli_main() -> None:

@@ -1,13 +1,17 @@
 """Checks exported models against the Keras model they came from, on the whole test set.
 
     python -m mnist_keras.verify export/mnist_int8.tflite saved_models/mnist/1 \
-        [--model saved_models/mnist.keras] [--max_drop 0.3]
+        [--model saved_models/mnist.keras] [--max_drop 0.3] [--trust_model]
 
 Each artifact runs through its own runtime (a SavedModel through its serving signature,
 a .tflite through LiteRT), so what is measured is what a server or a phone will compute.
 Float artifacts must match the Keras model's accuracy within 0.05 points; quantized ones
 may lose at most --max_drop points. `python -m mnist_keras.export` runs the same checks
 before it keeps a file. From Python: verify_artifacts(model_path, paths, dataset) -> [Result].
+
+A SavedModel from someone else is a program: before any of it runs, its graph is scanned, and
+one with ops that reach files, the network or other processes (WriteFile, ReadFile, PyFunc, ...;
+inference/saved_model_scan.py) is refused in one line naming the op, unless --trust_model.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import math
 from absl import flags
 
 from mnist_keras import cli
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, printable
 from mnist_keras.exporting.verify import (
     DEFAULT_MAX_DROP,
     FLOAT_TOLERANCE,
@@ -39,12 +43,12 @@ def define_max_drop_flag() -> None:
 
 
 def main(argv: list[str]) -> None:
-    check_artifacts(FLAGS.model, argv[1:])
+    check_artifacts(FLAGS.model, argv[1:], FLAGS.trust_model)  # a hostile SavedModel: refused here, unrun
     from mnist_keras.data import datasets as data
 
     dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
-    results = verify_artifacts(FLAGS.model, argv[1:], dataset, FLAGS.max_drop)
-    print(f"On {len(dataset.y_test)} test images of {dataset.source}:")
+    results = verify_artifacts(FLAGS.model, argv[1:], dataset, FLAGS.max_drop, FLAGS.trust_model)
+    print(f"On {len(dataset.y_test)} test images of {printable(dataset.source)}:")
     print(format_table(results))
     failed = [r for r in results if r.passed is False]
     if failed:
@@ -54,6 +58,7 @@ def main(argv: list[str]) -> None:
 def define_flags() -> None:
     flags.DEFINE_string("model", "saved_models/mnist.keras", "The Keras model the artifacts came from.")
     define_max_drop_flag()
+    cli.define_trust_flag()
     cli.define_data_flags()
     flags.adopt_module_key_flags(cli)
 

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from mnist_keras.data.datasets import NUM_CLASSES, Data
-from mnist_keras.errors import InputError, first_line
+from mnist_keras.errors import InputError, first_line, printable
 from mnist_keras.exporting import app_models as camera_export
 from mnist_keras.exporting import serving_files, tflite_metadata, verify, web_page
-from mnist_keras.exporting.folders import check_folder, partial_path, prepare_folder, publish_version
+from mnist_keras.exporting.folders import check_folder, export_lock, partial_path, publish_version
 from mnist_keras.exporting.formats import (
     APP_FORMATS,
     FORMATS,
@@ -199,11 +199,9 @@ def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export
 def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
           dataset: Data, formats: Sequence[str], max_drop: float, calibration_examples: int,
           progress: Callable[[str], None]) -> Export:
-    """Checks, prepares the folders, loads the model and measures it: what every step reads."""
+    """Checks, loads the model and measures it: what every step reads (export_model holds the folders' locks)."""
     model_path, serving, tflite_dir, tflite_formats = check_outputs(model_path, serving_dir, export_dir,
                                                                     formats)
-    for folder in filter(None, [serving, tflite_dir]):
-        prepare_folder(folder)
     images, labels = dataset.x_test, dataset.y_test
     rng = np.random.default_rng(0)
     calibration = dataset.x_train[rng.choice(len(dataset.x_train),
@@ -212,7 +210,7 @@ def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: st
     model = keras_file.load_keras(model_path)
     reference, ends_in_softmax, seconds = verify.keras_outputs(model, images)
     keras = verify.keras_result(model_path, reference, labels, seconds)
-    progress(f"Exporting {model_path}: {keras.accuracy:.2f}% on {len(labels)} test images of "
+    progress(f"Exporting {printable(model_path)}: {keras.accuracy:.2f}% on {len(labels)} test images of "
              f"{dataset.source}; each artifact is checked on the same images")
     head = no_digit_fit.load_or_fit(model_path, model, dataset.x_train, progress)
     if head is not None:  # the full-integer model's ranges must cover non-digits too, or its check drifts
@@ -323,14 +321,17 @@ def export_model(model_path: str | Path, serving_dir: str | Path | None, export_
     An artifact that misses its bar is not kept and is reported in the summary's `failed`; one
     whose metadata cannot be written or read back, or that its runtime refuses, is not kept and
     is reported in `problems`; the other artifacts are still written. Bad input (model, folders,
-    formats) raises InputError before anything is written.
+    formats) raises InputError before anything is written, and so does another export writing in
+    the same folders (folders.export_lock; its leftovers are removed once the lock is ours).
     progress: called with a line as each step ends (the command prints them).
     """
-    job = start(model_path, serving_dir, export_dir, dataset, formats, max_drop, calibration_examples,
-                progress or (lambda line: None))
-    job.web_runtime = Path(web_runtime) if web_runtime else None
-    for step in STEPS:
-        step(job)
+    _, serving, tflite_dir, _ = check_outputs(model_path, serving_dir, export_dir, formats)
+    with export_lock(filter(None, [serving, tflite_dir])):
+        job = start(model_path, serving_dir, export_dir, dataset, formats, max_drop, calibration_examples,
+                    progress or (lambda line: None))
+        job.web_runtime = Path(web_runtime) if web_runtime else None
+        for step in STEPS:
+            step(job)
     return ExportSummary(job.results, job.written, job.provenance, job.problems)
 
 
@@ -339,7 +340,7 @@ def format_summary(results: list[verify.Result]) -> str:
     lines = [verify.format_table(results), ""]
     kept = [r.path for r in results[1:] if r.passed]
     if kept:
-        lines.append("Kept: " + ", ".join(kept))
+        lines.append("Kept: " + ", ".join(printable(path) for path in kept))
     lines.append("Time/image: the median of single-image calls on this machine "
                  "(TFLite: LiteRT, one thread).")
     return "\n".join(lines)

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from mnist_keras.data.datasets import Data, scale_images
-from mnist_keras.errors import InputError, first_line
+from mnist_keras.errors import InputError, first_line, printable
 from mnist_keras.files import sha256_file
-from mnist_keras.inference import classifiers, litert
+from mnist_keras.inference import classifiers, litert, saved_model_scan
 from mnist_keras.training import keras_file
 
 FLOAT_TOLERANCE = 0.05  # accuracy points: 5 of 10,000 test images
@@ -84,12 +84,14 @@ def keras_result(path: str | Path, probabilities: np.ndarray, labels: np.ndarray
                   int(np.sum(probabilities.argmax(axis=1) == labels)), len(labels), seconds)
 
 
-def saved_model_outputs(path: str | Path, images: np.ndarray,
-                        batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray, float]:
-    """Classes and probabilities from the serving signature, and the time of one image."""
+def saved_model_outputs(path: str | Path, images: np.ndarray, batch_size: int = 1000,
+                        trust: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """Classes and probabilities from the serving signature, and the time of one image.
+
+    trust: skip the scan for file, network and process ops (classifiers.load_saved_model)."""
     import tensorflow as tf
 
-    signature = classifiers.load_saved_model(path)
+    signature = classifiers.load_saved_model(path, trust)
     classes, probabilities = classifiers.saved_model_outputs(signature, images, batch_size)
     one = tf.constant(scale_images(images[:1]))
     return classes, probabilities, _median_seconds(lambda: signature(images=one))
@@ -127,13 +129,15 @@ def check_recorded_hash(path: Path) -> None:
 
 
 def measure(artifact: str, path: str | Path, images: np.ndarray, labels: np.ndarray,
-            reference: np.ndarray) -> Result:
-    """Runs one artifact on the test images; reference: the Keras model's probabilities."""
+            reference: np.ndarray, trust: bool = False) -> Result:
+    """Runs one artifact on the test images; reference: the Keras model's probabilities.
+
+    A SavedModel is scanned first unless `trust` (export's own are scanned too: it costs milliseconds)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        classes, probabilities, seconds = saved_model_outputs(path, images)
+        classes, probabilities, seconds = saved_model_outputs(path, images, trust=trust)
     else:
         classes, probabilities, seconds = tflite_outputs(path, images)
     return Result(artifact=artifact, path=str(path), size_bytes=size_bytes(path),
@@ -196,7 +200,7 @@ def format_table(results: list[Result]) -> str:
     for r in results:
         verdict = "" if r.passed is None else f"{'ok' if r.passed else 'FAILED'} ({r.bar})"
         rows.append([
-            r.artifact, r.path, _size(r.size_bytes),
+            r.artifact, printable(r.path), _size(r.size_bytes),
             f"{r.accuracy:.2f}% ({r.correct}/{r.total})",
             "" if r.change is None else f"{r.change:+.2f}",
             "" if r.agreement is None else f"{r.agreement:.2f}%",
@@ -208,8 +212,10 @@ def format_table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-def check_artifacts(model_path: str | Path, paths: list[str | Path]) -> tuple[Path, list[Path]]:
-    """Fails fast, before the test set and TensorFlow load, on paths that cannot be artifacts."""
+def check_artifacts(model_path: str | Path, paths: list[str | Path],
+                    trust: bool = False) -> tuple[Path, list[Path]]:
+    """Fails fast, before the test set and the models load, on paths that cannot be artifacts, and
+    (unless `trust`) on a SavedModel with file, network or process ops (saved_model_scan.py)."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("name at least one artifact: a .tflite file or a SavedModel version folder")
@@ -217,6 +223,8 @@ def check_artifacts(model_path: str | Path, paths: list[str | Path]) -> tuple[Pa
     for path in paths:
         if path.is_dir() or not path.exists():
             classifiers.check_saved_model_dir(path)
+            if not trust:
+                saved_model_scan.check_untrusted(path)
         else:
             check_recorded_hash(path)
             litert.load(path)
@@ -224,18 +232,19 @@ def check_artifacts(model_path: str | Path, paths: list[str | Path]) -> tuple[Pa
 
 
 def verify_artifacts(model_path: str | Path, paths: list[str | Path], dataset: Data,
-                     max_drop: float = DEFAULT_MAX_DROP) -> list[Result]:
+                     max_drop: float = DEFAULT_MAX_DROP, trust: bool = False) -> list[Result]:
     """The Keras model's row, then each artifact's, judged against it on the test split.
 
-    Nothing is raised for an artifact that misses its bar: its Result says passed=False.
+    Nothing is raised for an artifact that misses its bar: its Result says passed=False. A
+    SavedModel with file, network or process ops is refused (InputError) before it runs, unless `trust`.
     """
-    model_path, paths = check_artifacts(model_path, paths)
+    model_path, paths = check_artifacts(model_path, paths, trust)
     images, labels = dataset.x_test, dataset.y_test
     reference, _, seconds = keras_outputs(keras_file.load_keras(model_path), images)
     keras = keras_result(model_path, reference, labels, seconds)
     results = [keras]
     for path in paths:
-        result = measure("SavedModel" if path.is_dir() else "TFLite", path, images, labels, reference)
+        result = measure("SavedModel" if path.is_dir() else "TFLite", path, images, labels, reference, trust)
         quantized = path.is_file() and is_quantized(path)
         results.append(judge(result, keras, quantized, max_drop))
     return results

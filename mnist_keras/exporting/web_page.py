@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from mnist_keras.errors import InputError
+from mnist_keras.exporting.folders import export_lock, partial_path
 from mnist_keras.files import sha256_file, write_atomic
 
 # The model the page runs: the first of these that export wrote. The camera model (RGB in,
@@ -121,13 +122,22 @@ def fixed_batch(model: bytes) -> bytes:
 
 
 def write_web(folder: Path, model: Path, runtime: Path) -> Path:
-    """Builds the page folder beside `folder`, then swaps it in: a reader never sees half of one."""
+    """Builds the page folder beside `folder`, then swaps it in: a reader never sees half of one.
+
+    Under the export lock of folder's parent (an export's own, or web_export's), so two never
+    interleave; the partial names are folders.py's, so the next run removes a killed one's."""
     check_runtime(runtime)
     version = json.loads((runtime / RUNTIME_PACKAGE / "package.json").read_text())["version"]
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
+    with export_lock([folder.parent]):
+        _build_and_swap(folder, model, runtime, version)
+    return folder
+
+
+def _build_and_swap(folder: Path, model: Path, runtime: Path, version: str) -> None:
+    """The page under a partial name, renamed to `folder`; the old page moved aside first, then removed."""
+    partial = partial_path(folder.parent, folder.name, is_dir=True)
+    old = partial_path(folder.parent, f"{folder.name}-old", is_dir=True)
+    old.rmdir()  # a name for the page being replaced
     try:
         for name in PAGE_FILES:
             target = partial / name
@@ -146,7 +156,6 @@ def write_web(folder: Path, model: Path, runtime: Path) -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
-    return folder
 
 
 def export_web(export_dir: Path, runtime: Path | None = None,

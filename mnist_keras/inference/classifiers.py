@@ -15,7 +15,7 @@ import numpy as np
 
 from mnist_keras.data.datasets import IMAGE_SHAPE, NUM_CLASSES, scale_images
 from mnist_keras.errors import InputError, first_line
-from mnist_keras.inference import litert
+from mnist_keras.inference import litert, saved_model_scan
 
 Classifier = Callable[[np.ndarray], np.ndarray]  # uint8 [N, 28, 28] -> probabilities [N, 10]
 
@@ -48,9 +48,14 @@ def check_saved_model_dir(path: str | Path) -> Path:
     return path
 
 
-def load_saved_model(path: str | Path) -> Any:
-    """The serving signature of a SavedModel folder, checked against the documented contract."""
+def load_saved_model(path: str | Path, trust: bool = False) -> Any:
+    """The serving signature of a SavedModel folder, checked against the documented contract.
+
+    Unless `trust`, its graph is scanned first (saved_model_scan.py): one with file, network or
+    process ops is refused before TensorFlow loads or runs any of it."""
     path = check_saved_model_dir(path)
+    if not trust:
+        saved_model_scan.check_untrusted(path)
     import tensorflow as tf
 
     try:
@@ -103,14 +108,14 @@ def model_format(path: str | Path) -> str:
     return "keras" if path.suffix == ".keras" else "tflite"
 
 
-def load_classifier(path: str | Path) -> Classifier:
-    """A .tflite (LiteRT), a .keras file, or a SavedModel folder, behind one signature."""
+def load_classifier(path: str | Path, trust: bool = False) -> Classifier:
+    """A .tflite (LiteRT), a .keras file, or a SavedModel folder (scanned unless `trust`), behind one signature."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such model")
     fmt = model_format(path)
     if fmt == "savedmodel":
-        signature = load_saved_model(path)
+        signature = load_saved_model(path, trust)
         return lambda images: saved_model_outputs(signature, images)[1]
     if fmt == "keras":
         from mnist_keras.training.keras_file import load_keras

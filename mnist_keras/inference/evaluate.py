@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from mnist_keras.data.datasets import NUM_CLASSES, Data
+from mnist_keras.errors import printable
 from mnist_keras.training import keras_file
 from mnist_keras.training.metrics import evaluate
 
@@ -75,8 +76,8 @@ def format_report(result: dict) -> str:
     if result.get("no_digit"):
         lines += ["", format_no_digit(result["no_digit"], result["total"])]
     elif "no_digit" in result:
-        lines += ["", f"No digit: no head beside {result['model']}; mnist-no-digit "
-                      f"--model {result['model']} fits one"]
+        lines += ["", f"No digit: no head beside {printable(result['model'])}; mnist-no-digit "
+                      f"--model {printable(result['model'])} fits one"]
     return "\n".join(lines)
 
 

@@ -14,25 +14,25 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_keras.errors import InputError, NoInk
+from mnist_keras.errors import InputError, NoInk, printable
 from mnist_keras.inference import classifiers, no_digit, readers
 from mnist_keras.inference.classifiers import Classifier
 
 DEFAULT_MODEL = "export/mnist_int8.tflite"
 
 
-def load_classifier(path: str | Path) -> Classifier:
+def load_classifier(path: str | Path, trust: bool = False) -> Classifier:
     """inference.load_classifier, with a hint when the default model has not been exported yet."""
     if str(path) == DEFAULT_MODEL and not Path(path).exists():
         raise InputError(f"{path}: no such model; run python -m mnist_keras.export first")
-    return classifiers.load_classifier(path)
+    return classifiers.load_classifier(path, trust)
 
 
-def load_reader(path: str | Path) -> readers.Reader:
+def load_reader(path: str | Path, trust: bool = False) -> readers.Reader:
     """readers.load_reader (probabilities and the digit score), with the same hint."""
     if str(path) == DEFAULT_MODEL and not Path(path).exists():
         raise InputError(f"{path}: no such model; run python -m mnist_keras.export first")
-    return readers.load_reader(path)
+    return readers.load_reader(path, trust)
 
 
 def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
@@ -77,9 +77,11 @@ def predict_files(paths: list[str | Path], classify: Classifier | readers.Reader
 
 
 def format_record(record: dict) -> str:
-    """One prediction as the command prints it: "FILE: 7 (99.6%), 1 (0.2%)", or "FILE: no digit (...)"."""
+    """One prediction as the command prints it: "FILE: 7 (99.6%), 1 (0.2%)", or "FILE: no digit (...)";
+    FILE escaped (errors.printable), so a name holding a newline or escape codes stays one plain line."""
+    name = printable(record["file"])
     if record.get("no_digit"):
         why = record["reason"] if record["digit_score"] is None else f"digit score {record['digit_score']:.2f}"
-        return f"{record['file']}: no digit ({why})"
-    return f"{record['file']}: " + ", ".join(
+        return f"{name}: no digit ({why})"
+    return f"{name}: " + ", ".join(
         f"{p['digit']} ({100 * p['probability']:.1f}%)" for p in record["top_k"])

@@ -34,9 +34,10 @@ def keras_reader(model: Any, head: Head) -> Reader:
     return read
 
 
-def load_reader(path: str | Path) -> Reader:
-    """A .keras file (with its head beside it), a SavedModel folder or a .tflite from export,
-    behind one signature: probabilities [N, 10] and digit_score [N]."""
+def load_reader(path: str | Path, trust: bool = False) -> Reader:
+    """A .keras file (with its head beside it), a SavedModel folder (scanned unless `trust`:
+    classifiers.load_saved_model) or a .tflite from export, behind one signature: probabilities
+    [N, 10] and digit_score [N]."""
     from mnist_keras.inference import classifiers, litert
 
     path = Path(path)
@@ -50,7 +51,7 @@ def load_reader(path: str | Path) -> Reader:
         model = keras_file.load_keras(path)
         return keras_reader(model, load_head(path, sha256_file(path)))
     if fmt == "savedmodel":
-        signature = classifiers.load_saved_model(path)
+        signature = classifiers.load_saved_model(path, trust)
         if SCORE not in signature.structured_outputs:
             raise InputError(f"{path}: the SavedModel has no {SCORE} output (exported before the no-digit "
                              "decision); export it again")

@@ -87,14 +87,18 @@ def _fingerprint(path: Path) -> tuple:
 
 
 def load_version(name: str, version: int, path: Path, warmup: bool = True,
-                 make_batcher: Callable[[LoadedVersion], Any] | None = None) -> LoadedVersion:
-    """Loads one version and replays its warmup requests; raises on any failure."""
+                 make_batcher: Callable[[LoadedVersion], Any] | None = None, trust: bool = False) -> LoadedVersion:
+    """Loads one version and replays its warmup requests; raises on any failure.
+
+    Unless `trust`, a version whose graph has file, network or process ops is refused before any
+    of it loads or runs (inference/saved_model_scan.py): a folder dropped into the base path is
+    not necessarily ours."""
     import tensorflow as tf
 
     from mnist_keras.exporting import serving_files
     from mnist_keras.inference.classifiers import load_saved_model, signature_metadata
 
-    loaded = LoadedVersion(name, version, path, load_saved_model(path), signature_metadata(path))
+    loaded = LoadedVersion(name, version, path, load_saved_model(path, trust), signature_metadata(path))
     if warmup:
         for request in serving_files.read_warmup(path):
             unknown = set(request.inputs) - {"images"}
@@ -110,11 +114,12 @@ class ModelManager:
     """One model's versions under `base`; `specific`: the versions to serve, else the latest N."""
 
     def __init__(self, name: str, base: Path, specific: list[int] | None = None, latest: int = 1,
-                 poll_seconds: float = 1.0, warmup: bool = True, make_batcher=None, log=print):
+                 poll_seconds: float = 1.0, warmup: bool = True, make_batcher=None, log=print,
+                 trust_model: bool = False):
         self.name, self.base = name, Path(base)
         self.specific, self.latest = specific, latest
         self.poll_seconds, self.warmup, self.make_batcher = poll_seconds, warmup, make_batcher
-        self.log = log
+        self.log, self.trust_model = log, trust_model
         self._serving: dict[int, LoadedVersion] = {}  # replaced whole, never changed in place
         self._status: dict[int, VersionStatus] = {}
         self._failed: dict[int, tuple] = {}
@@ -176,10 +181,10 @@ class ModelManager:
         started = time.perf_counter()
         fingerprint = _fingerprint(path)  # before loading: a copy finishing meanwhile is retried
         try:
-            loaded = load_version(self.name, version, path, self.warmup, self.make_batcher)
+            loaded = load_version(self.name, version, path, self.warmup, self.make_batcher, self.trust_model)
         except Exception as e:  # any failure: report it, keep serving the others
             self._failed[version] = fingerprint
-            message = f"{path}: {first_line(e)}"
+            message = first_line(e) if first_line(e).startswith(str(path)) else f"{path}: {first_line(e)}"
             self._status[version] = VersionStatus(version, END, "UNKNOWN", message)
             self.log(f"Version {version} of {self.name} failed to load: {message}")
             return

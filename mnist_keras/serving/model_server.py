@@ -50,6 +50,7 @@ class ServerOptions:
     grpc_threads: int = 16
     access_log: bool = False
     web_dir: Path | None = None  # export/web/, served at /web/
+    trust_model: bool = False  # run versions whose graph has file, network or process ops
 
 
 def run_model_server(options: ServerOptions, sock: socket.socket | None = None) -> None:
@@ -73,7 +74,7 @@ def run_model_server(options: ServerOptions, sock: socket.socket | None = None) 
 
     manager = model_manager.ModelManager(
         options.name, options.base, options.specific, options.latest, options.poll_seconds, options.warmup,
-        make_batcher, log=lambda line: print(line, flush=True))
+        make_batcher, log=lambda line: print(line, flush=True), trust_model=options.trust_model)
     manager.start()
     server, grpc_port = grpc_service.start_grpc_server(manager, options.host, options.grpc_port, metrics,
                                                        options.max_instances, options.grpc_threads)

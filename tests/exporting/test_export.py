@@ -378,3 +378,60 @@ def test_the_web_page_takes_only_a_model_this_export_wrote(tmp_path, capsys):
     line = capsys.readouterr().out.strip()
     assert "web page: not written" in line and "written by this export" in line  # ... said in one line
     assert not (tmp_path / "web").exists()
+
+
+def _fake_keras_file(path: Path) -> Path:
+    """Passes export's checks before the lock (a zip holding config.json); Keras cannot load it."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+    return path
+
+
+def test_a_second_export_fails_at_once_while_another_holds_the_lock(tmp_path):
+    """Nothing is read, written or removed before the second export says, in one line, which lock
+    and which process hold its folders."""
+    serving, out = tmp_path / "serving", tmp_path / "export"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from mnist_keras.exporting import folders\n"
+         "with folders.export_lock([Path(sys.argv[1]), Path(sys.argv[2])]):\n"
+         "    print('held', flush=True); sys.stdin.read()", str(serving), str(out)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        assert holder.stdout.readline() == "held\n"
+        leftover = out / f"{PARTIAL}elsewhere-1-web.x"  # another host's: the lock's holder may be writing it
+        leftover.mkdir()
+        started = time.monotonic()
+        result = run_module("mnist_keras.export", f"--model={_fake_keras_file(tmp_path / 'm.keras')}",
+                            f"--serving_dir={serving}", f"--export_dir={out}", cwd=tmp_path, timeout=60)
+        line = assert_one_line_error(result, f"{out / '.export.lock'}: another export is writing in {out}",
+                                     f"pid {holder.pid} on ")
+        assert "wait for it to finish" in line and time.monotonic() - started < 30
+        assert sorted(p.name for p in out.iterdir()) == [".export.lock", leftover.name]
+        assert [p.name for p in serving.iterdir()] == [".export.lock"]
+    finally:
+        holder.communicate("")
+    assert not (out / ".export.lock").exists()  # the holder removed it on the way out
+
+
+def test_the_next_export_removes_what_a_killed_one_left(tmp_path, small_test_set):
+    """.web.partial-<pid> (the older name, 17 MB in the issue) and .partial-<host>-<pid>- leftovers
+    of a process that is gone are removed as soon as the next export holds the lock; a live one's stay."""
+    import socket
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    serving, out = tmp_path / "serving", tmp_path / "export"
+    host = socket.gethostname()
+    dead = [out / f".web.partial-{gone.pid}", out / f".web.old-{gone.pid}", out / f"{PARTIAL}{host}-{gone.pid}-web.a",
+            serving / f"{PARTIAL}{host}-{gone.pid}-savedmodel.b"]
+    alive = [out / f".web.partial-{os.getpid()}", serving / f"{PARTIAL}{host}-{os.getpid()}-savedmodel.c"]
+    for folder in dead + alive:
+        (folder / "litert").mkdir(parents=True)
+        (folder / "litert" / "core.js").write_text("half")
+    with pytest.raises(InputError, match="cannot load Keras model"):  # the export itself fails later
+        steps.export_model(_fake_keras_file(tmp_path / "m.keras"), serving, out, small_test_set)
+    assert not [p for p in dead if p.exists()]
+    assert all(p.exists() for p in alive)
+    assert not (out / ".export.lock").exists() and not (serving / ".export.lock").exists()

@@ -291,3 +291,26 @@ def test_the_default_model_missing_says_how_to_make_it(tmp_path, monkeypatch):
 def test_predict_bad_arguments(tmp_path, args, fragment):
     (tmp_path / "d.png").write_bytes(b"not a png")
     assert_one_line_error(run_module("mnist_keras.predict", *args, cwd=tmp_path), fragment)
+
+
+HOSTILE_NAME = "seven\nerror: forged line \x1b[31mred\x1b[0m.png"  # a newline and terminal colour codes
+
+
+def test_a_file_name_with_a_newline_or_escape_codes_is_printed_escaped(mnist, int8_model, tmp_path):
+    """A name cannot break its line, forge an `error:` line or colour the terminal: both the digit's
+    line (stdout) and a failing file's error line (stderr) show it with backslash escapes."""
+    Image.fromarray(255 - mnist.x_test[0]).save(tmp_path / "seven.png", format="PNG")
+    os.rename(tmp_path / "seven.png", tmp_path / HOSTILE_NAME)
+    (tmp_path / f"bad {HOSTILE_NAME}").write_bytes(b"not an image")
+    result = run_module("mnist_keras.predict", HOSTILE_NAME, f"bad {HOSTILE_NAME}", f"--model={int8_model}",
+                        cwd=tmp_path)
+    assert result.returncode == 1 and "\x1b" not in result.stdout + result.stderr
+    escaped = "seven\\nerror: forged line \\x1b[31mred\\x1b[0m.png"
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(f"{escaped}: {mnist.y_test[0]} ("), line
+    assert result.stderr.splitlines() == [f"error: bad {escaped}: not an image file (PNG, JPEG, BMP, GIF, ...)"]
+
+
+def test_an_error_naming_a_hostile_path_stays_one_line(tmp_path):
+    result = run_module("mnist_keras.predict", "d.png", f"--model={HOSTILE_NAME}", cwd=tmp_path)
+    assert_one_line_error(result, "seven\\nerror: forged line \\x1b[31mred\\x1b[0m.png: no such model")
