@@ -104,7 +104,8 @@ def test_a_tiny_request_declaring_a_million_images_costs_nothing(hostile_server,
     (tensor([-1, 28, 28, 1], float_val=[0.5]), ["no images"]),
     (tensor([1, 28, 28, 1], float_val=[float("nan")]), ["NaN or infinity"]),
     (tensor([1, 28, 28, 1], float_val=[0.0] * 783 + [float("inf")]), ["NaN or infinity"]),
-])
+], ids=["dtype 999", "tensor_content short", "float_val short", "2^40 images", "2^40 pixels", "no images", "NaN",
+        "infinity"])
 def test_grpc_bad_tensors_are_invalid_argument_without_a_traceback(hostile_server, mnist, images, fragments):
     assert_invalid(hostile_server["predict"], raw_request(images), *fragments)
     assert "Traceback" not in hostile_server["log"].read_text()
