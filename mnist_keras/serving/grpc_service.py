@@ -8,6 +8,7 @@ NOT_FOUND; a wrong signature, input name, shape or dtype is INVALID_ARGUMENT.
 from __future__ import annotations
 
 import functools
+import math
 from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,12 +35,13 @@ class InvalidArgument(ValueError):
     pass
 
 
-def tensor_to_array(tensor: Any, max_instances: int = MAX_INSTANCES) -> np.ndarray:
+def tensor_to_array(tensor: Any, max_instances: int | None = None) -> np.ndarray:
     """A float TensorProto -> numpy, without TensorFlow; its declared cost is checked before any allocation.
 
-    The dtype, each dimension (against [N <= max_instances, 28, 28, 1]) and the number of
-    bytes or values it carries are checked first, so a 49-byte request declaring a million
-    images costs nothing.
+    With max_instances, the tensor is a request's images: the dtype, each dimension (against
+    [N <= max_instances, 28, 28, 1]) and the number of bytes or values it carries are checked
+    first, so a 49-byte request declaring a million images costs nothing. Without, any shape
+    of at most MAX_INSTANCES images' worth of values (an answer's outputs).
     """
     from tensorflow.core.framework import types_pb2
 
@@ -49,8 +51,13 @@ def tensor_to_array(tensor: Any, max_instances: int = MAX_INSTANCES) -> np.ndarr
         else:
             name = f"an invalid dtype ({tensor.dtype})"
         raise InvalidArgument(f"Expects arg[0] to be float but {name} is provided")
-    shape = _checked_shape(tensor.tensor_shape, max_instances)
-    count = int(np.prod(shape))  # at most max_instances * 784 now
+    if max_instances is not None:
+        shape = _checked_shape(tensor.tensor_shape, max_instances)
+    else:
+        shape = [d.size for d in tensor.tensor_shape.dim]
+        if any(size < 0 for size in shape) or math.prod(shape) > MAX_INSTANCES * 28 * 28:
+            raise InvalidArgument(f"tensor shape {shape}: negative, or more than {MAX_INSTANCES} images' values")
+    count = math.prod(shape)  # at most max_instances * 784 now
     if tensor.tensor_content:
         if len(tensor.tensor_content) != 4 * count:
             raise InvalidArgument(f"images: tensor_content of {len(tensor.tensor_content)} bytes for shape "
