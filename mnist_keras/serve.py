@@ -35,13 +35,14 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> None:
     del argv  # unused
-    from mnist_keras.serving import batching, model_manager, model_server
+    from mnist_keras.serving import batching, grpc_service, model_manager, model_server
     from mnist_keras.serving import prometheus as serving_metrics
 
     refused = [name for name in model_server.UNSUPPORTED_FLAGS if FLAGS[name].present]
     if refused:
         raise InputError(f"--{refused[0]}: a tensorflow_model_server flag this server does not support "
                          "(see docs/serving.md)")
+    grpc_service.channel_options(FLAGS.max_instances, FLAGS.grpc_channel_arguments)  # a bad one: one line, now
     if FLAGS.model_config_file:
         if FLAGS["model_base_path"].present:
             raise InputError("--model_config_file and --model_base_path: give one, not both")
@@ -56,8 +57,9 @@ def main(argv: list[str]) -> None:
                                           else None) if FLAGS.enable_batching else None,
         serving_metrics.read_monitoring_path(Path(FLAGS.monitoring_config_file) if FLAGS.monitoring_config_file
                                              else None),
-        FLAGS.max_instances, FLAGS.max_body_mb * 1024 * 1024, FLAGS.grpc_max_threads, FLAGS.access_log,
-        Path(FLAGS.web_dir), trust_model=FLAGS.trust_model)
+        FLAGS.max_instances, FLAGS.max_body_mb * 1024 * 1024, FLAGS.grpc_max_threads,
+        FLAGS.grpc_max_concurrent_rpcs, FLAGS.grpc_channel_arguments, FLAGS.rest_api_timeout_in_ms / 1000,
+        FLAGS.rest_api_max_connections, FLAGS.access_log, Path(FLAGS.web_dir), trust_model=FLAGS.trust_model)
     sock = bind(FLAGS.host, FLAGS.rest_api_port) if FLAGS.rest_api_port else None  # 0: no REST, as TF Serving
     model_server.run_model_server(options, sock)
 
@@ -81,6 +83,11 @@ def define_flags() -> None:
                         "the Prometheus metrics path.")
     flags.DEFINE_bool("enable_model_warmup", True, "Replay assets.extra/tf_serving_warmup_requests on load.")
     flags.DEFINE_integer("grpc_max_threads", 16, "Threads answering gRPC requests.", lower_bound=1)
+    flags.DEFINE_string("grpc_channel_arguments", "", "gRPC server options, key=value,... (e.g. "
+                        "grpc.max_concurrent_streams=10,grpc.max_receive_message_length=4194304); "
+                        "defaults: 100 streams a connection, a message of at most --max_instances images.")
+    flags.DEFINE_integer("rest_api_timeout_in_ms", 30000, "Deadline to receive a whole REST request, headers "
+                         "and body (then 408 and the connection closed).", lower_bound=1)
     from mnist_keras.serving.model_server import UNSUPPORTED_BOOL_FLAGS, UNSUPPORTED_FLAGS
 
     for name in UNSUPPORTED_FLAGS:
@@ -91,6 +98,10 @@ def define_flags() -> None:
                          lower_bound=1)
     flags.DEFINE_integer("max_body_mb", MAX_BODY_BYTES // (1024 * 1024),
                          "Largest request body, in MiB.", lower_bound=1)
+    flags.DEFINE_integer("rest_api_max_connections", 1000, "Most open REST connections; past it the one "
+                         "waiting longest for its request is closed, or the new one gets 503.", lower_bound=1)
+    flags.DEFINE_integer("grpc_max_concurrent_rpcs", 64, "Most gRPC calls in progress or queued; "
+                         "past it, RESOURCE_EXHAUSTED.", lower_bound=1)
     flags.DEFINE_bool("access_log", False, "Log every request.")
     flags.DEFINE_string("web_dir", "export/web", "The static page export writes; served at /web/.")
     cli.define_trust_flag()

@@ -8,21 +8,25 @@ NOT_FOUND; a wrong signature, input name, shape or dtype is INVALID_ARGUMENT.
 from __future__ import annotations
 
 import functools
+import math
 from concurrent import futures
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mnist_keras.data.datasets import IMAGE_SHAPE
 from mnist_keras.errors import InputError
 from mnist_keras.serving.batching import QueueFull
 from mnist_keras.serving.model_manager import ModelManager, NotFound
-from mnist_keras.serving.predict_format import SIGNATURE, RequestError, to_images
+from mnist_keras.serving.predict_format import MAX_INSTANCES, SIGNATURE, RequestError, to_images
 
 if TYPE_CHECKING:
     from mnist_keras.serving.prometheus import Metrics
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # answers (probabilities of 1,024 images are 40 KB)
+MESSAGE_SLACK_BYTES = 64 * 1024  # model_spec, names, the TensorProto's own fields
+MAX_CONCURRENT_STREAMS = 100  # per connection, as most HTTP/2 servers
 DT_FLOAT, DT_INT64 = 1, 9  # tensorflow.DataType
 _NUMPY_DTYPES = {DT_FLOAT: np.float32, DT_INT64: np.int64}
 
@@ -31,24 +35,55 @@ class InvalidArgument(ValueError):
     pass
 
 
-def tensor_to_array(tensor: Any) -> np.ndarray:
-    """A float TensorProto -> numpy, without TensorFlow (tensor_content or float_val)."""
+def tensor_to_array(tensor: Any, max_instances: int | None = None) -> np.ndarray:
+    """A float TensorProto -> numpy, without TensorFlow; its declared cost is checked before any allocation.
+
+    With max_instances, the tensor is a request's images: the dtype, each dimension (against
+    [N <= max_instances, 28, 28, 1]) and the number of bytes or values it carries are checked
+    first, so a 49-byte request declaring a million images costs nothing. Without, any shape
+    of at most MAX_INSTANCES images' worth of values (an answer's outputs).
+    """
     from tensorflow.core.framework import types_pb2
 
     if tensor.dtype != DT_FLOAT:
-        name = types_pb2.DataType.Name(tensor.dtype).removeprefix("DT_").lower() if tensor.dtype else "invalid"
+        if tensor.dtype in types_pb2.DataType.values() and tensor.dtype:
+            name = types_pb2.DataType.Name(tensor.dtype).removeprefix("DT_").lower()
+        else:
+            name = f"an invalid dtype ({tensor.dtype})"
         raise InvalidArgument(f"Expects arg[0] to be float but {name} is provided")
-    shape = [d.size for d in tensor.tensor_shape.dim]
-    count = int(np.prod(shape)) if shape else 1
+    if max_instances is not None:
+        shape = _checked_shape(tensor.tensor_shape, max_instances)
+    else:
+        shape = [d.size for d in tensor.tensor_shape.dim]
+        if any(size < 0 for size in shape) or math.prod(shape) > MAX_INSTANCES * 28 * 28:
+            raise InvalidArgument(f"tensor shape {shape}: negative, or more than {MAX_INSTANCES} images' values")
+    count = math.prod(shape)  # at most max_instances * 784 now
     if tensor.tensor_content:
+        if len(tensor.tensor_content) != 4 * count:
+            raise InvalidArgument(f"images: tensor_content of {len(tensor.tensor_content)} bytes for shape "
+                                  f"{shape}, which takes {4 * count} bytes of float32")
         values = np.frombuffer(tensor.tensor_content, np.float32)
     else:
+        if len(tensor.float_val) not in (1, count):
+            raise InvalidArgument(f"images: {len(tensor.float_val)} values for shape {shape} ({count} values)")
         values = np.asarray(tensor.float_val, np.float32)
         if len(values) == 1 and count > 1:
             values = np.full(count, values[0], np.float32)  # TensorProto's single repeated value
-    if values.size != count:
-        raise InvalidArgument(f"images: {values.size} values for shape {shape}")
     return values.reshape(shape)
+
+
+def _checked_shape(proto: Any, max_instances: int) -> list[int]:
+    """The declared shape, refused unless it is [N, 28, 28, 1] with 1 <= N <= max_instances."""
+    shape = [d.size for d in proto.dim]
+    if proto.unknown_rank or len(shape) != 4 or shape[1:] != [*IMAGE_SHAPE, 1]:
+        described = "of unknown rank" if proto.unknown_rank else str(shape)
+        raise InvalidArgument(f"images: shape {described}, expected [N, 28, 28, 1] "
+                              "(N images of 28x28 pixels, 1 channel)")
+    if shape[0] < 1:
+        raise InvalidArgument(f"images: shape {shape}: no images")
+    if shape[0] > max_instances:
+        raise InvalidArgument(f"{shape[0]} images in one request; at most {max_instances}")
+    return shape
 
 
 def array_to_tensor(array: np.ndarray) -> Any:
@@ -127,9 +162,7 @@ def make_servicers(manager: ModelManager, metrics: Metrics | None = None, max_in
             observe = metrics.observe(manager.name, loaded.version, "grpc") if metrics else _nothing()
             with observe:
                 try:
-                    images = to_images(tensor_to_array(request.inputs["images"]), "images")
-                    if len(images) > max_instances:
-                        raise InvalidArgument(f"{len(images)} images in one request; at most {max_instances}")
+                    images = to_images(tensor_to_array(request.inputs["images"], max_instances), "images")
                     outputs = loaded.run(images)
                 except (InvalidArgument, RequestError) as e:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
@@ -185,16 +218,37 @@ class _nothing:
         return False
 
 
+def channel_options(max_instances: int, channel_arguments: str = "") -> list[tuple[str, int | str]]:
+    """gRPC server options: a message holds at most max_instances images, 100 streams a connection;
+    then --grpc_channel_arguments (TF Serving's "key=value,key=value"), which override them."""
+    message_bytes = max_instances * 28 * 28 * 5 + MESSAGE_SLACK_BYTES  # 4 bytes a float, 5 if not packed
+    options: dict[str, int | str] = {"grpc.max_receive_message_length": message_bytes,
+                                     "grpc.max_send_message_length": max(message_bytes, MAX_MESSAGE_BYTES),
+                                     "grpc.max_concurrent_streams": MAX_CONCURRENT_STREAMS,
+                                     "grpc.so_reuseport": 0}
+    for argument in filter(None, (a.strip() for a in channel_arguments.split(","))):
+        key, equals, value = argument.partition("=")
+        if not equals or not key.strip() or not value.strip():
+            raise InputError(f"--grpc_channel_arguments: {argument!r} is not key=value "
+                             "(e.g. grpc.max_concurrent_streams=10)")
+        value = value.strip()
+        options[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+    return list(options.items())
+
+
 def start_grpc_server(manager: ModelManager, host: str, port: int, metrics: Metrics | None = None,
-                      max_instances: int = 1024, threads: int = 16) -> tuple[Any, int]:
-    """Starts serving on host:port (0: any free port); returns (server, the port taken)."""
+                      max_instances: int = 1024, threads: int = 16, max_concurrent_rpcs: int | None = None,
+                      channel_arguments: str = "") -> tuple[Any, int]:
+    """Starts serving on host:port (0: any free port); returns (server, the port taken).
+
+    Past max_concurrent_rpcs calls in progress or queued for a thread, gRPC answers RESOURCE_EXHAUSTED.
+    """
     import grpc
     from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
-                         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                                  ("grpc.so_reuseport", 0)])
+                         options=channel_options(max_instances, channel_arguments),
+                         maximum_concurrent_rpcs=max_concurrent_rpcs)
     prediction, model = make_servicers(manager, metrics, max_instances)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(model, server)

@@ -14,7 +14,7 @@ import numpy as np
 
 # tensorflow_model_server flags this server refuses in one line rather than ignoring.
 UNSUPPORTED_FLAGS = (
-    "grpc_socket_path", "grpc_channel_arguments", "rest_api_num_threads", "rest_api_timeout_in_ms",
+    "grpc_socket_path", "rest_api_num_threads",
     "rest_api_enable_cors_support", "ssl_config_file", "platform_config_file", "model_config_file_poll_wait_seconds",
     "num_load_threads", "num_unload_threads", "max_num_load_retries", "load_retry_interval_micros",
     "flush_filesystem_caches", "tensorflow_session_parallelism", "tensorflow_intra_op_parallelism",
@@ -48,6 +48,10 @@ class ServerOptions:
     max_instances: int = 1024
     max_body_bytes: int = 16 * 1024 * 1024
     grpc_threads: int = 16
+    grpc_max_concurrent_rpcs: int | None = 64  # past it, RESOURCE_EXHAUSTED
+    grpc_channel_arguments: str = ""  # TF Serving's "key=value,..." (grpc.max_concurrent_streams=...)
+    rest_timeout_s: float = 30.0  # to receive a whole request (TF Serving's --rest_api_timeout_in_ms)
+    rest_max_connections: int = 1000  # past it, the longest-waiting connection is closed, or a 503
     access_log: bool = False
     web_dir: Path | None = None  # export/web/, served at /web/
     trust_model: bool = False  # run versions whose graph has file, network or process ops
@@ -58,6 +62,7 @@ def run_model_server(options: ServerOptions, sock: socket.socket | None = None) 
     import uvicorn
 
     from mnist_keras.serving import batching, grpc_service, model_manager, prometheus
+    from mnist_keras.serving.connections import guarded_protocol, raise_open_file_limit
     from mnist_keras.serving.rest import create_app
 
     metrics = prometheus.Metrics()
@@ -76,8 +81,9 @@ def run_model_server(options: ServerOptions, sock: socket.socket | None = None) 
         options.name, options.base, options.specific, options.latest, options.poll_seconds, options.warmup,
         make_batcher, log=lambda line: print(line, flush=True), trust_model=options.trust_model)
     manager.start()
-    server, grpc_port = grpc_service.start_grpc_server(manager, options.host, options.grpc_port, metrics,
-                                                       options.max_instances, options.grpc_threads)
+    server, grpc_port = grpc_service.start_grpc_server(
+        manager, options.host, options.grpc_port, metrics, options.max_instances, options.grpc_threads,
+        options.grpc_max_concurrent_rpcs, options.grpc_channel_arguments)
     serving = manager.resolve(options.name)
     where = f"gRPC at {options.host}:{grpc_port}"
     if sock is not None:
@@ -98,7 +104,12 @@ def run_model_server(options: ServerOptions, sock: socket.socket | None = None) 
         else:
             app = create_app(manager, options.max_body_bytes, options.max_instances, metrics, options.metrics_path,
                              options.web_dir)
-            config = uvicorn.Config(app, log_level="warning", access_log=options.access_log)
+            connections = raise_open_file_limit(options.rest_max_connections)
+            if connections < options.rest_max_connections:
+                print(f"REST: at most {connections} connections (the open-file limit is too low for "
+                      f"{options.rest_max_connections})", flush=True)
+            config = uvicorn.Config(app, log_level="warning", access_log=options.access_log,
+                                    http=guarded_protocol(options.rest_timeout_s, connections))
             uvicorn.Server(config).run(sockets=[sock])
     finally:
         server.stop(grace=2)

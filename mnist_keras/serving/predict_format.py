@@ -16,6 +16,7 @@ from mnist_keras.data.datasets import IMAGE_SHAPE
 BOOLEAN = re.compile(rb"\b(?:true|false)\b")
 MAX_INSTANCES = 1024  # per request; about 5 MB of JSON at 28x28x1 floats each
 SIGNATURE = "serving_default"
+PIXELS = 28 * 28  # values in one image
 
 
 class RequestError(ValueError):
@@ -28,6 +29,7 @@ class RequestError(ValueError):
 
 def parse_predict(body: bytes, max_instances: int = MAX_INSTANCES) -> tuple[np.ndarray, bool]:
     """A :predict body -> (images float32 [N, 28, 28, 1], row format?), or RequestError."""
+    check_body_counts(body, max_instances)
     try:
         request = json.loads(body, parse_constant=_reject_constant)
     except RequestError:
@@ -62,6 +64,23 @@ def parse_predict(body: bytes, max_instances: int = MAX_INSTANCES) -> tuple[np.n
     return images, row
 
 
+def check_body_counts(body: bytes, max_instances: int) -> None:
+    """Refuses, before decoding, a body holding more values or keys than max_instances images can.
+
+    Decoded JSON takes several times its size in Python objects; counting commas and colons
+    (a bound on values and keys) costs one pass over the bytes.
+    """
+    values = body.count(b",") + 1
+    most = max_instances * (PIXELS + 1) + 16  # a comma per pixel and per image, a few for keys
+    if values > most:
+        raise RequestError(f"request body: {values} or so values, more than {max_instances} images of "
+                           f"28x28x1 pixels hold; at most {max_instances} images in one request")
+    keys = body.count(b":")
+    if keys > max_instances + 16:  # {"images": ...} per image in the row format, a few top-level keys
+        raise RequestError(f"request body: {keys} or so keys, more than a request of {max_instances} "
+                           f"images has; at most {max_instances} images in one request")
+
+
 def _reject_constant(name: str) -> None:
     raise RequestError(f"JSON Parse error: {name} is not a number; images hold finite values in [0, 1]")
 
@@ -86,6 +105,9 @@ def to_images(values: Any, where: str) -> np.ndarray:
     if array.shape[1:] != (*IMAGE_SHAPE, 1):
         raise RequestError(f"{where}: shape {list(array.shape)}, expected [N, 28, 28, 1] "
                            "(N images of 28x28 pixels, 1 channel)")
+    if not np.isfinite(array).all():  # NaN compares false with everything: an all-NaN image had a class
+        raise RequestError(f"{where}: NaN or infinity among the values; pixels must be finite, "
+                           "scaled to [0, 1] (pixel / 255)")
     if array.min() < 0 or array.max() > 1:
         raise RequestError(f"{where}: values from {array.min():g} to {array.max():g}; "
                            "pixels must be scaled to [0, 1] (pixel / 255)")

@@ -31,9 +31,10 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
     manager: a model_manager.ModelManager (its versions, switched live).
     """
     from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
 
     app = FastAPI(title="mnist-keras", docs_url=None, redoc_url=None, openapi_url=None)
     page = resources.files("mnist_keras.serving").joinpath("draw.html").read_text()
@@ -50,6 +51,10 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
     async def queue_full(request: Request, error: QueueFull):
         return JSONResponse({"error": str(error)}, status_code=503)
 
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, error: ClientDisconnect):  # closed mid-body: no one to answer
+        return Response(status_code=499)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):  # unknown routes, methods
         return JSONResponse({"error": str(error.detail)}, status_code=error.status_code)
@@ -63,16 +68,18 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
     preprocessing = threading.BoundedSemaphore(2)
 
     async def read_body(request: Request) -> bytes:
+        """The body, counted as it streams in: past max_body_bytes, 413 before another byte is kept."""
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
             raise RequestError(f"request body of {int(declared)} bytes is over the "
-                               f"{max_body_bytes}-byte limit")
-        body = bytearray()
+                               f"{max_body_bytes}-byte limit", 413)
+        chunks, size = [], 0  # joined once at the end: a growing bytearray peaks at twice its size
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_body_bytes:
-                raise RequestError(f"request body is over the {max_body_bytes}-byte limit")
-        return bytes(body)
+            size += len(chunk)
+            if size > max_body_bytes:
+                raise RequestError(f"request body is over the {max_body_bytes}-byte limit", 413)
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def status(name: str, version: str | None) -> dict:
         return {"model_version_status": [{
@@ -153,8 +160,6 @@ def create_app(manager: Any, max_body_bytes: int = MAX_BODY_BYTES, max_instances
         return await run_in_threadpool(work)
 
     if metrics is not None and metrics_path:
-        from fastapi.responses import Response
-
         @app.get(metrics_path)
         async def prometheus_metrics():
             body, content_type = metrics.exposition()

@@ -29,12 +29,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(*args: str, cwd: Path) -> tuple[subprocess.Popen, int]:
+def start_server(*args: str, cwd: Path, stderr=subprocess.DEVNULL) -> tuple[subprocess.Popen, int]:
     """`python -m mnist_keras.serve --port 0 --rest_api_port P ...`; returns once it listens, with P."""
     process = subprocess.Popen(
         [sys.executable, "-m", "mnist_keras.serve", "--port=0", f"--rest_api_port={free_port()}", *args], cwd=cwd,
         env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        stdout=subprocess.PIPE, stderr=stderr, text=True)
     lines = [process.stdout.readline() for _ in range(2)]  # "Serving version 1 ... loaded", then where
     match = re.search(r"at http://127\.0\.0\.1:(\d+)/", lines[-1])
     line = "".join(lines)
@@ -116,7 +116,7 @@ BAD_REQUESTS = {
                      "pixels must be scaled to [0, 1]"),
     "too many instances": (json.dumps({"instances": np.zeros((MAX_INSTANCES + 1, 28, 28, 1)).tolist()}),
                            400, f"at most {MAX_INSTANCES}"),
-    "body over the limit": ('{"instances": [' + " " * (1024 * 1024) + "]}", 400, "over the"),
+    "body over the limit": ('{"instances": [' + " " * (1024 * 1024) + "]}", 413, "over the"),
     "unknown input name": (json.dumps({"inputs": {"pixels": []}}), 400, "one input: images"),
     "nested too deeply": ("[" * 50_000, 400, "nested too deeply"),
     "booleans": (json.dumps({"instances": [[[[True]] * 28] * 28]}).replace("true", "0.5", 1), 400,
