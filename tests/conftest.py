@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,8 +109,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str,
                           only_line: bool = True) -> str:
     """A user error: non-zero exit, no traceback, and one line naming what is wrong.
 
-    only_line: stderr holds nothing else. Errors found after TensorFlow is imported
-    follow its C++ start-up notices, which no setting silences; pass False for those.
+    only_line: stderr holds nothing else (the commands hide TensorFlow's own lines); False where
+    other processes' words may come first (a worker of a cluster).
     """
     assert result.returncode != 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
@@ -121,3 +122,14 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str,
     for fragment in fragments:
         assert fragment in last, last
     return last
+
+
+# The lines TensorFlow, absl, LiteRT and the TFLite converter print on their own (issue 27).
+LIBRARY_LINE = re.compile(r"^([IWE]\d{4} |WARNING: All log messages|fully_quantize|INFO: Created TensorFlow Lite"
+                          r"|.*failed call to cuInit)", re.M)
+
+
+def assert_no_library_lines(result: subprocess.CompletedProcess) -> None:
+    """A command's output holds only the project's lines: none of TensorFlow's, LiteRT's or the converter's."""
+    found = LIBRARY_LINE.findall(result.stdout + result.stderr)
+    assert not found, result.stdout[-2000:] + result.stderr[-3000:]
