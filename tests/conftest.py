@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,25 @@ def autotune_cache(tmp_path_factory):
         os.environ.pop("MNIST_KERAS_CACHE_DIR", None)
     else:
         os.environ["MNIST_KERAS_CACHE_DIR"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_folder(tmp_path_factory):
+    """Every temporary file of the session, the subprocesses' too, in a folder of its own that must be
+    empty at the end: the suite leaves nothing behind in /tmp (issue 27). pytest's own folders are
+    removed after a passing run (tmp_path_retention_policy in pyproject.toml)."""
+    folder = tmp_path_factory.mktemp("tmp")
+    before = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = str(folder)
+    yield folder
+    if before[0] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before[0]
+    tempfile.tempdir = before[1]
+    # TensorFlow's autograph removes its generated sources when the process exits, after this check.
+    left = sorted(p.name for p in folder.iterdir() if not p.name.startswith("__autograph_generated_file"))
+    assert not left, f"the tests left these in the temporary folder: {left}"
 
 
 @pytest.fixture(scope="session")
