@@ -8,9 +8,11 @@ import re
 import select
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from absl import app, flags, logging
 
@@ -178,6 +180,50 @@ def list_flags_in_help(command: str) -> None:
     for flag in flags.FLAGS.get_key_flags_for_module(command):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     sys.modules["__main__"].__doc__ = sys.modules[command].__doc__
+
+
+class Progress:
+    """A command's progress lines (the steps time themselves); on a terminal, while no line has
+    come for a few seconds, a clock below them says the command is still at work. The clock never
+    goes into a log file: there each step is one plain line."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.last = time.monotonic()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.ticking = False
+        self.clock = threading.Thread(target=self._tick, daemon=True) if self.stream.isatty() else None
+
+    def __enter__(self) -> Progress:
+        if self.clock is not None:
+            self.clock.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        with self.lock:
+            self._erase()
+
+    def __call__(self, line: str) -> None:
+        with self.lock:
+            self._erase()
+            print(line, file=self.stream, flush=True)
+            self.last = time.monotonic()
+
+    def _tick(self) -> None:
+        while not self.stopped.wait(1.0):
+            with self.lock:
+                waited = time.monotonic() - self.last
+                if waited >= 3:
+                    self.stream.write(f"\r  ... {waited:.0f} s")
+                    self.stream.flush()
+                    self.ticking = True
+
+    def _erase(self) -> None:
+        if self.ticking:
+            self.stream.write("\r\x1b[K")
+            self.ticking = False
 
 
 def check_writable_parent(path: str | Path) -> None:

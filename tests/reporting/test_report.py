@@ -142,11 +142,11 @@ def test_a_second_report_replaces_the_first_whole(reported, mnist):
     html_path, _, folder = reported
     (html_path.parent / "stale.png").write_bytes(b"from an earlier report")
     dataset = data.take(data.load(), test_examples=500)
-    again = report.write_report(folder / train.MODEL_FILE, dataset, export_json=None, feature_map_digit=3)
+    again = report.write_report(folder / train.MODEL_FILE, dataset, export_json=None, feature_map_index=3)
     assert again == html_path
     assert not (html_path.parent / "stale.png").exists()
     record = json.loads((html_path.parent / "report.json").read_text())
-    assert record["test"]["total"] == 500 and record["feature_map_digit"] == 3
+    assert record["test"]["total"] == 500 and record["feature_map_index"] == 3
     assert "Exported models" not in html_path.read_text()
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
 
