@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 import os
+import re
+import select
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from absl import app, flags, logging
 
@@ -50,29 +56,127 @@ def _parse_flags(argv: list[str]) -> list[str]:
         raise
 
 
+flags.DEFINE_bool("verbose", False, "Also print TensorFlow's, LiteRT's and the TFLite converter's own log lines "
+                  "(hidden by default; shown anyway when a command fails with a traceback).")
+
+
 def run(main: Callable[[list[str]], None]) -> None:
-    """absl's app.run, with InputError and bad flags reported as one line, exit status 2/1."""
-    # Hides TensorFlow's C++ INFO and WARNING logs once its logging is set up (a user who
-    # wants them sets TF_CPP_MIN_LOG_LEVEL=0); set before any command imports TensorFlow.
-    # A few notices printed before that (oneDNN, "no CUDA drivers") still reach stderr.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """absl's app.run, with InputError and bad flags reported as one line, exit status 2/1, and the
+    libraries' log lines hidden (--verbose shows them)."""
 
     def guarded(argv: list[str]) -> None:
         # SIGTERM (docker stop, timeout) unwinds like Ctrl-C, so temporary files are removed.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-        if not flags.FLAGS["verbosity"].present:  # TensorFlow's INFO lines drown the output
-            logging.set_verbosity(logging.WARNING)
+        hidden = None
+        if not flags.FLAGS.verbose:
+            # Set before any command imports TensorFlow: its C++ INFO and WARNING lines once its
+            # logging is set up; the lines printed before that, and LiteRT's, only the filter stops.
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+            if not flags.FLAGS["verbosity"].present:  # TensorFlow's Python INFO lines drown the output
+                logging.set_verbosity(logging.WARNING)
+            hidden = LibraryLogs.hide()
+        clean = False
         try:
             main(argv)
+            clean = True
         except InputError as e:
             print(f"error: {printable(e)}", file=sys.stderr)  # a file name in it cannot add a line
+            clean = True
             sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
+            clean = True
             sys.exit(130)
+        except SystemExit as e:
+            clean = e.code in (None, 0, 143)
+            raise
+        finally:
+            if hidden is not None:
+                hidden.close(replay=not clean)
 
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS["verbose"])
     list_flags_in_help(main.__module__)
     app.run(guarded, flags_parser=_parse_flags)
+
+
+# What TensorFlow, absl, LiteRT and the TFLite converter write from C++ straight to file
+# descriptor 2, which no Python setting reaches: absl's log lines ("I0000 00:00:17.3 123
+# port.cc:153] ..."; F, fatal, ones pass), its notice before absl::InitializeLog(), LiteRT's
+# "INFO: Created TensorFlow Lite XNNPACK delegate", the converter's "fully_quantize: 0, ...".
+FOREIGN = re.compile(rb"[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
+                     rb"|WARNING: All log messages before absl::InitializeLog\(\)|INFO: \S|fully_quantize: ")
+CLEAN_END = b"\x00mnist-keras: clean end\n"  # the command's last write to the filter: nothing to replay
+
+
+class LibraryLogs:
+    """Everything written to stderr (file descriptor 2, C++ included) goes through a filter process
+    that drops the libraries' log lines and passes the rest at once. A separate process, so that it
+    outlives a crash: the hidden lines are then replayed, as they are after a traceback."""
+
+    def __init__(self, pid: int, stderr: int) -> None:
+        self.pid, self.stderr = pid, stderr
+
+    @classmethod
+    def hide(cls) -> LibraryLogs:
+        read, write = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()  # before TensorFlow starts any thread
+        if pid == 0:
+            os.close(write)
+            filter_stderr(read)
+        os.close(read)
+        stderr = os.dup(2)
+        os.dup2(write, 2)
+        os.close(write)
+        return cls(pid, stderr)
+
+    def close(self, replay: bool) -> None:
+        """Back to the real stderr; waits (a little) until the filter has written everything."""
+        sys.stderr.flush()
+        if not replay:
+            os.write(2, CLEAN_END)
+        os.dup2(self.stderr, 2)  # closes this process's end of the pipe
+        os.close(self.stderr)
+        deadline = time.monotonic() + 5  # a child process may still hold the pipe open
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def filter_stderr(read: int) -> None:
+    """The filter process: pipe in, real stderr (its fd 2) out, until every writer has closed the pipe.
+    A partial line (a prompt, a bar) passes after 0.1 s; dropped lines are kept for a replay."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.close(0)
+    os.close(1)
+    dropped: collections.deque[bytes] = collections.deque(maxlen=500)
+    pending, clean = b"", False
+    try:
+        while True:
+            if pending and not select.select([read], [], [], 0.1)[0]:
+                if not FOREIGN.match(pending):
+                    os.write(2, pending)
+                    pending = b""
+                continue
+            chunk = os.read(read, 65536)
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in (line + b"\n" for line in lines):
+                if line == CLEAN_END:
+                    clean = True
+                elif FOREIGN.match(line):
+                    dropped.append(line)
+                else:
+                    os.write(2, line)
+        if pending:
+            os.write(2, pending)
+        if dropped and not clean:
+            os.write(2, b"The libraries' log lines, hidden while the command ran (--verbose shows them):\n")
+            os.write(2, b"".join(dropped))
+    finally:
+        os._exit(0)
 
 
 def list_flags_in_help(command: str) -> None:
@@ -84,6 +188,50 @@ def list_flags_in_help(command: str) -> None:
     for flag in flags.FLAGS.get_key_flags_for_module(command):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
     sys.modules["__main__"].__doc__ = sys.modules[command].__doc__
+
+
+class Progress:
+    """A command's progress lines (the steps time themselves); on a terminal, while no line has
+    come for a few seconds, a clock below them says the command is still at work. The clock never
+    goes into a log file: there each step is one plain line."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.last = time.monotonic()
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.ticking = False
+        self.clock = threading.Thread(target=self._tick, daemon=True) if self.stream.isatty() else None
+
+    def __enter__(self) -> Progress:
+        if self.clock is not None:
+            self.clock.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        with self.lock:
+            self._erase()
+
+    def __call__(self, line: str) -> None:
+        with self.lock:
+            self._erase()
+            print(line, file=self.stream, flush=True)
+            self.last = time.monotonic()
+
+    def _tick(self) -> None:
+        while not self.stopped.wait(1.0):
+            with self.lock:
+                waited = time.monotonic() - self.last
+                if waited >= 3:
+                    self.stream.write(f"\r  ... {waited:.0f} s")
+                    self.stream.flush()
+                    self.ticking = True
+
+    def _erase(self) -> None:
+        if self.ticking:
+            self.stream.write("\r\x1b[K")
+            self.ticking = False
 
 
 def check_writable_parent(path: str | Path) -> None:

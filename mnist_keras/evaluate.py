@@ -1,6 +1,6 @@
 """Test accuracy, per-class precision and recall, and the confusion matrix of a model.
 
-    python -m mnist_keras.evaluate --model saved_models/mnist.keras [--json metrics.json]
+    mnist-evaluate --model saved_models/mnist.keras [--json metrics.json]
 
 From Python: evaluate_file(model_path, dataset) -> dict, or evaluate(model, images, labels).
 """
@@ -8,6 +8,7 @@ From Python: evaluate_file(model_path, dataset) -> dict, or evaluate(model, imag
 from __future__ import annotations
 
 import json
+import sys
 
 from absl import flags
 
@@ -28,7 +29,8 @@ def main(argv: list[str]) -> None:
     from mnist_keras.data import datasets as data
 
     dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
-    result = evaluate_file(model_path, dataset, FLAGS.negatives)
+    with cli.Progress(sys.stderr) as progress:  # stdout holds the figures alone
+        result = evaluate_file(model_path, dataset, FLAGS.negatives, progress)
     print(format_report(result))
     if FLAGS.json:
         write_atomic(FLAGS.json, json.dumps(result, indent=2) + "\n")
@@ -39,7 +41,7 @@ def define_flags() -> None:
     flags.DEFINE_string("model", "saved_models/mnist.keras", "The .keras model file to evaluate.")
     flags.DEFINE_string("json", None, "Also write the metrics to this JSON file.")
     flags.DEFINE_integer("negatives", 1000, "Held-out non-digits of each kind the no-digit decision is measured "
-                         "on (negatives.py; 0: none), when the model has its head beside it.", lower_bound=0)
+                         "on (0: none), when the model has its head beside it.", lower_bound=0)
     cli.define_data_flags()
     flags.adopt_module_key_flags(cli)  # list them in --help too
 

@@ -1,6 +1,6 @@
 """Exports the trained model for TF Serving, for phones and for the browser, and verifies every file.
 
-    python -m mnist_keras.export [--model saved_models/mnist.keras] [--formats ...]
+    mnist-export [--model saved_models/mnist.keras] [--formats ...]
 
 Writes
   saved_models/mnist/<version>/    SavedModel for TF Serving, a new version each export, with
@@ -31,8 +31,6 @@ From Python: mnist_keras.exporting.steps.export_model(...), which runs the steps
 
 from __future__ import annotations
 
-import functools
-
 from absl import flags
 
 from mnist_keras import cli, verify, web_export
@@ -51,9 +49,10 @@ def main(argv: list[str]) -> None:
         from mnist_keras.data import datasets as data
 
         dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
-        summary = export_model(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, dataset, FLAGS.formats,
-                               FLAGS.max_drop, FLAGS.calibration_examples,
-                               progress=functools.partial(print, flush=True), web_runtime=FLAGS.web_runtime)
+        with cli.Progress() as progress:
+            summary = export_model(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, dataset, FLAGS.formats,
+                                   FLAGS.max_drop, FLAGS.calibration_examples, progress=progress,
+                                   web_runtime=FLAGS.web_runtime)
     print()
     print(summary.format())
     if summary.failed or summary.problems:

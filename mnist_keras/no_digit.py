@@ -26,10 +26,11 @@ def main(argv: list[str]) -> None:
     model_path = check_keras_file(FLAGS.model)
     dataset = datasets.load(FLAGS.data_dir, FLAGS.tfds)
     model = load_keras(model_path)
-    print(f"Fitting the no-digit head of {model_path}: digits of {dataset.source} and of other styles against "
-          "every kind of non-digit (docs/no_digit.md)", flush=True)
-    head = fit_head(model, dataset.x_train, sha256_file(model_path), FLAGS.validation_examples,
-                    progress=lambda line: print(line, flush=True))
+    with cli.Progress() as progress:
+        progress(f"Fitting the no-digit head of {model_path}: digits of {dataset.source} and of other styles "
+                 "against every kind of non-digit (docs/no_digit.md)")
+        head = fit_head(model, dataset.x_train, sha256_file(model_path), FLAGS.validation_examples,
+                        progress=progress)
     paths = save_head(head, model_path)
     print(f"Threshold {head.threshold:.4f} on the digit score (chosen on validation data; folded in: "
           f"the decision is {SCORE} >= 0.5). Rejected on validation: {head.fitted['validation_rejected']}")

@@ -1,6 +1,6 @@
 """Reads the digit in each image file: photos, scans, drawings, any size or colour.
 
-    python -m mnist_keras.predict digit.png [more.jpg ...] [--top_k 3] [--json]
+    mnist-predict digit.png [more.jpg ...] [--top_k 3] [--json]
         [--model export/mnist_int8.tflite | model.keras | saved_models/mnist/1] [--trust_model]
 
 Each image is made MNIST-style first (preprocess.py). The default model is the exported
@@ -28,7 +28,7 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
-        raise InputError("name at least one image file: python -m mnist_keras.predict digit.png")
+        raise InputError("name at least one image file: mnist-predict digit.png")
     records = predict_files(paths, load_reader(FLAGS.model, FLAGS.trust_model), FLAGS.top_k)
     for record in records:
         if "error" in record:

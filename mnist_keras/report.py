@@ -1,6 +1,6 @@
 """What the network learned, as pictures: an HTML report beside the model.
 
-    python -m mnist_keras.report [--model saved_models/mnist.keras]
+    mnist-report [--model saved_models/mnist.keras]     (or python -m mnist_keras.report)
 
 Writes <model folder>/<model name>_report/ (e.g. saved_models/mnist_report/) holding
 report.html, the PNGs it shows and report.json (the numbers behind them), and prints the
@@ -12,7 +12,7 @@ path of report.html. It opens offline: the images sit beside it.
 - the most confident mistakes
 - the 32 first-layer kernels, and the feature maps of one digit after each conv stage
 - the 128-dimensional features of the test set projected to 2-D (PCA), by digit
-- the export table, if python -m mnist_keras.export has run
+- the export table, if mnist-export has run
 
 From Python: mnist_keras.reporting.page.write_report(model_path, dataset) -> the path of report.html.
 """
@@ -20,6 +20,7 @@ From Python: mnist_keras.reporting.page.write_report(model_path, dataset) -> the
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from absl import flags
@@ -53,15 +54,17 @@ def main(argv: list[str]) -> None:
     if not (data_dir or tfds_name):  # the data the model was trained on, if its history says
         data_dir, tfds_name = training_data(model_path)
     dataset = data.take(data.load(data_dir, tfds_name), test_examples=FLAGS.test_examples)
-    print(write_report(model_path, dataset, FLAGS.export_json, FLAGS.feature_map_digit))
+    with cli.Progress(sys.stderr) as progress:  # stdout holds the report's path alone
+        path = write_report(model_path, dataset, FLAGS.export_json, FLAGS.feature_map_index, progress)
+    print(path)
 
 
 def define_flags() -> None:
     flags.DEFINE_string("model", "saved_models/mnist.keras", "The trained .keras model to report on.")
     flags.DEFINE_string("export_json", "export/export.json",
                         "The export table to include, if it describes this model.")
-    flags.DEFINE_integer("feature_map_digit", 0, "Which test image the feature maps show.",
-                         lower_bound=0)
+    flags.DEFINE_integer("feature_map_index", 0, "Which test image the feature maps show: its index in the "
+                         "test set (0: the first).", lower_bound=0)
     cli.define_data_flags()
     flags.adopt_module_key_flags(cli)
 

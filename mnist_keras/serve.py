@@ -1,6 +1,6 @@
 """A server that speaks TF Serving's REST and gRPC APIs, plus a page to draw digits on.
 
-    python -m mnist_keras.serve [--model_base_path saved_models/mnist] [--port 8500] [--rest_api_port 8501]
+    mnist-serve [--model_base_path saved_models/mnist] [--port 8500] [--rest_api_port 8501]
 
 It takes tensorflow_model_server's flags and serves --model_base_path (what python -m
 mnist_keras.export writes) as TF Serving does: gRPC on --port, REST on --rest_api_port,

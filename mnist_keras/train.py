@@ -81,7 +81,7 @@ def define_flags() -> None:
                          "Continue an unfinished run found in --model_dir; --noresume starts over.")
     flags.DEFINE_boolean("report", False,
                          "At the end, also write the HTML report of what the network learned "
-                         "(python -m mnist_keras.report) into --model_dir.")
+                         "(mnist-report) into --model_dir.")
     cli.define_data_flags()
     flags.adopt_module_key_flags(cli)  # list them in --help too
 

@@ -1,12 +1,12 @@
 """Checks exported models against the Keras model they came from, on the whole test set.
 
-    python -m mnist_keras.verify export/mnist_int8.tflite saved_models/mnist/1 \
+    mnist-verify export/mnist_int8.tflite saved_models/mnist/1 \
         [--model saved_models/mnist.keras] [--max_drop 0.3] [--trust_model]
 
 Each artifact runs through its own runtime (a SavedModel through its serving signature,
 a .tflite through LiteRT), so what is measured is what a server or a phone will compute.
 Float artifacts must match the Keras model's accuracy within 0.05 points; quantized ones
-may lose at most --max_drop points. `python -m mnist_keras.export` runs the same checks
+may lose at most --max_drop points. `mnist-export` runs the same checks
 before it keeps a file. From Python: verify_artifacts(model_path, paths, dataset) -> [Result].
 
 A SavedModel from someone else is a program: before any of it runs, its graph is scanned, and

@@ -318,7 +318,7 @@ def check_inputs() -> tuple[Path, Path, Path, list[Path]]:
     tflites = sorted(export_dir.glob("mnist_*.tflite"))
     default = export_dir / Path(predict.DEFAULT_MODEL).name
     if default not in tflites:
-        raise InputError(f"{default}: no such model; run python -m mnist_keras.export first")
+        raise InputError(f"{default}: no such model; run mnist-export first")
     return model_path, version, export_dir, tflites
 
 

@@ -105,7 +105,7 @@ def main(argv: list[str]) -> None:
 
     folder = Path(FLAGS.web_dir)
     if not (folder / "index.html").is_file():
-        raise SystemExit(f"error: {folder}/index.html: not found; run python -m mnist_keras.export first")
+        raise SystemExit(f"error: {folder}/index.html: not found; run mnist-export first")
     server, url = serve(folder)
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     started, cpu_start = time.perf_counter(), None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,25 @@ def autotune_cache(tmp_path_factory):
         os.environ.pop("MNIST_KERAS_CACHE_DIR", None)
     else:
         os.environ["MNIST_KERAS_CACHE_DIR"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_folder(tmp_path_factory):
+    """Every temporary file of the session, the subprocesses' too, in a folder of its own that must be
+    empty at the end: the suite leaves nothing behind in /tmp (issue 27). pytest's own folders are
+    removed after a passing run (tmp_path_retention_policy in pyproject.toml)."""
+    folder = tmp_path_factory.mktemp("tmp")
+    before = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = str(folder)
+    yield folder
+    if before[0] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = before[0]
+    tempfile.tempdir = before[1]
+    # TensorFlow's autograph removes its generated sources when the process exits, after this check.
+    left = sorted(p.name for p in folder.iterdir() if not p.name.startswith("__autograph_generated_file"))
+    assert not left, f"the tests left these in the temporary folder: {left}"
 
 
 @pytest.fixture(scope="session")
@@ -108,8 +129,8 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str,
                           only_line: bool = True) -> str:
     """A user error: non-zero exit, no traceback, and one line naming what is wrong.
 
-    only_line: stderr holds nothing else. Errors found after TensorFlow is imported
-    follow its C++ start-up notices, which no setting silences; pass False for those.
+    only_line: stderr holds nothing else (the commands hide TensorFlow's own lines); False where
+    other processes' words may come first (a worker of a cluster).
     """
     assert result.returncode != 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
@@ -121,3 +142,14 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str,
     for fragment in fragments:
         assert fragment in last, last
     return last
+
+
+# The lines TensorFlow, absl, LiteRT and the TFLite converter print on their own (issue 27).
+LIBRARY_LINE = re.compile(r"^([IWE]\d{4} |WARNING: All log messages|fully_quantize|INFO: Created TensorFlow Lite"
+                          r"|.*failed call to cuInit)", re.M)
+
+
+def assert_no_library_lines(result: subprocess.CompletedProcess) -> None:
+    """A command's output holds only the project's lines: none of TensorFlow's, LiteRT's or the converter's."""
+    found = LIBRARY_LINE.findall(result.stdout + result.stderr)
+    assert not found, result.stdout[-2000:] + result.stderr[-3000:]

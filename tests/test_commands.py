@@ -19,7 +19,7 @@ FLAGS = {
     "export": ["model", "serving_dir", "export_dir", "formats", "max_drop", "calibration_examples", "data_dir"],
     "verify": ["model", "max_drop", "data_dir", "tfds", "test_examples"],
     "predict": ["model", "top_k", "[no]json"],
-    "report": ["model", "export_json", "feature_map_digit", "data_dir"],
+    "report": ["model", "export_json", "feature_map_index", "data_dir"],
     "no_digit": ["model", "validation_examples", "data_dir"],
     "serve": ["model_base_path", "model_name", "host", "port", "max_instances", "max_body_mb", "[no]access_log"],
 }
@@ -31,7 +31,7 @@ def test_help_lists_every_flag_without_loading_tensorflow(command, tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
     assert result.returncode == 0
-    for flag in FLAGS[command]:
+    for flag in [*FLAGS[command], "[no]verbose"]:
         assert re.search(rf"^  --{re.escape(flag)}: \S", result.stdout, re.M), (flag, result.stdout)
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line]
     assert "mnist_keras" in imported and not [m for m in imported if m.startswith(("tensorflow", "keras"))]
@@ -57,3 +57,44 @@ def test_each_installed_script_lists_its_own_flags(script, tmp_path):
     assert result.returncode == 0, result.stderr
     for flag in SCRIPTS[script]:
         assert re.search(rf"^  --{re.escape(flag)}: \S", result.stdout, re.M), (flag, result.stdout[:2000])
+
+
+# Lines TensorFlow, absl, LiteRT and the TFLite converter print from C++ (seen on mnist-export's stderr).
+LIBRARY_LINES = [
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "I0000 00:00:1796374655.056368   23606 port.cc:153] oneDNN custom operations are on.",
+    "E0000 00:00:1796374656.744788   23606 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error",
+    "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: UINT8",
+    "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+]
+NOISY_COMMAND = """
+import os, sys
+from mnist_keras import cli
+
+def main(argv):
+    os.write(2, {lines!r})  # as C++ writes: file descriptor 2
+    print("the command's own line", file=sys.stderr, flush=True)
+    if argv[1:] == ["crash"]:
+        raise RuntimeError("a bug")
+
+cli.run(main)
+""".replace("{lines!r}", repr("".join(line + "\n" for line in LIBRARY_LINES).encode()))
+
+
+@pytest.mark.parametrize("args", [[], ["--verbose"], ["crash"]])
+def test_library_log_lines_are_hidden_unless_asked_for_or_a_command_fails(args, tmp_path):
+    """What C++ writes to stderr never reaches the user, but with --verbose, or after a traceback (issue 27)."""
+    script = tmp_path / "noisy.py"
+    script.write_text(NOISY_COMMAND)
+    result = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    lines = result.stderr.splitlines()
+    if not args:
+        assert result.returncode == 0 and lines == ["the command's own line"], result.stderr
+    elif args == ["--verbose"]:
+        assert result.returncode == 0 and lines == [*LIBRARY_LINES, "the command's own line"], result.stderr
+    else:
+        assert result.returncode == 1 and lines[0] == "the command's own line", result.stderr
+        assert lines[-1] == "RuntimeError: a bug", result.stderr  # the traceback last, after the replay
+        replay = lines.index("The libraries' log lines, hidden while the command ran (--verbose shows them):")
+        assert lines[replay + 1:replay + 1 + len(LIBRARY_LINES)] == LIBRARY_LINES, result.stderr

@@ -87,8 +87,8 @@ def test_benchmark_prints_every_row(exported, tmp_path):
 
 @pytest.mark.parametrize("missing, fragment", [
     ("model", "mnist.keras: no such model file"),
-    ("saved_model", "no such folder; run python -m mnist_keras.export first"),
-    ("export_dir", "mnist_int8.tflite: no such model; run python -m mnist_keras.export first"),
+    ("saved_model", "no such folder; run mnist-export first"),
+    ("export_dir", "mnist_int8.tflite: no such model; run mnist-export first"),
 ])
 def test_benchmark_without_a_model_is_one_line(exported, tmp_path, missing, fragment):
     """Checked before the training runs: one line within seconds, not a traceback minutes later."""

@@ -5,9 +5,12 @@ Only numpy here, so that a bad data folder is reported before TensorFlow is impo
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -190,6 +193,18 @@ def network_reachable(address: tuple[str, int] = TFDS_HOST, timeout: float = 3.0
     return bool(result and result[0])
 
 
+@contextlib.contextmanager
+def tfds_scratch() -> Iterator[None]:
+    """TFDS copies a dataset's description into tempfile.mkdtemp("tfds") and never removes it:
+    while it runs, temporary folders go into one of ours, removed after."""
+    with tempfile.TemporaryDirectory(prefix="mnist-keras-tfds-") as scratch:
+        before, tempfile.tempdir = tempfile.tempdir, scratch
+        try:
+            yield
+        finally:
+            tempfile.tempdir = before
+
+
 def load_tfds(name: str) -> Data:
     """Loads a TFDS image dataset of 28x28x1 images (mnist, fashion_mnist, kmnist, ...).
 
@@ -199,18 +214,19 @@ def load_tfds(name: str) -> Data:
     import tensorflow_datasets as tfds  # slow to import; only this source needs it
 
     try:
-        builder = tfds.builder(name)
-        if not builder.is_prepared() and not network_reachable():
-            raise InputError(
-                f"--tfds={name}: not prepared in {builder.data_dir_root} and cannot be downloaded "
-                f"({TFDS_HOST[0]} is unreachable); offline, train on the shipped MNIST (the default) "
-                "or --data_dir=FOLDER of IDX files")
-        builder.download_and_prepare()
-        loaded = builder.as_dataset(split=["train", "test"], as_supervised=True)
-        # Batches of 10,000 rather than batch_size=-1, whose single huge batch aborts
-        # TensorFlow 2.21 (std::length_error) on datasets of unknown length.
-        arrays = [[np.concatenate(parts) for parts in zip(*tfds.as_numpy(split.batch(10_000)))]
-                  for split in loaded]
+        with tfds_scratch():
+            builder = tfds.builder(name)
+            if not builder.is_prepared() and not network_reachable():
+                raise InputError(
+                    f"--tfds={name}: not prepared in {builder.data_dir_root} and cannot be downloaded "
+                    f"({TFDS_HOST[0]} is unreachable); offline, train on the shipped MNIST (the default) "
+                    "or --data_dir=FOLDER of IDX files")
+            builder.download_and_prepare()
+            loaded = builder.as_dataset(split=["train", "test"], as_supervised=True)
+            # Batches of 10,000 rather than batch_size=-1, whose single huge batch aborts
+            # TensorFlow 2.21 (std::length_error) on datasets of unknown length.
+            arrays = [[np.concatenate(parts) for parts in zip(*tfds.as_numpy(split.batch(10_000)))]
+                      for split in loaded]
     except InputError:
         raise
     except Exception as e:  # network, unknown name, bad download: all reach the user as one line

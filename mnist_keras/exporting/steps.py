@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,18 +132,25 @@ class Export:
     progress: Callable[[str], None] = lambda line: None
     web_runtime: Path | None = None  # node_modules with LiteRT.js; None: web_export's default
     problems: list[str] = dataclasses.field(default_factory=list)  # artifacts or steps that failed outright
+    clock: float = dataclasses.field(default_factory=time.monotonic)  # when the artifact at work began
 
     def add(self, result: verify.Result) -> None:
         self.results.append(result)
         if result.passed:
             self.written.append(Path(result.path))
-        self.progress(f"  {result.artifact}: {'ok' if result.passed else 'FAILED'}")
+        self.progress(f"  {result.artifact}: {'ok' if result.passed else 'FAILED'} ({self.lap():.0f} s)")
 
     def refuse(self, path: Path, error: InputError) -> None:
         """An artifact that could not be written or checked at all: its files are gone, one line says why."""
         line = first_line(error) if path.name in first_line(error) else f"{path.name}: {first_line(error)}"
         self.problems.append(f"{line}, not kept")
-        self.progress(f"  {path.name}: FAILED: {line}")
+        self.progress(f"  {path.name}: FAILED: {line} ({self.lap():.0f} s)")
+
+    def lap(self) -> float:
+        """Seconds since the last artifact: this one's writing and checking on the test images."""
+        now = time.monotonic()
+        seconds, self.clock = now - self.clock, now
+        return seconds
 
 
 @dataclasses.dataclass

@@ -5,7 +5,7 @@ The command (its flags) is mnist_keras/verify.py.
 Each artifact runs through its own runtime (a SavedModel through its serving signature,
 a .tflite through LiteRT), so what is measured is what a server or a phone will compute.
 Float artifacts must match the Keras model's accuracy within 0.05 points; quantized ones
-may lose at most --max_drop points. `python -m mnist_keras.export` runs the same checks
+may lose at most --max_drop points. `mnist-export` runs the same checks
 before it keeps a file. From Python: verify_artifacts(model_path, paths, dataset) -> [Result].
 """
 

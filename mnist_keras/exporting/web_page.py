@@ -2,7 +2,7 @@
 
 The command (its flags) is mnist_keras/web_export.py.
 
-(`python -m mnist_keras.export` writes it too, after the .tflite files.) The folder holds
+(`mnist-export` writes it too, after the .tflite files.) The folder holds
 index.html and page.js, the model (model.tflite and model.json, how to feed it), and
 LiteRT.js's JavaScript and WebAssembly under litert/, copied from the npm package that
 `npm ci --prefix web` installs from web/package-lock.json, each file checked against

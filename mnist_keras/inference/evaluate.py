@@ -6,6 +6,8 @@ The command (its flags) is mnist_keras/evaluate.py.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,14 @@ from mnist_keras.training import keras_file
 from mnist_keras.training.metrics import evaluate
 
 
-def evaluate_file(model_path: str | Path, dataset: Data, negatives_per_kind: int = 1000) -> dict:
+def evaluate_file(model_path: str | Path, dataset: Data, negatives_per_kind: int = 1000,
+                  progress: Callable[[str], None] = lambda line: None) -> dict:
     """A .keras file's metrics on the dataset's test split, with the model's path and the data's source;
     with its no-digit head beside it (no_digit.py), both sides of the decision too (no_digit_metrics)."""
+    start = time.monotonic()
     model = keras_file.load_keras(model_path)
     result = evaluate(model, dataset.x_test, dataset.y_test)
+    progress(f"{model_path} on {len(dataset.y_test)} test images: {time.monotonic() - start:.0f} s")
     out = {"model": str(model_path), "data": dataset.source, **result}
     from mnist_keras.files import sha256_file
     from mnist_keras.inference import no_digit, readers
@@ -29,14 +34,14 @@ def evaluate_file(model_path: str | Path, dataset: Data, negatives_per_kind: int
     if all(p.is_file() for p in no_digit.head_paths(model_path)):
         head = no_digit.load_head(model_path, sha256_file(model_path))
         out["no_digit"] = no_digit_metrics(readers.keras_reader(model, head), dataset.x_test, dataset.y_test,
-                                           negatives_per_kind, head.threshold)
+                                           negatives_per_kind, head.threshold, progress)
     else:
         out["no_digit"] = None  # no head beside the model: format_report says how to fit one
     return out
 
 
 def no_digit_metrics(read: Any, images: np.ndarray, labels: np.ndarray, negatives_per_kind: int,
-                     threshold: float | None = None) -> dict:
+                     threshold: float | None = None, progress: Callable[[str], None] = lambda line: None) -> dict:
     """Digits wrongly rejected, accuracy counting a rejection as an error, and each kind of held-out
     non-digit (negatives.py) wrongly accepted, for a readers.Reader."""
     from mnist_keras.data import negatives
@@ -47,12 +52,14 @@ def no_digit_metrics(read: Any, images: np.ndarray, labels: np.ndarray, negative
     correct = (probabilities.argmax(axis=1) == labels) & ~rejected
     kinds = {}
     for kind in negatives.available() if negatives_per_kind else ():
+        start = time.monotonic()
         made = negatives.make(kind, "heldout", negatives_per_kind)
         _, kind_scores = read(made.images)
         kind_rejected = made.no_ink | no_digit.decide(kind_scores)
         kinds[kind] = {"total": len(kind_rejected), "rejected": int(kind_rejected.sum()),
                        "rejected_percent": 100.0 * float(kind_rejected.mean()),
                        "no_ink": int(made.no_ink.sum()), "accepted": int((~kind_rejected).sum())}
+        progress(f"  {len(made.images)} held-out non-digits, {kind}: {time.monotonic() - start:.0f} s")
     return {"threshold": threshold, "digits_rejected": int(rejected.sum()),
             "digits_rejected_percent": 100.0 * float(rejected.mean()),
             "accuracy_rejections_wrong": 100.0 * float(correct.mean()), "correct_accepted": int(correct.sum()),
@@ -89,7 +96,7 @@ def format_no_digit(found: dict, total: int) -> str:
              f"  test accuracy counting rejections as errors: {found['accuracy_rejections_wrong']:.2f}% "
              f"({found['correct_accepted']}/{total})"]
     if found["negatives_heldout"]:
-        lines += ["  held-out non-digits (negatives.py)   rejected   wrongly accepted"]
+        lines += ["  held-out non-digits                  rejected   wrongly accepted"]
         for kind, row in found["negatives_heldout"].items():
             lines.append(f"  {kind:<34} {row['rejected_percent']:>7.1f}%   {row['accepted']:>5}/{row['total']}")
     for kind, why in found.get("negatives_not_measured", {}).items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,11 @@ def build_sets(model: Any, x_train: np.ndarray, x_validation: np.ndarray, negati
 
     for kind, why in negatives.missing().items():
         progress(f"  {kind}: left out, {why}")
+    start = time.monotonic()
     made = make_pictures(picture_jobs(x_train, x_validation, digits_count, negatives_count))
+    progress(f"  pictures made: {sum(len(images) for images, _ in made.values()):,} in "
+             f"{time.monotonic() - start:.0f} s")
+    start = time.monotonic()
     chosen = np.random.default_rng(20).choice(len(x_train), min(digits_count, len(x_train)), replace=False)
     sets = Sets({"digits": features(model, x_train[chosen])}, {"digits": features(model, x_validation)}, {})
     for name, (images, no_ink) in made.items():
@@ -148,6 +153,7 @@ def build_sets(model: Any, x_train: np.ndarray, x_validation: np.ndarray, negati
         getattr(sets, split)[kind] = features(model, images)
         if split == "validation" and kind not in POSITIVE:
             sets.no_ink[kind] = float(no_ink.mean())
+    progress(f"  read by the network: {time.monotonic() - start:.0f} s")
     for split in ("train", "validation"):
         parts = []
         for kind, (tapped, _) in getattr(sets, split).items():
@@ -189,7 +195,7 @@ def fold_threshold(head: Any, cut: float) -> None:
 
 
 def fit(sets: Sets, model_sha256: str = "", target: float = TARGET_REJECTED, columns: slice = slice(None),
-        hidden: int = HIDDEN, epochs: int = EPOCHS) -> Head:
+        hidden: int = HIDDEN, epochs: int = EPOCHS, progress: Callable[[str], None] = lambda line: None) -> Head:
     """The head fitted on sets.train, its threshold chosen on sets.validation's digits and folded in.
 
     columns: which tapped features it reads (all; the alternatives measured read fewer).
@@ -204,7 +210,10 @@ def fit(sets: Sets, model_sha256: str = "", target: float = TARGET_REJECTED, col
         # Digits and non-digits weigh the same in total, each set of digits and each kind of non-digit alike.
         share = 0.5 / (len(positives) if positive else len(kinds))
         ws.append(np.full(len(tapped), share / max(len(tapped), 1), np.float32))
+    progress(f"  fitting the head: {epochs} epochs on {sum(len(x) for x in xs):,} pictures")
+    start = time.monotonic()
     model = train_head(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws), hidden, epochs=epochs)
+    progress(f"  head fitted: {time.monotonic() - start:.0f} s")
     head = Head(model, 0.5, model_sha256)
     margins = {name: np.asarray(model.predict(tapped[:, columns], batch_size=4096, verbose=0))[:, 0]
                for name, (tapped, _) in sets.validation.items()}
@@ -233,7 +242,7 @@ def fit_head(model: Any, x_train: np.ndarray, model_sha256: str = "", validation
                          f"{validation_examples} it chooses its threshold on")
     sets = build_sets(model, x_train[:-validation_examples], x_train[-validation_examples:], negatives_count,
                       digits_count, progress)
-    return fit(sets, model_sha256, epochs=epochs)
+    return fit(sets, model_sha256, epochs=epochs, progress=progress)
 
 
 def logit_scores(logits: np.ndarray, temperature: float = 1000.0) -> dict[str, np.ndarray]:

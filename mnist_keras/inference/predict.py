@@ -24,14 +24,14 @@ DEFAULT_MODEL = "export/mnist_int8.tflite"
 def load_classifier(path: str | Path, trust: bool = False) -> Classifier:
     """inference.load_classifier, with a hint when the default model has not been exported yet."""
     if str(path) == DEFAULT_MODEL and not Path(path).exists():
-        raise InputError(f"{path}: no such model; run python -m mnist_keras.export first")
+        raise InputError(f"{path}: no such model; run mnist-export first")
     return classifiers.load_classifier(path, trust)
 
 
 def load_reader(path: str | Path, trust: bool = False) -> readers.Reader:
     """readers.load_reader (probabilities and the digit score), with the same hint."""
     if str(path) == DEFAULT_MODEL and not Path(path).exists():
-        raise InputError(f"{path}: no such model; run python -m mnist_keras.export first")
+        raise InputError(f"{path}: no such model; run mnist-export first")
     return readers.load_reader(path, trust)
 
 

@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +161,7 @@ def render_html(record: dict, images: dict[str, str]) -> str:
            "Each of the 32 first-layer filters is a 3x3 pattern of weights. Nobody designed them: "
            "training found edge and stroke detectors of different directions by itself.")
     figure("feature_maps.png", "What the filters see",
-           f"Test image #{record['feature_map_digit']} after each convolution stage, on one colour "
+           f"Test image #{record['feature_map_index']} after each convolution stage, on one colour "
            "scale per stage. The first stage lights up edges and strokes; the second, after "
            "pooling, responds to larger parts of the shape.")
     figure("embedding.png", f"How the network arranges {noun}s",
@@ -229,12 +231,12 @@ def export_for(model_path: Path, export_json: Path | None) -> tuple[dict | None,
             raise InputError(f"{export_json}: an artifact entry lacks the table's figures")
     if summary.get("source_model_sha256") != sha256_file(model_path):
         return None, (f"{export_json} describes the export of another model, so its table is not "
-                      "shown here; run python -m mnist_keras.export --model with this model.")
+                      "shown here; run mnist-export --model with this model.")
     return summary, ""
 
 
 def write_report(model_path: str | Path, dataset: Data, export_json: str | Path | None = "export/export.json",
-                 feature_map_digit: int = 0) -> Path:
+                 feature_map_index: int = 0, progress: Callable[[str], None] = lambda line: None) -> Path:
     """Draws everything into a temporary folder, then swaps it in: never half a report.
 
     Returns the path of report.html. dataset: its test split is what the report shows.
@@ -244,12 +246,13 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
     if final.exists() and not final.is_dir():
         raise InputError(f"{final}: exists and is not a folder")
     images, labels = dataset.x_test, dataset.y_test
-    if not 0 <= feature_map_digit < len(images):
-        raise InputError(f"--feature_map_digit={feature_map_digit}: there are {len(images)} test images")
+    if not 0 <= feature_map_index < len(images):
+        raise InputError(f"--feature_map_index={feature_map_index}: there are {len(images)} test images")
     history, curves_note = history_for(model_path)  # bad JSON fails here, before the model loads
     export_json = Path(export_json) if export_json else None
     export, export_note = export_for(model_path, export_json)
 
+    start = time.monotonic()
     model = keras_file.load_keras(model_path)
     inner = inner_outputs(model, images)
     probabilities = classifiers.as_probabilities(inner["logits"])
@@ -257,6 +260,8 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
     shown = mistakes(probabilities, labels)
     points, explained = pca(inner["dense"])
     noun, names = class_names(dataset.source)
+    progress(f"{model_path} on {len(images)} test images: {time.monotonic() - start:.0f} s")
+    start = time.monotonic()
 
     partial = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=model_path.parent))
     try:
@@ -266,15 +271,15 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
         if shown:
             plot_mistakes(images, shown, names, partial)
         plot_filters(inner["conv1"], partial)
-        digit = feature_map_digit
+        index = feature_map_index
         plot_feature_maps(
-            images[digit], f"a {names[int(labels[digit])]}" if noun == "digit" else names[int(labels[digit])],
-            inner["pool1"][digit], inner["pool2"][digit], partial)
+            images[index], f"a {names[int(labels[index])]}" if noun == "digit" else names[int(labels[index])],
+            inner["pool1"][index], inner["pool2"][index], partial)
         plot_embedding(points, labels, explained, noun, names, partial)
         record = {
             "model": str(model_path), "data": dataset.source, "noun": noun, "names": names,
             "written_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "test": result, "mistakes": shown, "feature_map_digit": digit,
+            "test": result, "mistakes": shown, "feature_map_index": index,
             "feature_map_shapes": {"pool1": list(inner["pool1"].shape[1:]),
                                    "pool2": list(inner["pool2"].shape[1:])},
             "pca_explained_variance": explained.tolist(),
@@ -283,6 +288,7 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
             "curves_note": curves_note, "export": export, "export_note": export_note,
             "export_path": str(export_json) if export_json else "",
         }
+        progress(f"figures drawn: {time.monotonic() - start:.0f} s")
         (partial / "report.json").write_text(json.dumps(record, indent=2) + "\n")
         (partial / "report.html").write_text(render_html(record, {n: n for n in record["figures"]}))
         os.chmod(partial, 0o777 & ~umask())

@@ -69,11 +69,11 @@ def disk_versions(base: Path) -> dict[int, Path]:
 def latest_version(base: Path) -> tuple[int, Path]:
     """The version TF Serving's default policy serves (the highest), or one line saying why there is none."""
     if not base.is_dir():
-        raise InputError(f"{base}: no such folder; run python -m mnist_keras.export first")
+        raise InputError(f"{base}: no such folder; run mnist-export first")
     versions = disk_versions(base)
     if not versions:
         raise InputError(f"{base}: no SavedModel versions (folders named 1, 2, ... holding saved_model.pb); "
-                         "run python -m mnist_keras.export first")
+                         "run mnist-export first")
     newest = max(versions)
     return newest, versions[newest]
 
@@ -211,7 +211,7 @@ class ModelManager:
             raise InputError(failures[-1] if failures else
                              f"{self.base}: no SavedModel versions (folders 1, 2, ... with saved_model.pb)"
                              + (f" among {self.specific}" if self.specific else "")
-                             + "; run python -m mnist_keras.export first")
+                             + "; run mnist-export first")
         if self.poll_seconds > 0:
             self._thread = threading.Thread(target=self._poll_loop, name="version-poller", daemon=True)
             self._thread.start()

@@ -179,7 +179,7 @@ def mount_web(app: Any, web_dir: Path) -> None:
     if (web_dir / "index.html").is_file():
         app.mount("/web/", StaticFiles(directory=web_dir, html=True), name="web")
         return
-    message = f"{web_dir}/index.html: not found; run python -m mnist_keras.export (after npm ci --prefix web)"
+    message = f"{web_dir}/index.html: not found; run mnist-export (after npm ci --prefix web)"
     app.add_api_route("/web/{path:path}", lambda path: JSONResponse({"error": message}, status_code=404),
                       include_in_schema=False)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from mnist_keras.exporting.folders import PARTIAL, partial_path, publish_version
 from mnist_keras.files import sha256_file
 from mnist_keras.inference import litert
 from mnist_keras.training import keras_file, train
-from tests.conftest import REPO, assert_one_line_error, run_module
+from tests.conftest import REPO, assert_no_library_lines, assert_one_line_error, run_module
 
 TFLITE = list(steps.TFLITE_FORMATS)
 
@@ -186,8 +187,21 @@ def test_verify_command_prints_the_table(exported):
     result = run_module("mnist_keras.verify", str(out / "export" / "mnist_int8.tflite"),
                         f"--model={model_path}", "--test_examples=300", cwd=out)
     assert result.returncode == 0, result.stderr
+    assert_no_library_lines(result)
     assert result.stdout.startswith("On 300 test images of ")
     assert [line.split()[0] for line in result.stdout.splitlines()[1:] if "ok (" in line] == ["TFLite"]
+
+
+def test_export_command_prints_its_own_lines_only(trained, tmp_path):
+    """The converter's and LiteRT's lines hidden, each artifact's line with its time (issue 27)."""
+    _, workdir = trained
+    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}", "--serving_dir=serving",
+                        "--export_dir=export", "--formats=savedmodel,int8", "--test_examples=300", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert_no_library_lines(result)
+    for artifact in ("SavedModel", "TFLite int8"):
+        assert re.search(rf"^  {artifact}: ok \(\d+ s\)$", result.stdout, re.M), result.stdout
 
 
 def test_an_artifact_that_misses_its_bar_is_not_kept(trained, mnist, tmp_path):

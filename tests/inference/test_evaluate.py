@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 
 import numpy as np
@@ -12,7 +13,7 @@ from mnist_keras.data import datasets
 from mnist_keras.errors import InputError
 from mnist_keras.inference import evaluate
 from mnist_keras.training import keras_file, metrics, train
-from tests.conftest import assert_one_line_error, run_module
+from tests.conftest import assert_no_library_lines, assert_one_line_error, run_module
 
 
 def test_metrics_count_what_they_say():
@@ -33,6 +34,9 @@ def test_evaluate_command_prints_and_writes_json(trained, tmp_path):
     result = run_module("mnist_keras.evaluate", f"--model={workdir / train.MODEL_FILE}",
                         "--test_examples=2000", "--json=metrics.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert_no_library_lines(result)
+    assert result.stdout.startswith("Test accuracy: ")  # the progress, with times, goes to stderr
+    assert re.search(r"^\S*mnist\.keras on 2000 test images: \d+ s$", result.stderr, re.M), result.stderr
     assert f"Test accuracy: {record['test']['accuracy']:.2f}% ({record['test']['correct']}/2000 correct)" \
         in result.stdout
     assert "Confusion matrix" in result.stdout and "precision" in result.stdout

@@ -278,7 +278,7 @@ def test_a_tiny_image_is_a_clear_error_not_a_crash():
 
 def test_the_default_model_missing_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(InputError, match="no such model; run python -m mnist_keras.export first"):
+    with pytest.raises(InputError, match="no such model; run mnist-export first"):
         predict.load_classifier(predict.DEFAULT_MODEL)
 
 

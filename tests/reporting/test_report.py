@@ -19,7 +19,7 @@ from mnist_keras.inference import classifiers
 from mnist_keras.reporting import figures as report_figures
 from mnist_keras.reporting import page as report
 from mnist_keras.training import keras_file, metrics, train
-from tests.conftest import assert_one_line_error, run_module
+from tests.conftest import assert_no_library_lines, assert_one_line_error, run_module
 
 FIGURES = report_figures.FIGURES
 
@@ -49,6 +49,7 @@ def test_the_command_prints_the_path_of_the_report(reported, tmp_path):
     result = run_module("mnist_keras.report", "--model=m.keras", "--test_examples=100", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(Path("m_report") / "report.html")
+    assert re.fullmatch(r"m\.keras on 100 test images: \d+ s\nfigures drawn: \d+ s\n", result.stderr), result.stderr
     assert json.loads((tmp_path / "m_report" / "report.json").read_text())["test"]["total"] == 100
 
 
@@ -142,11 +143,11 @@ def test_a_second_report_replaces_the_first_whole(reported, mnist):
     html_path, _, folder = reported
     (html_path.parent / "stale.png").write_bytes(b"from an earlier report")
     dataset = data.take(data.load(), test_examples=500)
-    again = report.write_report(folder / train.MODEL_FILE, dataset, export_json=None, feature_map_digit=3)
+    again = report.write_report(folder / train.MODEL_FILE, dataset, export_json=None, feature_map_index=3)
     assert again == html_path
     assert not (html_path.parent / "stale.png").exists()
     record = json.loads((html_path.parent / "report.json").read_text())
-    assert record["test"]["total"] == 500 and record["feature_map_digit"] == 3
+    assert record["test"]["total"] == 500 and record["feature_map_index"] == 3
     assert "Exported models" not in html_path.read_text()
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
 
@@ -156,6 +157,8 @@ def test_train_report_flag_writes_the_report(tmp_path):
                         "--test_examples=200", "--progress=none", "--model_dir=run", "--report",
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # nothing but the run's own lines, all on stdout (issue 27)
+    assert_no_library_lines(result)
     assert result.stdout.strip().splitlines()[-1] == f"Report: {Path('run') / 'mnist_report' / 'report.html'}"
     record = json.loads((tmp_path / "run" / "mnist_report" / "report.json").read_text())
     assert "training_curves.png" in record["figures"] and record["test"]["total"] == 200

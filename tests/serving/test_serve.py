@@ -11,13 +11,14 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from mnist_keras.data.datasets import scale_images
-from tests.conftest import REPO, assert_one_line_error, run_module
+from tests.conftest import REPO, assert_no_library_lines, assert_one_line_error, run_module
 
 MAX_INSTANCES = 8
 
@@ -29,7 +30,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(*args: str, cwd: Path, stderr=subprocess.DEVNULL) -> tuple[subprocess.Popen, int]:
+def start_server(*args: str, cwd: Path, stderr: Any = subprocess.DEVNULL) -> tuple[subprocess.Popen, int]:
     """`python -m mnist_keras.serve --port 0 --rest_api_port P ...`; returns once it listens, with P."""
     process = subprocess.Popen(
         [sys.executable, "-m", "mnist_keras.serve", "--port=0", f"--rest_api_port={free_port()}", *args], cwd=cwd,
@@ -216,3 +217,19 @@ def assert_load_script_measures(target: str) -> None:
 
 def test_load_script_reports_throughput_and_latency(server):
     assert_load_script_measures(f"--url=http://127.0.0.1:{server}/v1/models/mnist:predict")
+
+
+def test_start_up_prints_only_the_servers_own_lines(exported, tmp_path):
+    """TensorFlow's start-up lines (absl, oneDNN, cuInit) are hidden; stderr stays empty (issue 27)."""
+    _, out, _ = exported
+    with open(tmp_path / "stderr", "w+") as stderr:
+        process, port = start_server(f"--model_base_path={out / 'serving'}", cwd=tmp_path, stderr=stderr)
+        try:
+            assert call(port, "GET", "/v1/models/mnist")[0] == 200
+        finally:
+            process.terminate()
+            rest, _ = process.communicate(timeout=30)
+        stderr.seek(0)
+        result = subprocess.CompletedProcess(process.args, process.returncode, rest, stderr.read())
+    assert result.stderr == "", result.stderr
+    assert_no_library_lines(result)

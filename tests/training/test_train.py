@@ -242,7 +242,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     assert keras_file.load_keras(tmp_path / "saved_models" / "best.keras").count_params() == 421_642
 
     other = run_module("mnist_keras.train", *args[:-1], "--seed=1", "--progress=none", cwd=tmp_path)
-    assert_one_line_error(other, "unfinished run", "--seed=0 then, 1 now", only_line=False)
+    assert_one_line_error(other, "unfinished run", "--seed=0 then, 1 now")
 
     resumed = run_module("mnist_keras.train", *args[:-1], cwd=tmp_path)  # --progress=bar, into a pipe
     assert resumed.returncode == 0, resumed.stderr
