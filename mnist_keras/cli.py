@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import re
 import select
@@ -12,11 +13,35 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from absl import app, flags, logging
 
 from mnist_keras.errors import InputError, printable
+
+Config = TypeVar("Config")
+DEFINES = {"bool": flags.DEFINE_bool, "int": flags.DEFINE_integer, "float": flags.DEFINE_float,
+           "str": flags.DEFINE_string}
+
+
+def define_flag(defaults: Any, name: str, help: str, **options: Any) -> None:  # noqa: A002 (absl's word)
+    """--name, typed and defaulted by the field of that name in a command's config dataclass, so each
+    default is written once, there. options: absl's (lower_bound=..., enum_values=[...] for a choice).
+    The flag belongs to the calling module, as if it had called DEFINE_* itself (its --help lists it)."""
+    kind = str({f.name: f.type for f in dataclasses.fields(defaults)}[name]).split("|")[0].strip()
+    caller = sys._getframe(1).f_globals["__name__"]
+    module_name = sys.argv[0] if caller == "__main__" else caller
+    default = getattr(defaults, name)
+    if "enum_values" in options:
+        flags.DEFINE_enum(name, default, options.pop("enum_values"), help, module_name=module_name, **options)
+    else:
+        DEFINES[kind](name, default, help, module_name=module_name, **options)
+
+
+def config_from_flags(config_class: type[Config], values: flags.FlagValues = flags.FLAGS) -> Config:
+    """A command's config dataclass filled from its parsed flags of the same names."""
+    return config_class(**{field.name: getattr(values, field.name)
+                           for field in dataclasses.fields(config_class) if field.init})
 
 
 def define_data_flags() -> None:

@@ -22,6 +22,7 @@ from mnist_keras.serving.model_manager import ModelManager, NotFound
 from mnist_keras.serving.predict_format import MAX_INSTANCES, SIGNATURE, RequestError, to_images
 
 if TYPE_CHECKING:
+    from mnist_keras.serving.config import ServerOptions
     from mnist_keras.serving.prometheus import Metrics
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # answers (probabilities of 1,024 images are 40 KB)
@@ -118,94 +119,124 @@ def _version(spec) -> int | None:
     return None
 
 
-def make_servicers(manager: ModelManager, metrics: Metrics | None = None, max_instances: int = 1024) -> tuple[Any, Any]:
-    """(PredictionService, ModelService) servicers over the manager's versions."""
-    import grpc
-    from tensorflow_serving.apis import (
-        get_model_metadata_pb2,
-        get_model_status_pb2,
-        model_service_pb2_grpc,
-        predict_pb2,
-        prediction_service_pb2_grpc,
-        status_pb2,
-    )
+class Handlers:
+    """The answers to TF Serving's gRPC calls over the manager's versions, in its status codes."""
 
-    def resolve(spec, context):
+    def __init__(self, manager: ModelManager, metrics: Metrics | None = None,
+                 max_instances: int = MAX_INSTANCES) -> None:
+        self.manager, self.metrics, self.max_instances = manager, metrics, max_instances
+
+    def resolve(self, spec: Any, context: Any) -> Any:
+        """The version the model_spec names; NOT_FOUND or INVALID_ARGUMENT when there is none, or a bad signature."""
+        import grpc
+
         try:
-            return manager.resolve(spec.name, _version(spec))
+            loaded = self.manager.resolve(spec.name, _version(spec))
         except NotFound as e:
             context.abort(grpc.StatusCode.NOT_FOUND, str(e))
         except InvalidArgument as e:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-
-    def check_signature(spec, context):
         if spec.signature_name not in ("", SIGNATURE):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f'Serving signature key "{spec.signature_name}" not found.')
+        return loaded
+
+    def predict(self, request: Any, context: Any) -> Any:
+        import grpc
+        from tensorflow_serving.apis import predict_pb2
+
+        loaded = self.resolve(request.model_spec, context)
+        wanted = _wanted_outputs(request, loaded, context)
+        observe = self.metrics.observe(self.manager.name, loaded.version, "grpc") if self.metrics else _nothing()
+        with observe:
+            try:
+                images = to_images(tensor_to_array(request.inputs["images"], self.max_instances), "images")
+                outputs = loaded.run(images)
+            except (InvalidArgument, RequestError) as e:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            except QueueFull as e:
+                context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = self.manager.name
+        response.model_spec.version.value = loaded.version
+        response.model_spec.signature_name = SIGNATURE
+        for name in wanted:
+            response.outputs[name].CopyFrom(array_to_tensor(outputs[name]))
+        return response
+
+    def metadata(self, request: Any, context: Any) -> Any:
+        import grpc
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        loaded = self.resolve(request.model_spec, context)
+        if not request.metadata_field:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "GetModelMetadataRequest must specify at least one metadata_field")
+        for field in request.metadata_field:
+            if field != "signature_def":
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {field} is not supported")
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = self.manager.name
+        response.model_spec.version.value = loaded.version
+        response.metadata["signature_def"].Pack(signature_def_map(loaded.path))
+        return response
+
+    def status(self, request: Any, context: Any) -> Any:
+        import grpc
+        from tensorflow_serving.apis import get_model_status_pb2, status_pb2
+
+        try:
+            statuses = self.manager.statuses(request.model_spec.name, _version(request.model_spec))
+        except NotFound as e:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+        except InvalidArgument as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for status in statuses:
+            response.model_version_status.add(
+                version=status.version,
+                state=get_model_status_pb2.ModelVersionStatus.State.Value(status.state),
+                status=status_pb2.StatusProto(error_code=status.error_code, error_message=status.error_message))
+        return response
+
+
+def _wanted_outputs(request: Any, loaded: Any, context: Any) -> list[str]:
+    """The request's output_filter (else every output), once its one input is known to be images."""
+    import grpc
+
+    unknown = sorted(set(request.inputs) - {"images"})
+    if unknown or "images" not in request.inputs:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"input tensor alias not found in signature: {', '.join(unknown) or '(none)'}. "
+                      "Inputs expected to be in the set {images}.")
+    known = sorted(loaded.signature.structured_outputs)  # classes, probabilities (and digit_score)
+    wanted = list(request.output_filter) or known
+    extra = sorted(set(wanted) - set(known))
+    if extra:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"output tensor alias not found in signature: {', '.join(extra)} "
+                      f"Outputs expected to be in the set {{{','.join(known)}}}.")
+    return wanted
+
+
+def make_servicers(manager: ModelManager, metrics: Metrics | None = None,
+                   max_instances: int = MAX_INSTANCES) -> tuple[Any, Any]:
+    """(PredictionService, ModelService) servicers over the manager's versions; the generated base
+    classes answer UNIMPLEMENTED for the calls this server does not have (Classify, Regress, ...)."""
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+    handlers = Handlers(manager, metrics, max_instances)
 
     class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):
-            loaded = resolve(request.model_spec, context)
-            check_signature(request.model_spec, context)
-            unknown = sorted(set(request.inputs) - {"images"})
-            if unknown or "images" not in request.inputs:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"input tensor alias not found in signature: {', '.join(unknown) or '(none)'}. "
-                              "Inputs expected to be in the set {images}.")
-            known = sorted(loaded.signature.structured_outputs)  # classes, probabilities (and digit_score)
-            wanted = list(request.output_filter) or known
-            extra = sorted(set(wanted) - set(known))
-            if extra:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"output tensor alias not found in signature: {', '.join(extra)} "
-                              f"Outputs expected to be in the set {{{','.join(known)}}}.")
-            observe = metrics.observe(manager.name, loaded.version, "grpc") if metrics else _nothing()
-            with observe:
-                try:
-                    images = to_images(tensor_to_array(request.inputs["images"], max_instances), "images")
-                    outputs = loaded.run(images)
-                except (InvalidArgument, RequestError) as e:
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-                except QueueFull as e:
-                    context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
-            response = predict_pb2.PredictResponse()
-            response.model_spec.name = manager.name
-            response.model_spec.version.value = loaded.version
-            response.model_spec.signature_name = SIGNATURE
-            for name in wanted:
-                response.outputs[name].CopyFrom(array_to_tensor(outputs[name]))
-            return response
+            return handlers.predict(request, context)
 
         def GetModelMetadata(self, request, context):
-            loaded = resolve(request.model_spec, context)
-            check_signature(request.model_spec, context)
-            if not request.metadata_field:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              "GetModelMetadataRequest must specify at least one metadata_field")
-            for field in request.metadata_field:
-                if field != "signature_def":
-                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Metadata field {field} is not supported")
-            response = get_model_metadata_pb2.GetModelMetadataResponse()
-            response.model_spec.name = manager.name
-            response.model_spec.version.value = loaded.version
-            response.metadata["signature_def"].Pack(signature_def_map(loaded.path))
-            return response
+            return handlers.metadata(request, context)
 
     class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         def GetModelStatus(self, request, context):
-            try:
-                statuses = manager.statuses(request.model_spec.name, _version(request.model_spec))
-            except NotFound as e:
-                context.abort(grpc.StatusCode.NOT_FOUND, str(e))
-            except InvalidArgument as e:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-            response = get_model_status_pb2.GetModelStatusResponse()
-            for status in statuses:
-                response.model_version_status.add(
-                    version=status.version,
-                    state=get_model_status_pb2.ModelVersionStatus.State.Value(status.state),
-                    status=status_pb2.StatusProto(error_code=status.error_code, error_message=status.error_message))
-            return response
+            return handlers.status(request, context)
 
     return PredictionService(), ModelService()
 
@@ -236,22 +267,23 @@ def channel_options(max_instances: int, channel_arguments: str = "") -> list[tup
     return list(options.items())
 
 
-def start_grpc_server(manager: ModelManager, host: str, port: int, metrics: Metrics | None = None,
-                      max_instances: int = 1024, threads: int = 16, max_concurrent_rpcs: int | None = None,
-                      channel_arguments: str = "") -> tuple[Any, int]:
-    """Starts serving on host:port (0: any free port); returns (server, the port taken).
+def start_grpc_server(manager: ModelManager, options: ServerOptions, metrics: Metrics | None = None,
+                      ) -> tuple[Any, int]:
+    """Starts serving on options.host:options.port (0: any free port); returns (server, the port taken).
 
-    Past max_concurrent_rpcs calls in progress or queued for a thread, gRPC answers RESOURCE_EXHAUSTED.
+    Past options.grpc_max_concurrent_rpcs calls in progress or queued for a thread, gRPC answers
+    RESOURCE_EXHAUSTED.
     """
     import grpc
     from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="grpc"),
-                         options=channel_options(max_instances, channel_arguments),
-                         maximum_concurrent_rpcs=max_concurrent_rpcs)
-    prediction, model = make_servicers(manager, metrics, max_instances)
+    pool = futures.ThreadPoolExecutor(max_workers=options.grpc_max_threads, thread_name_prefix="grpc")
+    server = grpc.server(pool, options=channel_options(options.max_instances, options.grpc_channel_arguments),
+                         maximum_concurrent_rpcs=options.grpc_max_concurrent_rpcs)
+    prediction, model = make_servicers(manager, metrics, options.max_instances)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(model, server)
+    host, port = options.host, options.port
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         taken = server.add_insecure_port(address)

@@ -12,6 +12,8 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 # How the learning rate grows with the number of replicas (the global batch grows with it).
 LR_SCALINGS = {"linear": lambda replicas: replicas, "sqrt": math.sqrt, "none": lambda replicas: 1}
 JIT_COMPILE = ("auto", "true", "false")
+LR_SCHEDULES = ("cosine", "constant")
+PROGRESS = ("bar", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +71,8 @@ def validate(config: Config) -> None:
         raise InputError(f"--reshape_share={config.reshape_share}: must be between 0 and 1")
     if config.cpu_replicas < 1:
         raise InputError(f"--cpu_replicas={config.cpu_replicas}: must be at least 1")
-    if config.lr_schedule not in ("cosine", "constant"):
-        raise InputError(f"--lr_schedule={config.lr_schedule}: choose from cosine, constant")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise InputError(f"--lr_schedule={config.lr_schedule}: choose from {', '.join(LR_SCHEDULES)}")
     if config.jit_compile not in JIT_COMPILE:
         raise InputError(f"--jit_compile={config.jit_compile}: choose from {', '.join(JIT_COMPILE)}")
     if config.strategy not in distribute.STRATEGIES:

@@ -277,13 +277,14 @@ def test_rest_grpc_and_draw_give_the_digit_score(exported, mnist):
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     from mnist_keras.serving import grpc_service, model_manager
+    from mnist_keras.serving.config import ServerOptions
     from tests.serving.test_serve import call, start_server
 
     _, out, _ = exported
     process, port = start_server(f"--model_base_path={out / 'serving'}", cwd=out)
     manager = model_manager.ModelManager("mnist", out / "serving", poll_seconds=0, log=lambda line: None)
     manager.start()
-    server, grpc_port = grpc_service.start_grpc_server(manager, "127.0.0.1", 0)
+    server, grpc_port = grpc_service.start_grpc_server(manager, ServerOptions(port=0))
     try:
         blank = io.BytesIO()
         Image.new("RGB", (280, 280), "white").save(blank, "PNG")
