@@ -75,7 +75,7 @@ def parts(tf, keras, precision: str) -> dict:
             return owner.optimizer.iterations
         return update
 
-    whole = loop.make_train_steps(tf, keras, tf.distribute.get_strategy(), build(keras, precision), False)
+    whole = loop.make_train_steps(tf.distribute.get_strategy(), build(keras, precision), False)
     return {
         "input pipeline alone (next batch)": over_batches(lambda images, _: tf.cast(images[0, 0, 0, 0], tf.float32)),
         "forward pass": over_batches(lambda images, _: tf.reduce_sum(model(images, training=True))),
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> None:
     from mnist_keras.data import datasets, pipeline
     from mnist_keras.training.precision import choose_precision
 
-    precision, why = choose_precision(FLAGS.precision, tf, bool(tf.config.list_physical_devices("GPU")))
+    precision, why = choose_precision(FLAGS.precision, bool(tf.config.list_physical_devices("GPU")))
     mnist = datasets.load()
     runs = parts(tf, keras, precision)
     iterators = {name: iter(pipeline.train_dataset(mnist.x_train, mnist.y_train, 64, 0)) for name in runs}

@@ -45,7 +45,7 @@ def setup(tf, keras, precision: str):
     model = model_lib.build_model(precision)
     model_lib.compile_model(model, 1e-3, jit_compile=False)
     model.optimizer.build(model.trainable_variables)
-    return make_train_steps(tf, keras, tf.distribute.get_strategy(), model, jit=False)
+    return make_train_steps(tf.distribute.get_strategy(), model, jit=False)
 
 
 def permutation_stream(tf, images: np.ndarray, labels: np.ndarray, batch: int, seed: int):
@@ -127,7 +127,8 @@ def main(argv: list[str]) -> None:
     from mnist_keras.training import autotune
     from mnist_keras.training.precision import choose_precision
 
-    precision, why = choose_precision(precision, tf, bool(tf.config.list_physical_devices("GPU")), batch_size=BATCH)
+    precision, why = choose_precision(precision, bool(tf.config.list_physical_devices("GPU")),
+                                      autotune.Measuring(batch_size=BATCH))
     mnist = datasets.load()
     print(f"{autotune.cpu_description()['cpu']}, {os.cpu_count()} CPU cores; {precision} ({why}); batch {BATCH}; "
           f"medians of {rounds} interleaved rounds, scaled to {STEPS_PER_EPOCH} steps")

@@ -10,6 +10,7 @@ the flags that matter, TensorFlow's version, batch, replicas, XLA), so the cost 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -18,7 +19,6 @@ import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -58,19 +58,35 @@ def cpu_description() -> dict:
     return {"cpu": name, "cpu_flags": [f for f in CPU_FLAGS if f in flags_line], "cores": cores}
 
 
-def gpu_description(tf: ModuleType) -> dict:
+@dataclasses.dataclass(frozen=True, eq=False)
+class Measuring:
+    """The run a measurement stands for: the settings that change which precision is faster (and the
+    cache key), the strategy it trains under, the pictures it trains on (None: the shipped MNIST)."""
+
+    batch_size: int = 64
+    replicas: int = 1
+    workers: int = 1
+    jit: bool = False
+    strategy: Any = None
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+
+
+def gpu_description() -> dict:
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     details = tf.config.experimental.get_device_details(gpus[0])
     return {"gpu": details.get("device_name", gpus[0].name), "gpus": len(gpus),
             "compute_capability": list(details.get("compute_capability", (0, 0)))}
 
 
-def candidates(tf: ModuleType, on_gpu: bool) -> list[str]:
+def candidates(on_gpu: bool) -> list[str]:
     """float32 and mixed_bfloat16; on a GPU bfloat16 only from compute capability 8.0 (Ampere).
 
     mixed_float16 is left out: it needs loss scaling, which the training loop does not do.
     """
-    if on_gpu and tuple(gpu_description(tf)["compute_capability"]) < (8, 0):
+    if on_gpu and tuple(gpu_description()["compute_capability"]) < (8, 0):
         return ["float32"]
     return ["float32", "mixed_bfloat16"]
 
@@ -129,9 +145,11 @@ def _median(values: list[float]) -> float:
     return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
-def training_steps(tf: ModuleType, keras: ModuleType, precision: str, batch_size: int, strategy: Any, jit: bool,
+def training_steps(precision: str, batch_size: int, strategy: Any, jit: bool,
                    images: np.ndarray, labels: np.ndarray) -> Callable[[], object]:
     """A call that runs STEPS real training steps of this model in `precision` (traced and run once)."""
+    import tensorflow as tf
+
     from mnist_keras.data import pipeline
     from mnist_keras.training import model as model_lib
     from mnist_keras.training.loop import make_train_steps  # the real step
@@ -143,7 +161,7 @@ def training_steps(tf: ModuleType, keras: ModuleType, precision: str, batch_size
     global_batch = batch_size * strategy.num_replicas_in_sync
     stream = pipeline.train_dataset(images, labels, global_batch, seed=0)
     iterator = iter(strategy.experimental_distribute_dataset(stream))
-    train_steps = make_train_steps(tf, keras, strategy, model, jit)
+    train_steps = make_train_steps(strategy, model, jit)
     steps = tf.constant(STEPS)
 
     def run() -> object:
@@ -153,10 +171,22 @@ def training_steps(tf: ModuleType, keras: ModuleType, precision: str, batch_size
     return run
 
 
-def measure_precisions(tf: ModuleType, keras: ModuleType, names: list[str], batch_size: int, strategy: Any,
-                       jit: bool, images: np.ndarray, labels: np.ndarray) -> Figures:
-    """Per-step CPU and wall seconds of each precision, interleaved in this process."""
-    runs = {name: training_steps(tf, keras, name, batch_size, strategy, jit, images, labels) for name in names}
+def measure_precisions(names: list[str], measuring: Measuring) -> Figures:
+    """Per-step CPU and wall seconds of each precision, interleaved in this process, on one worker's
+    strategy and a few batches of the pictures."""
+    import tensorflow as tf
+
+    strategy = measuring.strategy if measuring.strategy is not None and measuring.workers == 1 \
+        else tf.distribute.get_strategy()
+    images, labels = measuring.images, measuring.labels
+    if images is None:
+        from mnist_keras.data import datasets
+
+        mnist = datasets.load()
+        images, labels = mnist.x_train, mnist.y_train
+    count = min(len(images), measuring.batch_size * strategy.num_replicas_in_sync * STEPS * 4)
+    runs = {name: training_steps(name, measuring.batch_size, strategy, measuring.jit, images[:count], labels[:count])
+            for name in names}
     return interleaved(runs, per_call=STEPS)
 
 
@@ -173,9 +203,9 @@ def describe(precision: str, figures: Figures, clock: str, how: str) -> str:
     return f"measured {figures[precision][clock] * 1e3:.1f} ms a step{against}, {unit}; {how}"
 
 
-def agree_across_workers(tf: ModuleType, strategy: Any, figures: Figures) -> Figures:
+def agree_across_workers(strategy: Any, figures: Figures) -> Figures:
     """The workers' mean figures, the same on all: each worker's own measurement could pick another."""
-    import numpy as np
+    import tensorflow as tf
 
     names = sorted(figures)
     values = np.array([[figures[n]["cpu"], figures[n]["wall"]] for n in names], np.float64)
@@ -185,10 +215,8 @@ def agree_across_workers(tf: ModuleType, strategy: Any, figures: Figures) -> Fig
     return {n: {"cpu": float(mean[i][0]), "wall": float(mean[i][1])} for i, n in enumerate(names)}
 
 
-def auto_precision(tf: ModuleType, on_gpu: bool, *, batch_size: int = 64, replicas: int = 1, jit: bool = False,
-                   strategy: Any = None, workers: int = 1, images: np.ndarray | None = None,
-                   labels: np.ndarray | None = None,
-                   measure: Measure | None = None, details: dict | None = None) -> tuple[str, str]:
+def auto_precision(on_gpu: bool, measuring: Measuring | None = None, measure: Measure | None = None,
+                   details: dict | None = None) -> tuple[str, str]:
     """The faster precision here, measured (or cached): (precision, the figures in words).
 
     measure(names) -> figures replaces the real measurement (tests); details, when given,
@@ -196,44 +224,47 @@ def auto_precision(tf: ModuleType, on_gpu: bool, *, batch_size: int = 64, replic
     On several workers the local figures (measured on one device) are averaged over the
     workers so that all choose alike.
     """
-    import keras
-
-    names = candidates(tf, on_gpu)
+    measuring = measuring or Measuring()
+    names = candidates(on_gpu)
     clock = "wall" if on_gpu else "cpu"  # GPU work is not this process's CPU time
-    context = {**(gpu_description(tf) if on_gpu else cpu_description()),
-               "tensorflow": tf.__version__, "keras": keras.__version__, "batch_size": batch_size,
-               "replicas": replicas, "workers": workers, "jit": jit, "candidates": names,
-               "format": CACHE_FORMAT,
-               "environment": {v: os.environ[v] for v in ENVIRONMENT if v in os.environ}}
+    context = machine_context(on_gpu, measuring, names)
     entry = read_cached(context)
-    how = "cached"
     if entry is None:
-        if measure is None:
-            local = strategy if strategy is not None and workers == 1 else tf.distribute.get_strategy()
-            if images is None:
-                from mnist_keras.data import datasets
-
-                mnist = datasets.load()
-                images, labels = mnist.x_train, mnist.y_train
-            count = min(len(images), batch_size * local.num_replicas_in_sync * STEPS * 4)
-            measure = lambda names: measure_precisions(  # noqa: E731
-                tf, keras, names, batch_size, local, jit, images[:count], labels[:count])
-        start = time.perf_counter()
-        figures = measure(names)
-        entry = {"context": context, "precision": decide(figures, clock), "clock": clock, "figures": figures,
-                 "measured": datetime.date.today().isoformat(),
-                 "measuring_seconds": round(time.perf_counter() - start, 2)}
-        problem = write_cached(context, entry)
-        how = f"measured now in {entry['measuring_seconds']:.1f} s" + (
-            f"; not cached: {problem}" if problem else "; cached for next time")
+        entry, how = measure_and_cache(context, names, clock, measure or (
+            lambda names: measure_precisions(names, measuring)))
     else:
         how = f"cached {entry.get('measured', '')}".rstrip()
     figures = entry["figures"]
     precision = entry["precision"]
-    if workers > 1 and strategy is not None:
-        figures = agree_across_workers(tf, strategy, figures)
+    if measuring.workers > 1 and measuring.strategy is not None:
+        figures = agree_across_workers(measuring.strategy, figures)
         precision = decide(figures, clock)
-        how += f"; mean of {workers} workers"
+        how += f"; mean of {measuring.workers} workers"
     if details is not None:
         details.update({"figures": figures, "clock": clock, "how": how, "cache": str(cache_dir())})
     return precision, describe(precision, figures, clock, how)
+
+
+def machine_context(on_gpu: bool, measuring: Measuring, names: list[str]) -> dict:
+    """What the decision depends on, the cache key: the device, the libraries, the run's settings."""
+    import keras
+    import tensorflow as tf
+
+    return {**(gpu_description() if on_gpu else cpu_description()),
+            "tensorflow": tf.__version__, "keras": keras.__version__, "batch_size": measuring.batch_size,
+            "replicas": measuring.replicas, "workers": measuring.workers, "jit": measuring.jit, "candidates": names,
+            "format": CACHE_FORMAT,
+            "environment": {v: os.environ[v] for v in ENVIRONMENT if v in os.environ}}
+
+
+def measure_and_cache(context: dict, names: list[str], clock: str, measure: Measure) -> tuple[dict, str]:
+    """Measures now and caches the decision: (the cache entry, how it was come by, in words)."""
+    start = time.perf_counter()
+    figures = measure(names)
+    entry = {"context": context, "precision": decide(figures, clock), "clock": clock, "figures": figures,
+             "measured": datetime.date.today().isoformat(),
+             "measuring_seconds": round(time.perf_counter() - start, 2)}
+    problem = write_cached(context, entry)
+    how = f"measured now in {entry['measuring_seconds']:.1f} s" + (
+        f"; not cached: {problem}" if problem else "; cached for next time")
+    return entry, how

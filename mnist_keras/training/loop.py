@@ -1,25 +1,34 @@
 """The training loop: steps on every replica, an evaluation per epoch, multi-worker agreement.
 
-TensorFlow and Keras are passed in (tf, keras) rather than imported here, so that importing
-this module stays cheap.
+TensorFlow and Keras are imported inside the functions, so that importing this module stays cheap.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from mnist_keras.training import distribute
-from mnist_keras.training.config import Config
 
 # Training steps run per call into TensorFlow (a tf.while_loop): fewer round trips to
 # Python; the progress bar and the callbacks' batch hooks see every 50th step.
 STEPS_PER_CALL = 50
 
 
-def make_train_steps(tf: ModuleType, keras: ModuleType, strategy: Any, model: Any, jit: bool) -> Callable:
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """What run_epochs runs: where, how many epochs of how many steps, from which epoch, with XLA or not."""
+
+    placement: distribute.Placement
+    epochs: int
+    steps: int  # per epoch
+    first_epoch: int  # 0, or the epochs a resumed run has done
+    jit: bool
+
+
+def make_train_steps(strategy: Any, model: Any, jit: bool) -> Callable:
     """A tf.function that runs n training steps on every replica; returns their sums.
 
     The same loop serves every strategy, from one CPU to many machines: each replica
@@ -27,6 +36,9 @@ def make_train_steps(tf: ModuleType, keras: ModuleType, strategy: Any, model: An
     them; the loss is scaled by the global batch (tf.nn.compute_average_loss), so the
     summed update is one step on the whole batch (up to how a short last batch splits).
     """
+    import keras
+    import tensorflow as tf
+
     optimizer = model.optimizer
 
     def gradients(images, labels):
@@ -59,8 +71,10 @@ def make_train_steps(tf: ModuleType, keras: ModuleType, strategy: Any, model: An
     return train_steps
 
 
-def make_evaluate(tf: ModuleType, keras: ModuleType, model: Any, jit: bool) -> Callable[[Any], dict]:
+def make_evaluate(model: Any, jit: bool) -> Callable[[Any], dict]:
     """Validation loss and accuracy, on this process's device: the weights are the same everywhere."""
+    import keras
+    import tensorflow as tf
 
     @tf.function(jit_compile=jit)
     def batch_sums(images, labels):
@@ -89,12 +103,14 @@ def weights_fingerprints(strategy: Any, model: Any) -> list[str]:
             for replica in zip(*per_variable)]
 
 
-def same_on_all_workers(tf: ModuleType, strategy: Any, fingerprint: str) -> bool:
+def same_on_all_workers(strategy: Any, fingerprint: str) -> bool:
     """Whether every replica of every worker holds the weights this one does.
 
     Each contributes its fingerprint as a number, x and x squared; their means across
     replicas agree only if all the numbers are equal (zero variance).
     """
+    import tensorflow as tf
+
     value = float(int(fingerprint[:12], 16))  # 48 bits: exact in float64
     per_replica = strategy.experimental_distribute_values_from_function(
         lambda ctx: tf.constant([value, value * value], tf.float64))
@@ -102,7 +118,7 @@ def same_on_all_workers(tf: ModuleType, strategy: Any, fingerprint: str) -> bool
     return bool(mean == value and mean_square - mean * mean <= 1e-6 * max(mean_square, 1.0))
 
 
-def broadcast_from_chief(tf: ModuleType, strategy: Any, model: Any, first_epoch: int) -> int:
+def broadcast_from_chief(strategy: Any, model: Any, first_epoch: int) -> int:
     """Gives every worker the chief's weights, optimizer state and resume point.
 
     Only the chief keeps a backup (BackupAndRestore restored it in on_train_begin); the
@@ -111,6 +127,7 @@ def broadcast_from_chief(tf: ModuleType, strategy: Any, model: Any, first_epoch:
     replica zeros.
     """
     import numpy as np
+    import tensorflow as tf
 
     def from_chief(value: np.ndarray) -> np.ndarray:
         value = np.asarray(value, np.float64 if value.dtype.kind in "iub" else value.dtype)
@@ -124,40 +141,30 @@ def broadcast_from_chief(tf: ModuleType, strategy: Any, model: Any, first_epoch:
     return int(from_chief(np.array(first_epoch)))
 
 
-def run_epochs(tf: ModuleType, keras: ModuleType, placement: distribute.Placement, model: Any,
-               make_train_data: Callable[[int], Any], validation_data: Any | None,
-               callbacks: list, config: Config, steps: int, first_epoch: int, jit: bool) -> None:
+def run_epochs(schedule: Schedule, model: Any, make_train_data: Callable[[int], Any],
+               validation_data: Any | None, callbacks: list) -> None:
     """The training loop: epochs of steps, the callbacks told as model.fit() would tell them.
 
     make_train_data(first_epoch): the training stream from that epoch on. validation_data:
     measured after each epoch (val_* logs), or None. The test set is not seen here.
     """
-    strategy = placement.strategy
-    train_steps = make_train_steps(tf, keras, strategy, model, jit)
-    evaluate = make_evaluate(tf, keras, model, jit)
-    hooks = keras.callbacks.CallbackList(callbacks, model=model, verbose=1, epochs=config.epochs,
-                                         steps=steps)
+    import keras
+
+    strategy = schedule.placement.strategy
+    train_steps = make_train_steps(strategy, model, schedule.jit)
+    evaluate = make_evaluate(model, schedule.jit)
+    hooks = keras.callbacks.CallbackList(callbacks, model=model, verbose=1, epochs=schedule.epochs,
+                                         steps=schedule.steps)
     model.stop_training = False
     # Outside strategy.scope(): there, restoring the backup made the chief alone create a
     # variable, whose broadcast the other workers never joined (the collectives deadlock).
     hooks.on_train_begin()
-    if placement.workers > 1:
-        chosen = broadcast_from_chief(tf, strategy, model, first_epoch)
-        if chosen and not placement.is_chief:
-            print(f"Resuming from the chief's backup: {chosen} of {config.epochs} epochs done")
-        first_epoch = chosen
+    first_epoch = agree_on_first_epoch(schedule, model)
     iterator = iter(strategy.experimental_distribute_dataset(make_train_data(first_epoch)))
     logs: dict = {}
-    for epoch in range(first_epoch, config.epochs):
+    for epoch in range(first_epoch, schedule.epochs):
         hooks.on_epoch_begin(epoch)
-        totals, done = 0.0, 0
-        while done < steps and not model.stop_training:
-            n = min(STEPS_PER_CALL, steps - done)
-            totals = totals + train_steps(iterator, tf.constant(n)).numpy()
-            done += n
-            logs = {"avg_loss": totals[0] / done, "loss": totals[1] / totals[3],
-                    "accuracy": totals[2] / totals[3]}
-            hooks.on_train_batch_end(done - 1, logs)
+        logs = run_epoch(train_steps, iterator, schedule.steps, model, hooks)
         if validation_data is not None:
             logs = {**logs, **evaluate(validation_data)}
         logs = {**logs, "learning_rate": float(
@@ -168,3 +175,28 @@ def run_epochs(tf: ModuleType, keras: ModuleType, placement: distribute.Placemen
     hooks.on_train_end(logs)
 
 
+def agree_on_first_epoch(schedule: Schedule, model: Any) -> int:
+    """The epoch to start from: on several workers, the chief's, with its weights (broadcast_from_chief)."""
+    placement = schedule.placement
+    if placement.workers == 1:
+        return schedule.first_epoch
+    chosen = broadcast_from_chief(placement.strategy, model, schedule.first_epoch)
+    if chosen and not placement.is_chief:
+        print(f"Resuming from the chief's backup: {chosen} of {schedule.epochs} epochs done")
+    return chosen
+
+
+def run_epoch(train_steps: Callable, iterator: Any, steps: int, model: Any, hooks: Any) -> dict:
+    """One epoch's steps, STEPS_PER_CALL at a time; its logs (average loss, loss, accuracy)."""
+    import tensorflow as tf
+
+    totals, done = 0.0, 0
+    logs: dict = {}
+    while done < steps and not model.stop_training:
+        n = min(STEPS_PER_CALL, steps - done)
+        totals = totals + train_steps(iterator, tf.constant(n)).numpy()
+        done += n
+        logs = {"avg_loss": totals[0] / done, "loss": totals[1] / totals[3],
+                "accuracy": totals[2] / totals[3]}
+        hooks.on_train_batch_end(done - 1, logs)
+    return logs

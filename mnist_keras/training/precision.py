@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import os
-from types import ModuleType
 from typing import Any
 
 
-def choose_precision(requested: str, tf: ModuleType | None, on_gpu: bool, **measuring: Any) -> tuple[str, str]:
+def choose_precision(requested: str, on_gpu: bool, measuring: Any = None, **options: Any) -> tuple[str, str]:
     """(precision, reason): the one asked for; auto: the faster on this machine, by measurement.
 
     A CPU's flags do not tell: bfloat16 was faster on CPUs with AMX and on a Zen 4 with
     AVX512_BF16 alone, slower on a Xeon with AVX512_BF16 but no AMX (docs/benchmarks.md).
-    measuring: batch_size, replicas, jit, strategy, workers, images, labels, details
+    measuring: an autotune.Measuring (the run's settings); options: measure, details
     (see autotune.auto_precision).
     """
     if requested != "auto":
         return requested, "as asked"
     from mnist_keras.training import autotune
 
-    return autotune.auto_precision(tf, on_gpu, **measuring)
+    return autotune.auto_precision(on_gpu, measuring, **options)
 
 
-def describe_device(tf: ModuleType) -> tuple[str, bool]:
+def describe_device() -> tuple[str, bool]:
     """Which device Keras will use, and whether it is a GPU."""
+    import tensorflow as tf
+
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,10 +39,49 @@ class Trained(NamedTuple):
     record: dict
 
 
+@dataclasses.dataclass
+class Run:
+    """One training run as its steps see it: the settings, the data, where it trains, what it records."""
+
+    config: Config
+    workdir: Path
+    chief: bool  # writes the run's files; the other workers write nothing
+    dataset: datasets.Data  # training (with the digits in other styles) and test pictures
+    mixed: int  # how many of the training pictures are digits in other styles
+    x_val: np.ndarray
+    y_val: np.ndarray
+    first_epoch: int  # of a resumed run, the epochs done
+    done: list  # their history
+    placement: distribute.Placement | None = None
+    jit: bool = False
+    steps: int = 0  # per epoch
+    record: dict = dataclasses.field(default_factory=dict)  # what history.json holds
+
+    @property
+    def global_batch(self) -> int:
+        return self.config.batch_size * self.placement.replicas
+
+    @property
+    def learning_rate(self) -> float:
+        """--learning_rate scaled by --lr_scaling for the replicas."""
+        return self.config.learning_rate * LR_SCALINGS[self.config.lr_scaling](self.placement.replicas)
+
+
 def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
     """Trains per `config`, writing into workdir; returns the float32 model and its record."""
+    run = prepare(config, Path(workdir))
+    # TensorFlow is imported only now: bad flags and data are reported without its slow start.
+    place(run)
+    print_plan(run)
+    model = build(run)
+    fit(run, model)
+    return finish(run, model)
+
+
+def prepare(config: Config, workdir: Path) -> Run:
+    """Settings, TF_CONFIG and data checked and loaded, and the run folder made (or an unfinished run
+    found in it), before TensorFlow starts."""
     validate(config)
-    workdir = Path(workdir)
     tf_config = distribute.read_tf_config()  # a bad TF_CONFIG is one line, before anything
     chief = distribute.is_chief(tf_config)
     loaded = datasets.load(config.data_dir, config.tfds)
@@ -53,91 +92,117 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
         from mnist_keras.training import run_folder
 
         first_epoch, done = run_folder.prepare(workdir, config)
+    return Run(config, workdir, chief, dataset, mixed, x_val, y_val, first_epoch, done)
 
-    # TensorFlow is imported only now: bad flags and data are reported without its slow start.
+
+def place(run: Run) -> None:
+    """The strategy, device, XLA and precision (measured for auto), and the record that says so."""
     import keras
     import tensorflow as tf
 
     from mnist_keras.data import pipeline
-    from mnist_keras.training import callbacks as callbacks_lib
-    from mnist_keras.training import loop, metrics, precision, run_folder
-    from mnist_keras.training import model as model_lib
+    from mnist_keras.training import precision
+    from mnist_keras.training.autotune import Measuring
 
-    placement = distribute.place(config.strategy, config.cpu_replicas)
-    device, on_gpu = precision.describe_device(tf)
-    jit = precision.choose_jit(config.jit_compile, on_gpu)
+    config = run.config
+    run.placement = placement = distribute.place(config.strategy, config.cpu_replicas)
+    run.steps = pipeline.steps_per_epoch(len(run.dataset.x_train), run.global_batch)
+    device, on_gpu = precision.describe_device()
+    run.jit = precision.choose_jit(config.jit_compile, on_gpu)
     tuning: dict = {}  # autotune's figures, for history.json
-    dtype, why = precision.choose_precision(config.precision, tf, on_gpu, batch_size=config.batch_size,
-                                            replicas=placement.replicas, jit=jit, strategy=placement.strategy,
-                                            workers=placement.workers, images=dataset.x_train,
-                                            labels=dataset.y_train, details=tuning)
-    global_batch = config.batch_size * placement.replicas
-    scale = LR_SCALINGS[config.lr_scaling](placement.replicas)
-    steps = pipeline.steps_per_epoch(len(dataset.x_train), global_batch)
-    record = {
+    measuring = Measuring(config.batch_size, placement.replicas, placement.workers, run.jit, placement.strategy,
+                          run.dataset.x_train, run.dataset.y_train)
+    dtype, why = precision.choose_precision(config.precision, on_gpu, measuring, details=tuning)
+    run.record = {
         "settings": dataclasses.asdict(config),
-        "data": dataset.source,
-        "written_digits": mixed,
-        "train_examples": len(dataset.x_train) - mixed,  # MNIST's; written_digits besides
-        "validation_examples": len(x_val),
-        "test_examples": len(dataset.x_test),
-        "steps_per_epoch": steps,
+        "data": run.dataset.source,
+        "written_digits": run.mixed,
+        "train_examples": len(run.dataset.x_train) - run.mixed,  # MNIST's; written_digits besides
+        "validation_examples": len(run.x_val),
+        "test_examples": len(run.dataset.x_test),
+        "steps_per_epoch": run.steps,
         "device": device,
-        "jit_compile": jit,
+        "jit_compile": run.jit,
         "precision": dtype,
         "precision_measured": tuning or None,
         "strategy": {"name": placement.name, "replicas": placement.replicas,
                      "workers": placement.workers, "devices": list(placement.devices),
-                     "task": placement.task, "global_batch": global_batch,
-                     "learning_rate": config.learning_rate * scale},
+                     "task": placement.task, "global_batch": run.global_batch,
+                     "learning_rate": run.learning_rate},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "epochs": done,
+        "epochs": run.done,
     }
-    print(f"Device: {device}, XLA {'on' if jit else 'off'}")
+    print(f"Device: {device}, XLA {'on' if run.jit else 'off'}")
     print(f"Precision: {dtype} ({why})")
+
+
+def print_plan(run: Run) -> None:
+    """The Strategy: and Data: lines."""
+    config, placement = run.config, run.placement
     where = f"{placement.name} over {placement.replicas} replica(s)"
     if placement.workers > 1:
         where += f" on {placement.workers} workers; this is {placement.task}" + (
-            " (the chief: it writes the outputs)" if chief else " (the chief writes the outputs)")
+            " (the chief: it writes the outputs)" if run.chief else " (the chief writes the outputs)")
     elif placement.replicas > 1:
         where += f" ({', '.join(placement.devices)})"
-    print(f"Strategy: {where}; global batch {global_batch} = {config.batch_size} per replica "
-          f"x {placement.replicas}; learning rate {config.learning_rate * scale:g} = "
+    scale = LR_SCALINGS[config.lr_scaling](placement.replicas)
+    print(f"Strategy: {where}; global batch {run.global_batch} = {config.batch_size} per replica "
+          f"x {placement.replicas}; learning rate {run.learning_rate:g} = "
           f"{config.learning_rate:g} x {scale:g} ({config.lr_scaling} scaling)")
-    n = len(x_val)
+    n = len(run.x_val)
     held_out = (f"{n} validation (the last {n} training images)" if n
                 else "no validation (--validation_examples=0: no per-epoch validation, no best.keras)")
-    print(f"Data: {dataset.source}: {len(dataset.x_train)} training{mixed_note(mixed, config)}, {held_out} and "
-          f"{len(dataset.x_test)} test images, {steps} batches of {global_batch} per epoch")
+    print(f"Data: {run.dataset.source}: {len(run.dataset.x_train)} training{mixed_note(run.mixed, config)}, "
+          f"{held_out} and {len(run.dataset.x_test)} test images, {run.steps} batches of {run.global_batch} "
+          "per epoch")
 
+
+def build(run: Run) -> Any:
+    """The model, compiled with its optimizer built, in the run's precision and strategy."""
+    import keras
+
+    from mnist_keras.training import model as model_lib
+
+    config = run.config
     keras.utils.set_random_seed(config.seed)
-    with placement.strategy.scope():
-        model = model_lib.build_model(dtype)
+    with run.placement.strategy.scope():
+        model = model_lib.build_model(run.record["precision"])
         model_lib.compile_model(model, model_lib.learning_rate(
-            config.learning_rate * scale, config.lr_schedule, steps * config.epochs), jit)
+            run.learning_rate, config.lr_schedule, run.steps * config.epochs), run.jit)
         model.optimizer.build(model.trainable_variables)  # its slots too, before tf.function
-    print(f"Model: {model.count_params():,} parameters; Adam, learning rate {config.learning_rate * scale:g}"
-          f" ({config.lr_schedule}); writing to {workdir}/")
-    if first_epoch:
-        then = (f"continuing with epoch {first_epoch + 1}" if first_epoch < config.epochs
+    print(f"Model: {model.count_params():,} parameters; Adam, learning rate {run.learning_rate:g}"
+          f" ({config.lr_schedule}); writing to {run.workdir}/")
+    if run.first_epoch:
+        then = (f"continuing with epoch {run.first_epoch + 1}" if run.first_epoch < config.epochs
                 else "finishing the run")
-        print(f"Resuming the unfinished run in {workdir / BACKUP_DIR}: "
-              f"{first_epoch} of {config.epochs} epochs done, {then}")
+        print(f"Resuming the unfinished run in {run.workdir / BACKUP_DIR}: "
+              f"{run.first_epoch} of {config.epochs} epochs done, {then}")
+    return model
 
-    best = max((e["val_accuracy"] / 100 for e in done if e.get("val_accuracy") is not None), default=None)
+
+def fit(run: Run, model: Any) -> None:
+    """The epochs, with the callbacks; a failed worker or a diverged loss is one line."""
+    import tensorflow as tf
+
+    from mnist_keras.data import pipeline
+    from mnist_keras.training import callbacks as callbacks_lib
+    from mnist_keras.training import loop, run_folder
+
+    config, dataset, placement = run.config, run.dataset, run.placement
+    best = max((e["val_accuracy"] / 100 for e in run.done if e.get("val_accuracy") is not None), default=None)
 
     def make_train_data(first: int):
-        return pipeline.train_dataset(dataset.x_train, dataset.y_train, global_batch, config.seed, first,
-                                      config.reshape_share if mixed else 0.0)
+        return pipeline.train_dataset(dataset.x_train, dataset.y_train, run.global_batch, config.seed, first,
+                                      config.reshape_share if run.mixed else 0.0)
 
-    validation_data = pipeline.eval_dataset(x_val, y_val, EVAL_BATCH) if n else None
+    n = len(run.x_val)
+    validation_data = pipeline.eval_dataset(run.x_val, run.y_val, EVAL_BATCH) if n else None
     # The bar redraws its line with \r and escape codes: only on a terminal, not into a log file.
     bar = config.progress == "bar" and sys.stdout.isatty()
-    callbacks = callbacks_lib.make_callbacks(workdir, record, best, placement, bar,
-                                             validation=bool(n))
+    callbacks = callbacks_lib.make_callbacks(run.workdir, run.record, best, placement, bar, validation=bool(n))
+    schedule = loop.Schedule(placement, config.epochs, run.steps, run.first_epoch, run.jit)
     try:
-        loop.run_epochs(tf, keras, placement, model, make_train_data, validation_data, callbacks,
-                                 config, steps, first_epoch, jit)
+        loop.run_epochs(schedule, model, make_train_data, validation_data, callbacks)
     except tf.errors.OpError as e:
         if placement.workers == 1:
             raise
@@ -145,35 +210,49 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> Trained:
         # when every worker is started again (the chief's backup holds the last epoch).
         raise InputError(f"a worker of the cluster failed ({type(e).__name__}: {first_line(e, 200)}); "
                          "start every worker again with the same flags to resume") from None
-
-    diverged = [e["epoch"] for e in record["epochs"] if e["avg_loss"] is None]
+    diverged = [e["epoch"] for e in run.record["epochs"] if e["avg_loss"] is None]
     if diverged:  # TerminateOnNaN stopped it; the backup holds NaN weights, useless to resume
-        if chief:
-            run_folder.remove_backup(workdir / BACKUP_DIR)
+        if run.chief:
+            run_folder.remove_backup(run.workdir / BACKUP_DIR)
         raise InputError(f"--learning_rate={config.learning_rate:g}: training diverged in epoch "
                          f"{diverged[0]} (the loss became NaN or infinite); try a lower learning rate")
+
+
+def finish(run: Run, model: Any) -> Trained:
+    """The one read of the test set, the replicas' weights compared, the model and history saved."""
+    from mnist_keras.training import loop, metrics, run_folder
+    from mnist_keras.training import model as model_lib
+
+    record, workdir = run.record, run.workdir
     final = model_lib.float32_copy(model)  # what is saved and evaluated: plain float32
-    record["test"] = metrics.evaluate(final, dataset.x_test, dataset.y_test)  # the one read of the test set
-    record["weights_fingerprints"] = loop.weights_fingerprints(placement.strategy, model)
-    prints = record["weights_fingerprints"]
-    if placement.replicas > 1:
-        identical = len(set(prints)) == 1
-        if placement.workers > 1:  # compared across the workers too
-            identical = identical and loop.same_on_all_workers(tf, placement.strategy, prints[0])
-        where = f"all {placement.replicas} replicas of the {placement.workers} workers" \
-            if placement.workers > 1 else f"the {len(prints)} local replicas"
-        print(f"Weights: {'identical on' if identical else 'DIFFERENT on'} {where}, "
-              f"fingerprint {', '.join(sorted(set(prints)))}")
+    record["test"] = metrics.evaluate(final, run.dataset.x_test, run.dataset.y_test)
+    record["weights_fingerprints"] = loop.weights_fingerprints(run.placement.strategy, model)
+    compare_replicas(run.placement, record["weights_fingerprints"])
     test = record["test"]
-    if chief:
+    if run.chief:
         run_folder.save_model(final, workdir / MODEL_FILE)
         record["files_sha256"] = run_folder.files_sha256(workdir)
         run_folder.write_history(workdir, record)
         run_folder.remove_backup(workdir / BACKUP_DIR)
-        saved = f"{workdir / MODEL_FILE}, " + (f"{workdir / BEST_FILE} (best epoch), " if n else "")
+        saved = f"{workdir / MODEL_FILE}, " + (f"{workdir / BEST_FILE} (best epoch), " if len(run.x_val) else "")
         print(f"Saved {saved}{workdir / HISTORY_FILE}; TensorBoard: tensorboard --logdir {workdir / LOGS_DIR}")
     print(f"Test accuracy: {test['accuracy']:.2f}% ({test['correct']}/{test['total']} correct)")
     return Trained(final, record)
+
+
+def compare_replicas(placement: distribute.Placement, prints: list[str]) -> None:
+    """With several replicas, the Weights: line: whether they all hold the same weights."""
+    from mnist_keras.training import loop
+
+    if placement.replicas <= 1:
+        return
+    identical = len(set(prints)) == 1
+    if placement.workers > 1:  # compared across the workers too
+        identical = identical and loop.same_on_all_workers(placement.strategy, prints[0])
+    where = f"all {placement.replicas} replicas of the {placement.workers} workers" \
+        if placement.workers > 1 else f"the {len(prints)} local replicas"
+    print(f"Weights: {'identical on' if identical else 'DIFFERENT on'} {where}, "
+          f"fingerprint {', '.join(sorted(set(prints)))}")
 
 
 def with_written_digits(dataset: datasets.Data, config: Config) -> tuple[datasets.Data, int]:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import types
 
 import pytest
 
 from mnist_keras.training import autotune
 from mnist_keras.training import precision as precision_lib
-
-FAKE_TF = types.SimpleNamespace(__version__="2.21.0")  # all auto_precision reads of TensorFlow on a CPU
 
 
 def figures(f32: float, bf16: float) -> dict:
@@ -39,7 +36,7 @@ def cache(tmp_path, monkeypatch):
 def test_the_faster_precision_wins_and_says_by_how_much(cache, f32, bf16, expected):
     details: dict = {}
     measure = Measure(figures(f32, bf16))
-    precision, why = precision_lib.choose_precision("auto", FAKE_TF, False, measure=measure, details=details)
+    precision, why = precision_lib.choose_precision("auto", False, measure=measure, details=details)
     assert precision == expected and measure.calls == 1
     loser = "mixed_bfloat16" if expected == "float32" else "float32"
     assert why.startswith(f"measured {min(f32, bf16) * 1e3:.1f} ms a step, against "
@@ -49,9 +46,9 @@ def test_the_faster_precision_wins_and_says_by_how_much(cache, f32, bf16, expect
 
 def test_a_cached_decision_is_not_measured_again(cache):
     first = Measure(figures(0.010, 0.007))
-    assert autotune.auto_precision(FAKE_TF, False, measure=first)[0] == "mixed_bfloat16"
+    assert autotune.auto_precision(False, measure=first)[0] == "mixed_bfloat16"
     again = Measure(figures(0.001, 0.009))  # would choose float32, if it were asked
-    precision, why = autotune.auto_precision(FAKE_TF, False, measure=again)
+    precision, why = autotune.auto_precision(False, measure=again)
     assert (precision, again.calls) == ("mixed_bfloat16", 0)
     assert "measured 7.0 ms a step, against 10.0 ms in float32, CPU time; cached 20" in why
     assert len(list(cache.glob("precision-*.json"))) == 1
@@ -59,17 +56,19 @@ def test_a_cached_decision_is_not_measured_again(cache):
 
 @pytest.mark.parametrize("change", ["tensorflow", "cpu", "batch_size", "jit", "replicas"])
 def test_another_machine_or_setting_measures_anew(cache, monkeypatch, change):
-    autotune.auto_precision(FAKE_TF, False, measure=Measure(figures(0.010, 0.007)))
-    tf, kwargs = FAKE_TF, {}
+    autotune.auto_precision(False, measure=Measure(figures(0.010, 0.007)))
+    kwargs = {}
     if change == "tensorflow":
-        tf = types.SimpleNamespace(__version__="2.22.0")
+        import tensorflow as tf
+
+        monkeypatch.setattr(tf, "__version__", tf.__version__ + ".other")
     elif change == "cpu":
         real = autotune.cpu_description()
         monkeypatch.setattr(autotune, "cpu_description", lambda: {**real, "cpu": "Intel(R) Xeon(R) Platinum"})
     else:
-        kwargs = {change: {"batch_size": 128, "jit": True, "replicas": 2}[change]}
+        kwargs = {"measuring": autotune.Measuring(**{change: {"batch_size": 128, "jit": True, "replicas": 2}[change]})}
     other = Measure(figures(0.005, 0.009))
-    assert autotune.auto_precision(tf, False, measure=other, **kwargs)[0] == "float32"
+    assert autotune.auto_precision(False, measure=other, **kwargs)[0] == "float32"
     assert other.calls == 1
     assert len(list(cache.glob("precision-*.json"))) == 2
 
@@ -77,23 +76,23 @@ def test_another_machine_or_setting_measures_anew(cache, monkeypatch, change):
 @pytest.mark.parametrize("damage", [b"", b"{not json", b"[1, 2]", b'{"context": {}, "precision": "float32"}',
                                     b"\xff\xfe\x00binary"])
 def test_a_damaged_cache_file_is_measured_again_and_replaced(cache, damage):
-    autotune.auto_precision(FAKE_TF, False, measure=Measure(figures(0.010, 0.007)))
+    autotune.auto_precision(False, measure=Measure(figures(0.010, 0.007)))
     (path,) = cache.glob("precision-*.json")
     path.write_bytes(damage)
     measure = Measure(figures(0.004, 0.007))
-    assert autotune.auto_precision(FAKE_TF, False, measure=measure)[0] == "float32"
+    assert autotune.auto_precision(False, measure=measure)[0] == "float32"
     assert measure.calls == 1
     assert json.loads(path.read_text())["precision"] == "float32"
 
 
 def test_a_tampered_figure_in_the_cache_is_not_trusted(cache):
-    autotune.auto_precision(FAKE_TF, False, measure=Measure(figures(0.010, 0.007)))
+    autotune.auto_precision(False, measure=Measure(figures(0.010, 0.007)))
     (path,) = cache.glob("precision-*.json")
     entry = json.loads(path.read_text())
     entry["figures"]["float32"]["cpu"] = "fast"
     path.write_text(json.dumps(entry))
     measure = Measure(figures(0.010, 0.007))
-    autotune.auto_precision(FAKE_TF, False, measure=measure)
+    autotune.auto_precision(False, measure=measure)
     assert measure.calls == 1
 
 
@@ -103,7 +102,7 @@ def test_an_unwritable_cache_folder_measures_and_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv(autotune.CACHE_ENV, str(blocker / "cache"))
     for _ in range(2):  # nothing cached, so measured each time, and no crash
         measure = Measure(figures(0.010, 0.007))
-        precision, why = autotune.auto_precision(FAKE_TF, False, measure=measure)
+        precision, why = autotune.auto_precision(False, measure=measure)
         assert (precision, measure.calls) == ("mixed_bfloat16", 1)
         assert f"not cached: {blocker / 'cache'}" in why
 
@@ -135,11 +134,9 @@ def test_interleaved_takes_medians_per_step_so_a_stall_does_not_decide():
 
 
 def test_real_measurement_on_a_tiny_setting_picks_the_faster_it_measured(cache, mnist):
-    import tensorflow as tf
-
     details: dict = {}
-    precision, why = autotune.auto_precision(tf, False, batch_size=8, images=mnist.x_train[:256],
-                                             labels=mnist.y_train[:256], details=details)
+    measuring = autotune.Measuring(batch_size=8, images=mnist.x_train[:256], labels=mnist.y_train[:256])
+    precision, why = autotune.auto_precision(False, measuring, details=details)
     measured = details["figures"]
     assert set(measured) == {"float32", "mixed_bfloat16"}
     assert all(0 < f["cpu"] < 1 and 0 < f["wall"] < 1 for f in measured.values())

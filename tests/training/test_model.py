@@ -75,8 +75,8 @@ def test_mixed_bfloat16_computes_in_bfloat16_and_saves_as_float32(mnist):
 def test_a_precision_asked_for_is_not_measured():
     from mnist_keras.training import precision
 
-    assert precision.choose_precision("float32", None, on_gpu=False) == ("float32", "as asked")
-    assert precision.choose_precision("mixed_bfloat16", None, on_gpu=False) == ("mixed_bfloat16", "as asked")
+    assert precision.choose_precision("float32", on_gpu=False) == ("float32", "as asked")
+    assert precision.choose_precision("mixed_bfloat16", on_gpu=False) == ("mixed_bfloat16", "as asked")
     assert precision.choose_jit("auto", on_gpu=False) is False and precision.choose_jit("auto", on_gpu=True)
 
 
