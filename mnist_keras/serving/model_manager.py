@@ -110,16 +110,26 @@ def load_version(name: str, version: int, path: Path, warmup: bool = True,
     return loaded
 
 
-class ModelManager:
-    """One model's versions under `base`; `specific`: the versions to serve, else the latest N."""
+@dataclass(frozen=True)
+class Policy:
+    """Which versions a ModelManager serves and how it loads them."""
 
-    def __init__(self, name: str, base: Path, specific: list[int] | None = None, latest: int = 1,
-                 poll_seconds: float = 1.0, warmup: bool = True, make_batcher=None, log=print,
-                 trust_model: bool = False):
-        self.name, self.base = name, Path(base)
-        self.specific, self.latest = specific, latest
-        self.poll_seconds, self.warmup, self.make_batcher = poll_seconds, warmup, make_batcher
-        self.log, self.trust_model = log, trust_model
+    specific: list[int] | None = None  # the versions to serve, else the latest N
+    latest: int = 1
+    poll_seconds: float = 1.0  # between looks for new versions (0: look once, at start)
+    warmup: bool = True  # replay assets.extra/tf_serving_warmup_requests on load
+    trust_model: bool = False  # load versions whose graph has file, network or process ops
+
+
+class ModelManager:
+    """One model's versions under `base`, served per `policy`."""
+
+    def __init__(self, name: str, base: Path, policy: Policy = Policy(),
+                 make_batcher: Callable[[LoadedVersion], Any] | None = None, log: Callable[[str], None] = print):
+        self.name, self.base, self.policy = name, Path(base), policy
+        self.specific, self.latest = policy.specific, policy.latest
+        self.poll_seconds, self.warmup, self.make_batcher = policy.poll_seconds, policy.warmup, make_batcher
+        self.log, self.trust_model = log, policy.trust_model
         self._serving: dict[int, LoadedVersion] = {}  # replaced whole, never changed in place
         self._status: dict[int, VersionStatus] = {}
         self._failed: dict[int, tuple] = {}

@@ -54,10 +54,10 @@ def start_manager(options: ServerOptions, plan: Plan, metrics: Any) -> Any:
     """The ModelManager over the plan's versions, loading the first before it returns."""
     from mnist_keras.serving import model_manager
 
-    manager = model_manager.ModelManager(
-        plan.name, plan.base, plan.specific, plan.latest, options.file_system_poll_wait_seconds,
-        options.enable_model_warmup, batcher_factory(plan, metrics), log=lambda line: print(line, flush=True),
-        trust_model=options.trust_model)
+    policy = model_manager.Policy(plan.specific, plan.latest, options.file_system_poll_wait_seconds,
+                                  options.enable_model_warmup, options.trust_model)
+    manager = model_manager.ModelManager(plan.name, plan.base, policy, batcher_factory(plan, metrics),
+                                         log=lambda line: print(line, flush=True))
     manager.start()
     return manager
 

@@ -96,15 +96,15 @@ def add_model_routes(app: Any, manager: Any, options: ServerOptions, metrics: An
         return {"model_version_status": [{
             "version": str(s.version), "state": s.state,
             "status": {"error_code": s.error_code, "error_message": s.error_message}}
-            for s in manager.statuses(request.path_params["name"], request.path_params.get("version"))]}
+            for s in manager.statuses(*named(request))]}
 
     async def metadata(request: Request):
-        loaded = manager.resolve(request.path_params["name"], request.path_params.get("version"))
+        loaded = manager.resolve(*named(request))
         return {"model_spec": {"name": loaded.name, "signature_name": "", "version": str(loaded.version)},
                 "metadata": {"signature_def": loaded.metadata}}
 
     async def predict(request: Request):
-        loaded = manager.resolve(request.path_params["name"], request.path_params.get("version"))
+        loaded = manager.resolve(*named(request))
         body = await read_body(request, options.max_body_bytes)
 
         def work() -> dict:
@@ -117,6 +117,11 @@ def add_model_routes(app: Any, manager: Any, options: ServerOptions, metrics: An
     for suffix, endpoint, method in routes:  # the order TF Serving's paths were matched in before
         for version in ("", "/versions/{version}"):
             app.add_api_route(f"/v1/models/{{name}}{version}{suffix}", endpoint, methods=[method])
+
+
+def named(request: Any) -> tuple[str, str | None]:
+    """The model and version a /v1/models/ path names (None: the newest)."""
+    return request.path_params["name"], request.path_params.get("version")
 
 
 def add_draw_routes(app: Any, manager: Any, options: ServerOptions) -> None:

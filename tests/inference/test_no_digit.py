@@ -282,7 +282,8 @@ def test_rest_grpc_and_draw_give_the_digit_score(exported, mnist):
 
     _, out, _ = exported
     process, port = start_server(f"--model_base_path={out / 'serving'}", cwd=out)
-    manager = model_manager.ModelManager("mnist", out / "serving", poll_seconds=0, log=lambda line: None)
+    manager = model_manager.ModelManager("mnist", out / "serving", model_manager.Policy(poll_seconds=0),
+                                         log=lambda line: None)
     manager.start()
     server, grpc_port = grpc_service.start_grpc_server(manager, ServerOptions(port=0))
     try:

@@ -86,14 +86,14 @@ def test_a_checkpoint_op_outside_the_saver_is_refused(hostile):
 
 
 def test_serve_refuses_a_hostile_version_before_loading_it(hostile, tmp_path):
-    from mnist_keras.serving.model_manager import END, ModelManager, load_version
+    from mnist_keras.serving.model_manager import END, ModelManager, Policy, load_version
 
     folder, target = hostile["write_file"]
     base = tmp_path / "mnist"
     shutil.copytree(folder, base / "1")
     with pytest.raises(InputError, match="refused: op WriteFile"):
         load_version("mnist", 1, base / "1", warmup=False)
-    manager = ModelManager("mnist", base, poll_seconds=0, warmup=False, log=lambda line: None)
+    manager = ModelManager("mnist", base, Policy(poll_seconds=0, warmup=False), log=lambda line: None)
     with pytest.raises(InputError) as refused:
         manager.start()
     assert str(refused.value).startswith(f"{base / '1'}: refused: op WriteFile (node ")  # the path once

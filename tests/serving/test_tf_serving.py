@@ -292,14 +292,14 @@ def test_an_unsupported_tf_serving_flag_is_refused_as_written_for_tf_serving(fla
 
 
 def test_specific_version_policy_serves_the_named_version(exported, tmp_path):
-    from mnist_keras.serving.model_manager import ModelManager, read_model_config
+    from mnist_keras.serving.model_manager import ModelManager, Policy, read_model_config
 
     base = tmp_path / "serving"
     shutil.copytree(exported[1] / "serving", base)
     shutil.copytree(base / "1", base / "2")
     (base / "specific.config").write_text(serving_files.model_config_text("mnist", str(base), versions=[1]))
     name, path, specific, latest = read_model_config(base / "specific.config")
-    manager = ModelManager(name, path, specific, latest, poll_seconds=0, warmup=False, log=lambda line: None)
+    manager = ModelManager(name, path, Policy(specific, latest, poll_seconds=0, warmup=False), log=lambda line: None)
     manager.start()
     assert [s.version for s in manager.statuses("mnist")] == [1]
     assert manager.resolve("mnist").version == 1
