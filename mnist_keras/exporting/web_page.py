@@ -3,7 +3,8 @@
 The command (its flags) is mnist_keras/web_export.py.
 
 (`mnist-export` writes it too, after the .tflite files.) The folder holds
-index.html and page.js, the model (model.tflite and model.json, how to feed it), and
+index.html and page.js, draw.js and draw.css (the pen, the bars and the stylesheet it shares with
+mnist-serve's page), the model (model.tflite and model.json, how to feed it), and
 LiteRT.js's JavaScript and WebAssembly under litert/, copied from the npm package that
 `npm ci --prefix web` installs from web/package-lock.json, each file checked against
 exporting/web/runtime.sha256 first. Nothing is fetched from a CDN when the page runs.
@@ -39,7 +40,7 @@ RUNTIME_FILES = {
     "@litertjs/core/wasm/litert_wasm_compat_internal.wasm": "litert/wasm/litert_wasm_compat_internal.wasm",
     "@litertjs/core/package.json": "litert/package.json",
 }
-PAGE_FILES = ("index.html", "page.js")
+PAGE_FILES = ("index.html", "page.js", "draw.js", "draw.css")  # draw.*: shared with mnist-serve's page
 SET_UP = "npm ci --prefix web"
 
 

@@ -21,6 +21,10 @@ from mnist_keras.serving.config import ServerOptions
 from mnist_keras.serving.model_manager import NotFound
 from mnist_keras.serving.predict_format import RequestError, format_predict, parse_predict
 
+# What both drawing pages load, from exporting/web/ (mnist-export copies them into export/web/ too).
+SHARED_PAGE_FILES = {"draw.css": "text/css", "draw.js": "text/javascript"}
+
+
 # --- The web application ------------------------------------------------------------------
 
 def create_app(manager: Any, options: ServerOptions | None = None, metrics: Any = None,
@@ -125,7 +129,7 @@ def named(request: Any) -> tuple[str, str | None]:
 
 
 def add_draw_routes(app: Any, manager: Any, options: ServerOptions) -> None:
-    """The drawing page at / and /draw, which it posts the canvas to."""
+    """The drawing page at /, its shared script and stylesheet, and /draw, which it posts the canvas to."""
     from fastapi import Request
     from fastapi.responses import HTMLResponse
     from starlette.concurrency import run_in_threadpool
@@ -137,6 +141,10 @@ def add_draw_routes(app: Any, manager: Any, options: ServerOptions) -> None:
     async def draw_page():
         return page
 
+    for name, media_type in SHARED_PAGE_FILES.items():  # the pen, the bars and the stylesheet of both pages
+        text = resources.files("mnist_keras.exporting").joinpath(f"web/{name}").read_text()
+        app.add_api_route(f"/{name}", static_file(text, media_type), methods=["GET"])
+
     async def draw(request: Request):
         """An image file (PNG from the canvas, or an upload) -> the digit, as predict reads it."""
         body = await read_body(request, options.max_body_bytes)
@@ -144,6 +152,15 @@ def add_draw_routes(app: Any, manager: Any, options: ServerOptions) -> None:
 
     app.add_api_route("/", draw_page, methods=["GET"], response_class=HTMLResponse)
     app.add_api_route("/draw", draw, methods=["POST"])
+
+
+def static_file(text: str, media_type: str) -> Callable:
+    """A route answering one file's text."""
+    from fastapi.responses import Response
+
+    async def get():
+        return Response(text, media_type=media_type)
+    return get
 
 
 def read_drawing(manager: Any, body: bytes, preprocessing: threading.BoundedSemaphore) -> dict:

@@ -10,6 +10,7 @@
 "use strict";
 
 import { loadLiteRt, loadAndCompile, Tensor } from "./litert/core.js";
+import { Pen, addBars, clearBars, showBars } from "./draw.js";
 
 const SIZE = 28, BOX = 20, MIN_CONTRAST = 40, INK = 0.25, WORK_SIZE = 1024;
 // The smallest module that uses a SIMD128 instruction (from wasm-feature-detect's probe).
@@ -18,6 +19,7 @@ const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 
 
 const canvas = document.getElementById("canvas");
 const ctx = canvas.getContext("2d", { willReadFrequently: true });
+const pen = new Pen(canvas, ctx);
 const bars = document.getElementById("bars");
 const statusLine = document.getElementById("status");
 const seenCanvas = document.getElementById("seen");
@@ -30,34 +32,23 @@ const stats = { phases: {}, loadedMs: null, firstInputMs: null, firstPredictionM
 window.mnistWeb = { stats, ready: null, classifyBlob: null };
 
 let model = null, meta = {}, input = null;
-let drawing = false, last = null, pending = false, again = false, inked = false;
+let drawing = false, pending = false, again = false;
 let generation = 0;  // bumped by Clear and uploads: answers for older pictures are dropped
 
-for (let d = 0; d < 10; d++) {
-  bars.insertAdjacentHTML("beforeend",
-    `<div class="bar" data-digit="${d}"><span>${d}</span>` +
-    `<div class="track"><div class="fill"></div></div><span class="value"></span></div>`);
-}
+addBars(bars);
 
 function clearResult() {
   predictionBox.textContent = "";
   predictionBox.dataset.noDigit = "false";
   document.getElementById("confidence").textContent = "";
   seen.clearRect(0, 0, seenCanvas.width, seenCanvas.height);
-  for (const bar of bars.children) {
-    bar.classList.remove("best");
-    bar.querySelector(".fill").style.width = "0";
-    bar.querySelector(".value").textContent = "";
-    delete bar.dataset.probability;
-  }
+  clearBars(bars);
 }
 
 function clearAll() {
   generation += 1;
   again = false;
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-  inked = false;
+  pen.clear();
   clearResult();
   if (!stats.error) { statusLine.textContent = ""; }
 }
@@ -70,46 +61,21 @@ function fail(message) {  // the page cannot work at all: say why, once, and sho
 
 // --- Drawing ------------------------------------------------------------------------------
 
-function point(event) {
-  const box = canvas.getBoundingClientRect();
-  return [(event.clientX - box.left) * canvas.width / box.width,
-          (event.clientY - box.top) * canvas.height / box.height];
-}
-
-function stroke(to) {
-  ctx.strokeStyle = "#000";
-  ctx.lineWidth = 20;
-  ctx.lineCap = "round";
-  ctx.lineJoin = "round";
-  ctx.beginPath();
-  if (last) {
-    ctx.moveTo(...last);
-    ctx.lineTo(...to);
-    ctx.stroke();
-  } else {  // a tap: a dot (a zero-length line would draw nothing)
-    ctx.fillStyle = "#000";
-    ctx.arc(to[0], to[1], ctx.lineWidth / 2, 0, 2 * Math.PI);
-    ctx.fill();
-  }
-  last = to;
-  inked = true;
-}
-
 function onDown(e) {
   stats.firstInputMs ??= e.timeStamp;
-  drawing = true; last = null;
+  drawing = true;
   try { canvas.setPointerCapture(e.pointerId); } catch { /* a stroke replayed after its pointer went up */ }
-  stroke(point(e)); classifyCanvas();
+  pen.down(e); classifyCanvas();
 }
-function onMove(e) { if (drawing) { stroke(point(e)); classifyCanvas(); } }
-function onUp() { if (drawing) { drawing = false; last = null; classifyCanvas(); } }
+function onMove(e) { if (drawing) { pen.move(e); classifyCanvas(); } }
+function onUp() { if (drawing) { drawing = false; pen.up(); classifyCanvas(); } }
 const onPointer = { pointerdown: onDown, pointermove: onMove, pointerup: onUp, pointercancel: onUp };
 for (const [type, handler] of Object.entries(onPointer)) { canvas.addEventListener(type, handler); }
 document.getElementById("clear").addEventListener("click", clearAll);
 
 // At most one inference at a time; strokes made meanwhile are read once it is done.
 async function classifyCanvas() {
-  if (!inked || stats.error) { return; }
+  if (!pen.inked || stats.error) { return; }
   if (pending) { again = true; return; }
   pending = true;
   try {
@@ -330,13 +296,7 @@ function show(probabilities, pixels, digitScore = null) {
   predictionBox.dataset.noDigit = "false";
   document.getElementById("confidence").textContent = `${(100 * probabilities[digit]).toFixed(1)}% sure`;
   if (noDigit) { showNoDigit(digitScore); }
-  for (const bar of bars.children) {
-    const d = Number(bar.dataset.digit);
-    bar.classList.toggle("best", !noDigit && d === digit);
-    bar.querySelector(".fill").style.width = `${(100 * probabilities[d]).toFixed(1)}%`;
-    bar.querySelector(".value").textContent = `${(100 * probabilities[d]).toFixed(1)}%`;
-    bar.dataset.probability = String(probabilities[d]);
-  }
+  showBars(bars, probabilities, noDigit ? null : digit);
   stats.lastInput = Array.from(pixels);
   showSeen(pixels);
   statusLine.textContent = "";
