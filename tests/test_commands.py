@@ -3,6 +3,9 @@ as `python -m` and as the installed console script."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import json
 import os
 import re
 import shutil
@@ -98,3 +101,31 @@ def test_library_log_lines_are_hidden_unless_asked_for_or_a_command_fails(args, 
         assert lines[-1] == "RuntimeError: a bug", result.stderr  # the traceback last, after the replay
         replay = lines.index("The libraries' log lines, hidden while the command ran (--verbose shows them):")
         assert lines[replay + 1:replay + 1 + len(LIBRARY_LINES)] == LIBRARY_LINES, result.stderr
+
+
+
+# command: (its config dataclass, flags given, the fields they set)
+CONFIGS = {"train": ("mnist_keras.training.config", "Config", ["--epochs=3", "--precision=float32"],
+                     {"epochs": 3, "precision": "float32"}),
+           "serve": ("mnist_keras.serving.config", "ServerOptions", ["--port=9000", "--noenable_model_warmup"],
+                     {"port": 9000, "enable_model_warmup": False})}
+
+
+@pytest.mark.parametrize("command", CONFIGS)
+def test_the_config_dataclass_gives_every_flag_its_default_and_the_flags_fill_it(command):
+    """Defaults are written once, in the command's config dataclass: with no flags the config is the
+    dataclass's own defaults, and each flag given lands in its field."""
+    module, name, given, expected = CONFIGS[command]
+    script = (f"import dataclasses, json\nfrom absl import flags\nfrom mnist_keras import cli, {command}\n"
+              f"from {module} import {name}\n{command}.define_flags()\n"
+              f"flags.FLAGS(['x'])\nassert cli.config_from_flags({name}) == {name}(), 'defaults differ'\n"
+              f"flags.FLAGS.unparse_flags()\nflags.FLAGS(['x', *{given!r}])\n"
+              f"print(json.dumps(dataclasses.asdict(cli.config_from_flags({name}))))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    filled = json.loads(result.stdout)
+    assert {key: filled[key] for key in expected} == expected
+    defaults = json.loads(json.dumps(dataclasses.asdict(getattr(importlib.import_module(module), name)())))
+    assert {key: value for key, value in filled.items() if key not in expected} == {
+        key: value for key, value in defaults.items() if key not in expected}  # the rest as the dataclass says
