@@ -84,7 +84,7 @@ def make_callbacks(workdir: Path, record: dict, best_so_far: float | None,
 
     Every process prints its epoch lines; only the chief writes history.json, best.keras,
     the TensorBoard logs and the backup (the other workers take their state from it when
-    a run resumes, see training_loop.broadcast_from_chief). The report (which writes
+    a run resumes, see loop.broadcast_from_chief). The report (which writes
     history.json) runs before the backup, so a kill between the two makes the run redo that
     epoch rather than lose its line from the history. Without a validation split there is
     nothing to choose a best epoch by, so no best.keras.

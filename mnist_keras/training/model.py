@@ -50,7 +50,7 @@ class MeanBatchLoss(keras.metrics.Metric):
 
     Keras' own `loss` log weights each batch by its size, so the short last batch
     (32 of 60,000 at batch 64) counts half; this counts every batch once. The training
-    loop (training_loop.py) now sums these itself; the class stays registered because models
+    loop (loop.py) now sums these itself; the class stays registered because models
     saved by model.fit-era versions name it in their compile config.
     """
 
