@@ -70,24 +70,3 @@ class Plan:
     latest: int
     batching: object  # batching.BatchingParameters, or None: no batching
     metrics_path: str | None  # None: no Prometheus metrics
-
-
-def read_plan(options: ServerOptions) -> Plan:
-    """Every file the options name, read and checked now: a bad one is one line, before TensorFlow loads."""
-    from mnist_keras.serving import batching, grpc_service, model_manager, prometheus
-
-    grpc_service.channel_options(options.max_instances, options.grpc_channel_arguments)
-    if options.model_config_file:
-        name, base, specific, latest = model_manager.read_model_config(Path(options.model_config_file))
-    else:
-        name, base, specific, latest = options.model_name, Path(options.model_base_path), None, 1
-        model_manager.latest_version(base)
-    parameters = None
-    if options.enable_batching:
-        parameters = batching.read_batching_parameters(_path(options.batching_parameters_file))
-    metrics_path = prometheus.read_monitoring_path(_path(options.monitoring_config_file))
-    return Plan(name, base, specific, latest, parameters, metrics_path)
-
-
-def _path(flag: str) -> Path | None:
-    return Path(flag) if flag else None

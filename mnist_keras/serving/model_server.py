@@ -9,11 +9,12 @@ from __future__ import annotations
 import gc
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mnist_keras.serving.config import Plan, ServerOptions, read_plan
+from mnist_keras.serving.config import Plan, ServerOptions
 
 __all__ = ["Plan", "ServerOptions", "read_plan", "run_model_server"]
 
@@ -106,3 +107,24 @@ def serve_rest(options: ServerOptions, plan: Plan, manager: Any, metrics: Any, s
     config = uvicorn.Config(app, log_level="warning", access_log=options.access_log,
                             http=guarded_protocol(options.rest_api_timeout_in_ms / 1000, connections))
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def read_plan(options: ServerOptions) -> Plan:
+    """Every file the options name, read and checked now: a bad one is one line, before TensorFlow loads."""
+    from mnist_keras.serving import batching, grpc_service, model_manager, prometheus
+
+    grpc_service.channel_options(options.max_instances, options.grpc_channel_arguments)
+    if options.model_config_file:
+        name, base, specific, latest = model_manager.read_model_config(Path(options.model_config_file))
+    else:
+        name, base, specific, latest = options.model_name, Path(options.model_base_path), None, 1
+        model_manager.latest_version(base)
+    parameters = None
+    if options.enable_batching:
+        parameters = batching.read_batching_parameters(_path(options.batching_parameters_file))
+    metrics_path = prometheus.read_monitoring_path(_path(options.monitoring_config_file))
+    return Plan(name, base, specific, latest, parameters, metrics_path)
+
+
+def _path(flag: str) -> Path | None:
+    return Path(flag) if flag else None
