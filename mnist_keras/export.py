@@ -70,14 +70,11 @@ def define_flags() -> None:
                          lower_bound=1)
     web_export.define_flags()
     cli.define_data_flags()
-    flags.adopt_module_key_flags(cli)  # list them in --help too
     flags.adopt_module_key_flags(verify)  # --max_drop
 
 
 def cli_main() -> None:
-    """The `mnist-export` console script and `python -m mnist_keras.export`."""
-    define_flags()
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -42,13 +42,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("validation_examples", 5000, "The last N training images (held out by training) on "
                          "which the threshold is chosen.", lower_bound=100)
     cli.define_data_flags()
-    flags.adopt_module_key_flags(cli)
 
 
 def cli_main() -> None:
-    """The `mnist-no-digit` console script and `python -m mnist_keras.no_digit`."""
-    define_flags()
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -48,13 +48,10 @@ def define_flags() -> None:
     flags.DEFINE_bool("json", False, "Print JSON: per file, the digit (null: no digit), its probability, the top k, "
                       "digit_score and no_digit.")
     cli.define_trust_flag()
-    flags.adopt_module_key_flags(cli)
 
 
 def cli_main() -> None:
-    """The `mnist-predict` console script and `python -m mnist_keras.predict`."""
-    define_flags()
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":
