@@ -112,7 +112,7 @@ def main(argv: list[str]) -> None:
         for hidden, name in ((0, "logits"), (0, "dense + logits"), (no_digit.HIDDEN, "dense + logits"),
                              (no_digit.HIDDEN, "pooled")):
             cols = columns[name]
-            other = no_digit_fit.fit(sets, columns=cols, hidden=hidden)
+            other = no_digit_fit.fit(sets, settings=no_digit_fit.FitSettings(hidden=hidden, columns=cols))
             kind = "logistic" if hidden == 0 else f"MLP {hidden}"
             heldout_row(f"head ({kind}) on {name}", lambda f, lg, other=other, cols=cols: other.score(f[:, cols]))
     artifacts = [newest_version(Path(a)) for a in FLAGS.artifacts if Path(a).exists()]
