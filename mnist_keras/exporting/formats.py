@@ -23,7 +23,7 @@ TFLITE_FORMATS = {
     "dynamic_int8": ("int8 weights, float32 input, output and activations", True),
     "int8": ("int8 weights and activations, uint8 input and output (full integer)", True),
 }
-# camera, rgb: the 3-channel models for MediaPipe and apps (camera_export.py)
+# camera, rgb: the 3-channel models for MediaPipe and apps (app_models.py)
 APP_FORMATS = ("camera", "rgb")
 FORMATS = (SAVED_MODEL, *TFLITE_FORMATS, *APP_FORMATS)
 PIXELS = ("28x28x1 grayscale, white digit on black as in MNIST (0 = background, 255 = ink), "

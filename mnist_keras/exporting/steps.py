@@ -1,12 +1,12 @@
 """Exports the trained model for TF Serving, for phones and for the browser, and verifies every file.
 
 The command (its flags, and the list of what it writes) is mnist_keras/export.py.
-From Python: export_model(model_path, serving_dir, export_dir, dataset) -> ExportSummary.
+From Python: export_model(model_path, serving_dir, export_dir, dataset[, ExportOptions]) -> ExportSummary.
 It runs STEPS in order (saved_model_step, tflite_step, app_models_step, index_step,
-web_step), each reading the Export (model, data, the Keras reference) and adding its
-results and kept paths. The artifacts themselves are written by formats.py and
-app_models.py; partial names, stale leftovers and version numbers are folders.py's job;
-the TF Serving files are serving_files.py's.
+web_step), each reading the Export (the Network with its no-digit head, the data, the
+verify.Reference every artifact is checked against) and adding its results and kept paths.
+The artifacts themselves are written by formats.py and app_models.py; partial names, stale
+leftovers and version numbers are folders.py's job; the TF Serving files are serving_files.py's.
 """
 
 from __future__ import annotations
