@@ -173,7 +173,7 @@ class FitSettings:
     epochs: int = EPOCHS
     seed: int = 0
     target: float = TARGET_REJECTED  # of the validation digits at most this share rejected
-    columns: slice = slice(None)  # which tapped features it reads (all; the alternatives measured read fewer)
+    columns: slice | None = None  # which tapped features it reads (None: all; the alternatives measured read fewer)
     validation_examples: int = 5000
     negatives_count: int | None = None  # pictures per kind of non-digit; None: negatives.COUNTS
     digits_count: int = 12000
@@ -213,7 +213,7 @@ def fold_threshold(head: Any, cut: float) -> None:
 def fit(sets: Sets, model_sha256: str = "", settings: FitSettings = FitSettings(),
         progress: Callable[[str], None] = lambda line: None) -> Head:
     """The head fitted on sets.train, its threshold chosen on sets.validation's digits and folded in."""
-    columns, target = settings.columns, settings.target
+    columns, target = settings.columns or slice(None), settings.target
     xs, ys, ws = [], [], []
     kinds = [k for k in sets.train if k not in POSITIVE]
     positives = [k for k in sets.train if k in POSITIVE]

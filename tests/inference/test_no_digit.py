@@ -244,7 +244,7 @@ def test_predict_reports_the_heads_decision_in_every_format(exported, mnist, tmp
     assert decisions[0] == decisions[1] == decisions[2]
 
 
-def test_a_model_without_its_head_is_one_line(trained, tmp_path):
+def test_a_model_without_its_head_is_one_line(trained, mnist, keras_probabilities, tmp_path):
     _, workdir = trained
     with pytest.raises(InputError, match="no such model"):
         load_predictor(tmp_path / "missing.tflite")
@@ -252,6 +252,10 @@ def test_a_model_without_its_head_is_one_line(trained, tmp_path):
     bare.write_bytes((workdir / train.MODEL_FILE).read_bytes())
     with pytest.raises(InputError, match="bare.no_digit.keras: no such no-digit head; run mnist-no-digit"):
         load_predictor(bare)
+    # Where no score is needed (verify), the same file reads as the network alone: its digit score is NaN.
+    probabilities, scores = load_predictor(bare, require_score=False)(mnist.x_test[:5])
+    np.testing.assert_allclose(probabilities, keras_probabilities[:5], atol=1e-5)
+    assert np.isnan(scores).all()
 
 
 def test_evaluate_reports_both_sides(trained, no_digit_head, tmp_path):
