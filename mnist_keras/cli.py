@@ -85,9 +85,17 @@ flags.DEFINE_bool("verbose", False, "Also print TensorFlow's, LiteRT's and the T
                   "(hidden by default; shown anyway when a command fails with a traceback).")
 
 
-def run(main: Callable[[list[str]], None]) -> None:
+def run(main: Callable[[list[str]], None], define_flags: Callable[[], None] | None = None) -> None:
     """absl's app.run, with InputError and bad flags reported as one line, exit status 2/1, and the
-    libraries' log lines hidden (--verbose shows them)."""
+    libraries' log lines hidden (--verbose shows them).
+
+    define_flags: the command's flags, defined first; the shared ones defined here (data, --verbose,
+    --trust_model) are listed in its --help beside them."""
+    if define_flags is not None:
+        define_flags()
+        command = sys.argv[0] if main.__module__ == "__main__" else main.__module__  # absl's name for __main__
+        for flag in flags.FLAGS.get_key_flags_for_module(__name__):
+            flags.FLAGS.register_key_flag_for_module(command, flag)
 
     def guarded(argv: list[str]) -> None:
         # SIGTERM (docker stop, timeout) unwinds like Ctrl-C, so temporary files are removed.

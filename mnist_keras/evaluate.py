@@ -43,13 +43,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("negatives", 1000, "Held-out non-digits of each kind the no-digit decision is measured "
                          "on (0: none), when the model has its head beside it.", lower_bound=0)
     cli.define_data_flags()
-    flags.adopt_module_key_flags(cli)  # list them in --help too
 
 
 def cli_main() -> None:
-    """The `mnist-evaluate` console script and `python -m mnist_keras.evaluate`."""
-    define_flags()
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from absl import flags
 from mnist_keras import cli, verify, web_export
 from mnist_keras.errors import InputError
 from mnist_keras.exporting.folders import export_lock
-from mnist_keras.exporting.steps import FORMATS, check_outputs, export_model
+from mnist_keras.exporting.steps import FORMATS, ExportOptions, check_outputs, export_model
 
 FLAGS = flags.FLAGS
 
@@ -50,9 +50,8 @@ def main(argv: list[str]) -> None:
 
         dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
         with cli.Progress() as progress:
-            summary = export_model(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, dataset, FLAGS.formats,
-                                   FLAGS.max_drop, FLAGS.calibration_examples, progress=progress,
-                                   web_runtime=FLAGS.web_runtime)
+            options = ExportOptions(FLAGS.formats, FLAGS.max_drop, FLAGS.calibration_examples, FLAGS.web_runtime)
+            summary = export_model(FLAGS.model, FLAGS.serving_dir, FLAGS.export_dir, dataset, options, progress)
     print()
     print(summary.format())
     if summary.failed or summary.problems:
@@ -71,14 +70,11 @@ def define_flags() -> None:
                          lower_bound=1)
     web_export.define_flags()
     cli.define_data_flags()
-    flags.adopt_module_key_flags(cli)  # list them in --help too
     flags.adopt_module_key_flags(verify)  # --max_drop
 
 
 def cli_main() -> None:
-    """The `mnist-export` console script and `python -m mnist_keras.export`."""
-    define_flags()
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from mnist_keras import cli
 from mnist_keras.data import datasets
 from mnist_keras.files import sha256_file
 from mnist_keras.inference.no_digit import SCORE, save_head
-from mnist_keras.inference.no_digit_fit import fit_head
+from mnist_keras.inference.no_digit_fit import FitSettings, fit_head
 from mnist_keras.training.keras_file import check_keras_file, load_keras
 
 FLAGS = flags.FLAGS
@@ -29,8 +29,8 @@ def main(argv: list[str]) -> None:
     with cli.Progress() as progress:
         progress(f"Fitting the no-digit head of {model_path}: digits of {dataset.source} and of other styles "
                  "against every kind of non-digit (docs/no_digit.md)")
-        head = fit_head(model, dataset.x_train, sha256_file(model_path), FLAGS.validation_examples,
-                        progress=progress)
+        settings = FitSettings(validation_examples=FLAGS.validation_examples)
+        head = fit_head(model, dataset.x_train, sha256_file(model_path), settings, progress)
     paths = save_head(head, model_path)
     print(f"Threshold {head.threshold:.4f} on the digit score (chosen on validation data; folded in: "
           f"the decision is {SCORE} >= 0.5). Rejected on validation: {head.fitted['validation_rejected']}")
@@ -42,13 +42,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("validation_examples", 5000, "The last N training images (held out by training) on "
                          "which the threshold is chosen.", lower_bound=100)
     cli.define_data_flags()
-    flags.adopt_module_key_flags(cli)
 
 
 def cli_main() -> None:
-    """The `mnist-no-digit` console script and `python -m mnist_keras.no_digit`."""
-    define_flags()
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from absl import flags
 
 from mnist_keras import cli
 from mnist_keras.errors import InputError, printable
-from mnist_keras.inference.predict import DEFAULT_MODEL, format_record, load_reader, predict_files
+from mnist_keras.inference.predict import DEFAULT_MODEL, format_record, open_model, predict_files
 
 FLAGS = flags.FLAGS
 
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> None:
     paths = argv[1:]
     if not paths:
         raise InputError("name at least one image file: mnist-predict digit.png")
-    records = predict_files(paths, load_reader(FLAGS.model, FLAGS.trust_model), FLAGS.top_k)
+    records = predict_files(paths, open_model(FLAGS.model, FLAGS.trust_model), FLAGS.top_k)
     for record in records:
         if "error" in record:
             print(f"error: {printable(record['error'])}", file=sys.stderr)
@@ -48,13 +48,10 @@ def define_flags() -> None:
     flags.DEFINE_bool("json", False, "Print JSON: per file, the digit (null: no digit), its probability, the top k, "
                       "digit_score and no_digit.")
     cli.define_trust_flag()
-    flags.adopt_module_key_flags(cli)
 
 
 def cli_main() -> None:
-    """The `mnist-predict` console script and `python -m mnist_keras.predict`."""
-    define_flags()
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

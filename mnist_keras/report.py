@@ -66,13 +66,10 @@ def define_flags() -> None:
     flags.DEFINE_integer("feature_map_index", 0, "Which test image the feature maps show: its index in the "
                          "test set (0: the first).", lower_bound=0)
     cli.define_data_flags()
-    flags.adopt_module_key_flags(cli)
 
 
 def cli_main() -> None:
-    """The `mnist-report` console script and `python -m mnist_keras.report`."""
-    define_flags()
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

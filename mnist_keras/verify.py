@@ -60,13 +60,10 @@ def define_flags() -> None:
     define_max_drop_flag()
     cli.define_trust_flag()
     cli.define_data_flags()
-    flags.adopt_module_key_flags(cli)
 
 
 def cli_main() -> None:
-    """The `mnist-verify` console script and `python -m mnist_keras.verify`."""
-    define_flags()
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ from absl import app, flags
 
 from mnist_keras.data import datasets, negatives, written
 from mnist_keras.files import sha256_file
-from mnist_keras.inference import no_digit, no_digit_fit, no_digit_graph, readers
+from mnist_keras.inference import no_digit, no_digit_fit, no_digit_graph
+from mnist_keras.inference.predictor import load_predictor
 from mnist_keras.training import autotune, keras_file
 
 FLAGS = flags.FLAGS
@@ -111,7 +112,7 @@ def main(argv: list[str]) -> None:
         for hidden, name in ((0, "logits"), (0, "dense + logits"), (no_digit.HIDDEN, "dense + logits"),
                              (no_digit.HIDDEN, "pooled")):
             cols = columns[name]
-            other = no_digit_fit.fit(sets, columns=cols, hidden=hidden)
+            other = no_digit_fit.fit(sets, settings=no_digit_fit.FitSettings(hidden=hidden, columns=cols))
             kind = "logistic" if hidden == 0 else f"MLP {hidden}"
             heldout_row(f"head ({kind}) on {name}", lambda f, lg, other=other, cols=cols: other.score(f[:, cols]))
     artifacts = [newest_version(Path(a)) for a in FLAGS.artifacts if Path(a).exists()]
@@ -123,7 +124,7 @@ def main(argv: list[str]) -> None:
         print(f"\nThe same decision from each artifact, on the {len(probe)} held-out images above "
               f"({len(mnist.x_test)} test digits, the rest non-digits as preprocessing made them):")
         for path in artifacts:
-            _, scores = readers.load_reader(path)(probe)
+            _, scores = load_predictor(path)(probe)
             says = no_digit.decide(scores)
             print(f"  {str(path):<36} agrees with Keras on {100 * np.mean(says == keras_says):.2f}%; "
                   f"test digits rejected {100 * says[:len(mnist.x_test)].mean():.2f}%")

@@ -23,8 +23,9 @@ import numpy as np
 from absl import app, flags
 
 from mnist_keras.data import datasets, negatives, written
-from mnist_keras.inference import no_digit, readers
-from mnist_keras.training import autotune, keras_file
+from mnist_keras.inference import no_digit
+from mnist_keras.inference.predictor import Predictor, load_predictor
+from mnist_keras.training import autotune
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "saved_models/mnist.keras", "The trained .keras model (with its no-digit head beside it).")
@@ -139,9 +140,9 @@ def main(argv: list[str]) -> None:
     cpu = autotune.cpu_description()
     now = datetime.datetime.now(datetime.UTC)
     print(f"{FLAGS.model}; CPU: {cpu['cpu']}, {cpu['cores']} cores; {now:%Y-%m-%d %H:%M} UTC")
-    model = keras_file.load_keras(FLAGS.model)
-    keras_read = readers.load_reader(FLAGS.model)
-    others = {"mnist-predict": (readers.load_reader(FLAGS.predict_model), "images")} \
+    keras_read = load_predictor(FLAGS.model)
+    model = keras_read.model  # the network alone, without its head
+    others = {"mnist-predict": (load_predictor(FLAGS.predict_model), "images")} \
         if Path(FLAGS.predict_model).is_file() else {}
     if Path(FLAGS.camera).is_file():
         others["camera .tflite"] = (camera_reader(FLAGS.camera), "frames")
@@ -211,7 +212,7 @@ def page_answers(folder: str) -> None:
     server.shutdown()
 
 
-def per_style(data: Set, read: readers.Reader) -> None:
+def per_style(data: Set, read: Predictor) -> None:
     """The drawn templates' styles one by one: which ways of writing a digit are read worst."""
     probabilities, scores = read(data.images)
     refused = no_digit.decide(scores)

@@ -86,8 +86,8 @@ def no_digit_head(training_run, mnist):
     _, workdir = training_run
     model_path = workdir / train.MODEL_FILE
     model = keras_file.load_keras(model_path)
-    head = no_digit_fit.fit_head(model, mnist.x_train[:-2000], sha256_file(model_path), validation_examples=2000,
-                             negatives_count=300, digits_count=3000, epochs=10)
+    settings = no_digit_fit.FitSettings(validation_examples=2000, negatives_count=300, digits_count=3000, epochs=10)
+    head = no_digit_fit.fit_head(model, mnist.x_train[:-2000], sha256_file(model_path), settings)
     no_digit.save_head(head, model_path)
     return head
 

@@ -7,7 +7,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -15,6 +14,7 @@ from mnist_keras.errors import InputError
 from mnist_keras.exporting import camera_model, mediapipe_check, tflite_metadata, verify
 from mnist_keras.exporting.folders import partial_path
 from mnist_keras.files import sha256_file, write_atomic
+from mnist_keras.inference.no_digit_graph import Network
 
 MAX_CHANGE = 0.5  # accuracy points from the Keras model that MediaPipe's reading may differ by
 # file: (kind, description, pixels)
@@ -37,9 +37,25 @@ def app_view(kind: str, images: np.ndarray) -> np.ndarray:
     return camera_model.render(images) if kind == "camera" else np.repeat(images[..., None], 3, axis=-1)
 
 
-def export_one(model: Any, ends_in_softmax: bool, folder: Path, file: str, images: np.ndarray, labels: np.ndarray,
-               keras: verify.Result, reference: np.ndarray, provenance: dict, color: str = "RGB",
-               head: Any = None) -> verify.Result:
+def mediapipe_result(path: Path, file: str, reference: verify.Reference) -> verify.Result:
+    """The app model at path read through MediaPipe's ImageClassifier on the test digits, judged
+    against the Keras model: within MAX_CHANGE points."""
+    kind, images, labels = MODELS[file][0], reference.images, reference.labels
+    start = time.process_time()
+    digits = mediapipe_check.classify(path, app_view(kind, images), file)
+    seconds = (time.process_time() - start) / len(images)
+    result = verify.Result(
+        artifact=f"MediaPipe {file}", path=str(path), size_bytes=path.stat().st_size,
+        correct=int(np.sum(digits == labels)), total=len(labels), seconds_per_image=seconds,
+        agreement=100.0 * float(np.mean(digits == reference.probabilities.argmax(axis=1))))
+    result.change = result.accuracy - reference.keras.accuracy
+    result.bar = f"within {MAX_CHANGE:g}"
+    result.passed = abs(result.correct - reference.keras.correct) <= MAX_CHANGE / 100 * result.total + 1e-9
+    return result
+
+
+def export_one(network: Network, folder: Path, file: str, reference: verify.Reference, provenance: dict,
+               color: str = "RGB") -> verify.Result:
     """Writes, verifies through MediaPipe and keeps (or removes) one app model with its JSON.
 
     Metadata that cannot be written or read back, or a model MediaPipe refuses, raises
@@ -49,19 +65,11 @@ def export_one(model: Any, ends_in_softmax: bool, folder: Path, file: str, image
     final, final_json = folder / file, (folder / file).with_suffix(".json")
     partial = partial_path(folder, file)
     try:
-        tflite = camera_model.convert(model, ends_in_softmax, kind, head)
+        tflite = camera_model.convert(network, kind)
         tflite = tflite_metadata.embed(tflite, file, description, pixels, provenance, color=color)
         partial.write_bytes(tflite)
-        start = time.process_time()
-        digits = mediapipe_check.classify(partial, app_view(kind, images), file)
-        seconds = (time.process_time() - start) / len(images)
-        result = verify.Result(
-            artifact=f"MediaPipe {file}", path=str(final), size_bytes=len(tflite),
-            correct=int(np.sum(digits == labels)), total=len(labels), seconds_per_image=seconds,
-            agreement=100.0 * float(np.mean(digits == reference.argmax(axis=1))))
-        result.change = result.accuracy - keras.accuracy
-        result.bar = f"within {MAX_CHANGE:g}"
-        result.passed = abs(result.correct - keras.correct) <= MAX_CHANGE / 100 * result.total + 1e-9
+        result = mediapipe_result(partial, file, reference)
+        result.path = str(final)
         if result.passed:
             described = {"file": file, "description": description, "size_bytes": len(tflite),
                          "sha256": sha256_file(partial), "mediapipe_test_accuracy": round(result.accuracy, 4),

@@ -183,17 +183,14 @@ def preprocess_graph(rgb: Any) -> Any:
     return tf.reshape(tf.round(frame) * (1.0 / 255.0), [1, FRAME, FRAME, 1])
 
 
-def classifier(model: Any, ends_in_softmax: bool, kind: str, head: Any = None) -> tuple[Callable[[Any], dict], Any]:
-    """(function, input spec). kind "camera": SIZE x SIZE RGB uint8 through the preprocessing;
-    "rgb28": 28x28x3 uint8 already MNIST-style (white digit on black), its grey fed to the CNN.
-    head: a no_digit.Head: one more output, digit_check [1, 2] = [no digit, digit]."""
+def classifier(network: Any, kind: str) -> tuple[Callable[[Any], dict], Any]:
+    """(function, input spec) for a no_digit_graph.Network. kind "camera": SIZE x SIZE RGB uint8
+    through the preprocessing; "rgb28": 28x28x3 uint8 already MNIST-style (white digit on black),
+    its grey fed to the CNN. With a head, one more output: digit_check [1, 2] = [no digit, digit]."""
     import tensorflow as tf
 
     size = SIZE if kind == "camera" else FRAME
-    if head is not None:
-        from mnist_keras.inference import no_digit, no_digit_graph
-
-        network = no_digit_graph.with_head(model, head)
+    graph = network.build()
 
     def classify(image: Any) -> dict:
         if kind == "camera":
@@ -201,26 +198,21 @@ def classifier(model: Any, ends_in_softmax: bool, kind: str, head: Any = None) -
         else:
             weights = tf.constant([0.299, 0.587, 0.114])
             digit = tf.reduce_sum(tf.cast(image, tf.float32) * weights, axis=-1, keepdims=True) / 255.0
-        if head is None:
-            scores = model(digit, training=False)
-            return {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores)}
-        scores, digit_score = network(digit, training=False)
-        return {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores),
-                no_digit.CHECK: no_digit_graph.check_output(digit_score)}
+        return network.signature(graph, digit, serving=False)
 
-    classify.network = model if head is None else network  # what export must track: every variable used
+    classify.network = graph  # what export must track: every variable used
     return classify, tf.TensorSpec([1, size, size, 3], tf.uint8, name="image")
 
 
-def convert(model: Any, ends_in_softmax: bool, kind: str, head: Any = None) -> bytes:
+def convert(network: Any, kind: str) -> bytes:
     """TFLite bytes, builtin ops only, int8 weights (the preprocessing's arithmetic stays float)."""
     import tempfile
 
     import keras
     import tensorflow as tf
 
-    function, spec = classifier(model, ends_in_softmax, kind, head)
-    archive = keras.export.ExportArchive()  # as export.write_saved_model: it captures Keras 3's variables
+    function, spec = classifier(network, kind)
+    archive = keras.export.ExportArchive()  # as formats.write_saved_model: it captures Keras 3's variables
     archive.track(function.network)
     archive.add_endpoint(name="serving_default", fn=function, input_signature=[spec])
     with tempfile.TemporaryDirectory() as folder:

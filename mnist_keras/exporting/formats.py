@@ -13,6 +13,7 @@ from mnist_keras.data.datasets import IMAGE_SHAPE, scale_images
 from mnist_keras.exporting import tflite_metadata, verify
 from mnist_keras.files import sha256_file
 from mnist_keras.inference import litert
+from mnist_keras.inference.no_digit_graph import Network
 
 SAVED_MODEL = "savedmodel"
 # name: (description, quantized)
@@ -22,7 +23,7 @@ TFLITE_FORMATS = {
     "dynamic_int8": ("int8 weights, float32 input, output and activations", True),
     "int8": ("int8 weights and activations, uint8 input and output (full integer)", True),
 }
-# camera, rgb: the 3-channel models for MediaPipe and apps (camera_export.py)
+# camera, rgb: the 3-channel models for MediaPipe and apps (app_models.py)
 APP_FORMATS = ("camera", "rgb")
 FORMATS = (SAVED_MODEL, *TFLITE_FORMATS, *APP_FORMATS)
 PIXELS = ("28x28x1 grayscale, white digit on black as in MNIST (0 = background, 255 = ink), "
@@ -34,38 +35,21 @@ def tflite_name(fmt: str) -> str:
     return f"mnist_{fmt}.tflite"
 
 
-
-def write_saved_model(model: Any, path: Path, outputs: str, ends_in_softmax: bool = False,
-                      head: Any = None) -> None:
+def write_saved_model(network: Network, path: Path, outputs: str) -> None:
     """A SavedModel whose serving_default maps `images` to probabilities (and classes).
 
-    outputs="serving": probabilities and classes, the contract TF Serving clients rely on;
-    outputs="probabilities": the single output the TFLite files carry.
-    ends_in_softmax: the model outputs probabilities already (this project's outputs logits).
-    head: a no_digit.Head: one more output, digit_score [N] ("serving") or digit_check
-    [N, 2] = [no digit, digit] (for the TFLite files); the others are unchanged.
+    outputs="serving": probabilities and classes, the contract TF Serving clients rely on, and
+    digit_score [N] with a no-digit head; outputs="probabilities": the output the TFLite files
+    carry, and digit_check [N, 2] = [no digit, digit] with a head (no_digit_graph.Network).
     """
     import keras
     import tensorflow as tf
 
-    from mnist_keras.inference import no_digit, no_digit_graph
-
-    network = model if head is None else no_digit_graph.with_head(model, head)
-
-    def serve(images):
-        scores, digit_score = (network(images, training=False), None) if head is None else network(
-            images, training=False)
-        result = {"probabilities": scores if ends_in_softmax else tf.nn.softmax(scores)}
-        if outputs == "serving":
-            result["classes"] = tf.argmax(scores, axis=1, output_type=tf.int64)
-        if digit_score is not None:
-            result.update({no_digit.SCORE: digit_score} if outputs == "serving" else
-                          {no_digit.CHECK: no_digit_graph.check_output(digit_score)})
-        return result
-
+    graph = network.build()
     archive = keras.export.ExportArchive()
-    archive.track(network)
-    archive.add_endpoint(name="serving_default", fn=serve, input_signature=[
+    archive.track(graph)
+    archive.add_endpoint(name="serving_default", fn=lambda images: network.signature(
+        graph, images, serving=outputs == "serving"), input_signature=[
         tf.TensorSpec([None, *IMAGE_SHAPE, 1], tf.float32, name="images")])
     archive.write_out(str(path), verbose=False)
 

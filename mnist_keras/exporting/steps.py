@@ -1,12 +1,12 @@
 """Exports the trained model for TF Serving, for phones and for the browser, and verifies every file.
 
 The command (its flags, and the list of what it writes) is mnist_keras/export.py.
-From Python: export_model(model_path, serving_dir, export_dir, dataset) -> ExportSummary.
+From Python: export_model(model_path, serving_dir, export_dir, dataset[, ExportOptions]) -> ExportSummary.
 It runs STEPS in order (saved_model_step, tflite_step, app_models_step, index_step,
-web_step), each reading the Export (model, data, the Keras reference) and adding its
-results and kept paths. The artifacts themselves are written by formats.py and
-app_models.py; partial names, stale leftovers and version numbers are folders.py's job;
-the TF Serving files are serving_files.py's.
+web_step), each reading the Export (the Network with its no-digit head, the data, the
+verify.Reference every artifact is checked against) and adding its results and kept paths.
+The artifacts themselves are written by formats.py and app_models.py; partial names, stale
+leftovers and version numbers are folders.py's job; the TF Serving files are serving_files.py's.
 """
 
 from __future__ import annotations
@@ -19,14 +19,12 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from mnist_keras.data.datasets import NUM_CLASSES, Data
 from mnist_keras.errors import InputError, first_line, printable
-from mnist_keras.exporting import app_models as camera_export
-from mnist_keras.exporting import serving_files, tflite_metadata, verify, web_page
+from mnist_keras.exporting import app_models, serving_files, tflite_metadata, verify, web_page
 from mnist_keras.exporting.folders import check_folder, export_lock, partial_path, publish_version
 from mnist_keras.exporting.formats import (
     APP_FORMATS,
@@ -41,24 +39,23 @@ from mnist_keras.exporting.formats import (
 )
 from mnist_keras.files import sha256_file, write_atomic
 from mnist_keras.inference import no_digit, no_digit_fit
+from mnist_keras.inference.no_digit_graph import Network
 from mnist_keras.training import keras_file
 
 # --- One artifact: write under a partial name, verify, then publish or discard -------------
 
-def export_saved_model(model: Any, base: Path, images: np.ndarray, labels: np.ndarray, keras: verify.Result,
-                       reference: np.ndarray, ends_in_softmax: bool, head: Any = None) -> verify.Result:
+def export_saved_model(network: Network, base: Path, reference: verify.Reference) -> verify.Result:
     """Writes, verifies and publishes the next SavedModel version; one that fails is removed.
 
-    head: the no-digit head (no_digit.py): the signature's digit_score output, and its record
+    With a no-digit head (network.head): the signature's digit_score output, and its record
     in assets.extra/no_digit.json."""
     partial = partial_path(base, "savedmodel", is_dir=True)
     try:
-        write_saved_model(model, partial, outputs="serving", ends_in_softmax=ends_in_softmax, head=head)
-        if head is not None:
-            no_digit.write_record(head, partial / "assets.extra" / "no_digit.json")
-        serving_files.write_warmup(partial, images[:32])  # TF Serving replays it on load
-        result = verify.judge(verify.measure("SavedModel", partial, images, labels, reference),
-                              keras, quantized=False, max_drop=0)
+        write_saved_model(network, partial, outputs="serving")
+        if network.head is not None:
+            no_digit.write_record(network.head, partial / "assets.extra" / "no_digit.json")
+        serving_files.write_warmup(partial, reference.images[:32])  # TF Serving replays it on load
+        result = reference.check("SavedModel", partial, quantized=False)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -71,9 +68,7 @@ def export_saved_model(model: Any, base: Path, images: np.ndarray, labels: np.nd
     return result
 
 
-def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray, images: np.ndarray,
-                  labels: np.ndarray,
-                  keras: verify.Result, reference: np.ndarray, max_drop: float,
+def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray, reference: verify.Reference,
                   provenance: dict) -> verify.Result:
     """Converts, verifies on the test set, and keeps the file and its JSON only if it passes.
 
@@ -87,8 +82,7 @@ def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray,
     try:
         model = convert(source, fmt, calibration)
         partial.write_bytes(tflite_metadata.embed(model, final.name, TFLITE_FORMATS[fmt][0], PIXELS, provenance))
-        result = verify.measure("TFLite " + fmt, partial, images, labels, reference)
-        verify.judge(result, keras, quantized=TFLITE_FORMATS[fmt][1], max_drop=max_drop)
+        result = reference.check("TFLite " + fmt, partial, quantized=TFLITE_FORMATS[fmt][1])
         result.path = str(final)
         if result.passed:
             description = {**describe_tflite(partial, fmt, result, provenance), "file": final.name}
@@ -115,19 +109,15 @@ class Export:
     """What the steps of one export read (the model, the data, the Keras reference) and add to."""
 
     model_path: Path
-    model: Any
+    network: Network  # the model, whether it ends in a softmax, its no-digit head (one more output)
     dataset: Data
     serving_dir: Path | None
     export_dir: Path | None
     tflite_formats: list[str]
-    max_drop: float
     calibration: np.ndarray
-    reference: np.ndarray  # the Keras model's probabilities on the test images
-    ends_in_softmax: bool
-    keras: verify.Result
+    reference: verify.Reference  # the test images, the Keras model's probabilities and row, --max_drop
     provenance: dict
     results: list[verify.Result]  # the Keras row first, then one per artifact
-    head: Any = None  # the no-digit head (no_digit.py): one more output in every artifact
     written: list[Path] = dataclasses.field(default_factory=list)  # kept files and folders
     progress: Callable[[str], None] = lambda line: None
     web_runtime: Path | None = None  # node_modules with LiteRT.js; None: web_export's default
@@ -139,6 +129,12 @@ class Export:
         if result.passed:
             self.written.append(Path(result.path))
         self.progress(f"  {result.artifact}: {'ok' if result.passed else 'FAILED'} ({self.lap():.0f} s)")
+
+    def keep(self, result: verify.Result) -> None:
+        """add, for a .tflite kept with its JSON description beside it."""
+        self.add(result)
+        if result.passed:
+            self.written.append(Path(result.path).with_suffix(".json"))
 
     def refuse(self, path: Path, error: InputError) -> None:
         """An artifact that could not be written or checked at all: its files are gone, one line says why."""
@@ -195,7 +191,7 @@ def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export
     for folder in filter(None, [serving, tflite_dir]):
         check_folder(folder)
     if tflite_dir is not None:
-        outputs = [camera_export.FORMATS[f] if f in APP_FORMATS else tflite_name(f) for f in tflite_formats] + [
+        outputs = [app_models.FORMATS[f] if f in APP_FORMATS else tflite_name(f) for f in tflite_formats] + [
             Path(tflite_name(f)).with_suffix(".json").name for f in tflite_formats] + [
             "labels.txt", "export.json"]
         taken = [name for name in outputs if (tflite_dir / name).is_dir()]
@@ -204,22 +200,33 @@ def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export
     return model_path, serving, tflite_dir, tflite_formats
 
 
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """What to export and how strictly: the command's flags beyond the model, the folders and the data."""
+
+    formats: Sequence[str] = FORMATS
+    max_drop: float = verify.DEFAULT_MAX_DROP  # accuracy points a quantized artifact may lose
+    calibration_examples: int = 1000  # training images that calibrate the full-integer model
+    web_runtime: str | Path | None = None  # node_modules with LiteRT.js; None: web_export's default
+
+
+def calibration_images(dataset: Data, count: int) -> np.ndarray:
+    """count training images, always the same ones, for the full-integer model's ranges."""
+    rng = np.random.default_rng(0)
+    return dataset.x_train[rng.choice(len(dataset.x_train), min(count, len(dataset.x_train)), replace=False)]
+
+
 def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
-          dataset: Data, formats: Sequence[str], max_drop: float, calibration_examples: int,
-          progress: Callable[[str], None]) -> Export:
+          dataset: Data, options: ExportOptions, progress: Callable[[str], None]) -> Export:
     """Checks, loads the model and measures it: what every step reads (export_model holds the folders' locks)."""
     model_path, serving, tflite_dir, tflite_formats = check_outputs(model_path, serving_dir, export_dir,
-                                                                    formats)
-    images, labels = dataset.x_test, dataset.y_test
-    rng = np.random.default_rng(0)
-    calibration = dataset.x_train[rng.choice(len(dataset.x_train),
-                                             min(calibration_examples, len(dataset.x_train)),
-                                             replace=False)]
+                                                                    options.formats)
+    calibration = calibration_images(dataset, options.calibration_examples)
     model = keras_file.load_keras(model_path)
-    reference, ends_in_softmax, seconds = verify.keras_outputs(model, images)
-    keras = verify.keras_result(model_path, reference, labels, seconds)
-    progress(f"Exporting {printable(model_path)}: {keras.accuracy:.2f}% on {len(labels)} test images of "
-             f"{dataset.source}; each artifact is checked on the same images")
+    reference, ends_in_softmax = verify.keras_reference(model, model_path, dataset, options.max_drop)
+    keras = reference.keras
+    progress(f"Exporting {printable(model_path)}: {keras.accuracy:.2f}% on {len(reference.labels)} test images "
+             f"of {dataset.source}; each artifact is checked on the same images")
     head = no_digit_fit.load_or_fit(model_path, model, dataset.x_train, progress)
     if head is not None:  # the full-integer model's ranges must cover non-digits too, or its check drifts
         calibration = np.concatenate([calibration, no_digit_fit.calibration_negatives(len(calibration) // 2)])
@@ -234,16 +241,16 @@ def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: st
         "no_digit_threshold": head.threshold if head is not None else None,
         "exported_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    return Export(model_path, model, dataset, serving, tflite_dir, tflite_formats, max_drop, calibration,
-                  reference, ends_in_softmax, keras, provenance, results=[keras], progress=progress, head=head)
+    return Export(model_path, Network(model, ends_in_softmax, head), dataset, serving, tflite_dir, tflite_formats,
+                  calibration, reference, provenance, results=[keras], progress=progress,
+                  web_runtime=Path(options.web_runtime) if options.web_runtime else None)
 
 
 def saved_model_step(job: Export) -> None:
     """The next SavedModel version for TF Serving, verified before it is published."""
     if job.serving_dir is None:
         return
-    job.add(export_saved_model(job.model, job.serving_dir, job.dataset.x_test, job.dataset.y_test,
-                               job.keras, job.reference, job.ends_in_softmax, job.head))
+    job.add(export_saved_model(job.network, job.serving_dir, job.reference))
 
 
 def tflite_step(job: Export) -> None:
@@ -252,40 +259,29 @@ def tflite_step(job: Export) -> None:
         return
     source = partial_path(job.export_dir, "tflite-source", is_dir=True)
     try:
-        write_saved_model(job.model, source, outputs="probabilities", ends_in_softmax=job.ends_in_softmax,
-                          head=job.head)
+        write_saved_model(job.network, source, outputs="probabilities")
         for fmt in (f for f in job.tflite_formats if f in TFLITE_FORMATS):
             try:
-                result = export_tflite(source, fmt, job.export_dir, job.calibration, job.dataset.x_test,
-                                       job.dataset.y_test, job.keras, job.reference, job.max_drop, job.provenance)
+                result = export_tflite(source, fmt, job.export_dir, job.calibration, job.reference, job.provenance)
             except InputError as e:  # metadata not written or not read back: no file of that name stays
                 job.refuse(job.export_dir / tflite_name(fmt), e)
                 continue
-            job.add(result)
-            if result.passed:
-                job.written.append(Path(result.path).with_suffix(".json"))
+            job.keep(result)
     finally:
         shutil.rmtree(source, ignore_errors=True)
 
 
 def app_models_step(job: Export) -> None:
     """The camera model (MNIST preprocessing in the graph) and the 28x28 RGB model, each
-    verified through MediaPipe's ImageClassifier (camera_export.py)."""
-    app_formats = [f for f in job.tflite_formats if f in APP_FORMATS]
-    if not app_formats:
-        return
-    for fmt in app_formats:
-        file = camera_export.FORMATS[fmt]
+    verified through MediaPipe's ImageClassifier (app_models.py)."""
+    for fmt in (f for f in job.tflite_formats if f in APP_FORMATS):
+        file = app_models.FORMATS[fmt]
         try:
-            result = camera_export.export_one(job.model, job.ends_in_softmax, job.export_dir, file,
-                                              job.dataset.x_test, job.dataset.y_test, job.keras, job.reference,
-                                              job.provenance, head=job.head)
+            result = app_models.export_one(job.network, job.export_dir, file, job.reference, job.provenance)
         except InputError as e:  # metadata, or MediaPipe refusing the model: no file of that name stays
             job.refuse(job.export_dir / file, e)
             continue
-        job.add(result)
-        if result.passed:
-            job.written.append(Path(result.path).with_suffix(".json"))
+        job.keep(result)
 
 
 def index_step(job: Export) -> None:
@@ -298,8 +294,8 @@ def index_step(job: Export) -> None:
     write_atomic(summary, json.dumps({**job.provenance, "artifacts": [r.as_dict() for r in job.results]},
                                      indent=2) + "\n")
     job.written += [labels, summary]
-    if job.head is not None:  # the threshold and how the head was fitted, beside the .tflite files
-        no_digit.write_record(job.head, job.export_dir / "no_digit.json")
+    if job.network.head is not None:  # the threshold and how the head was fitted, beside the .tflite files
+        no_digit.write_record(job.network.head, job.export_dir / "no_digit.json")
         job.written.append(job.export_dir / "no_digit.json")
 
 
@@ -321,9 +317,8 @@ STEPS: list[Callable[[Export], None]] = [saved_model_step, tflite_step, app_mode
 
 
 def export_model(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,
-                 dataset: Data, formats: Sequence[str] = FORMATS, max_drop: float = verify.DEFAULT_MAX_DROP,
-                 calibration_examples: int = 1000, progress: Callable[[str], None] | None = None,
-                 web_runtime: str | Path | None = None) -> ExportSummary:
+                 dataset: Data, options: ExportOptions = ExportOptions(),
+                 progress: Callable[[str], None] | None = None) -> ExportSummary:
     """Exports a .keras file to every format asked for, each verified on dataset's test split.
 
     An artifact that misses its bar is not kept and is reported in the summary's `failed`; one
@@ -333,11 +328,9 @@ def export_model(model_path: str | Path, serving_dir: str | Path | None, export_
     the same folders (folders.export_lock; its leftovers are removed once the lock is ours).
     progress: called with a line as each step ends (the command prints them).
     """
-    _, serving, tflite_dir, _ = check_outputs(model_path, serving_dir, export_dir, formats)
+    _, serving, tflite_dir, _ = check_outputs(model_path, serving_dir, export_dir, options.formats)
     with export_lock(filter(None, [serving, tflite_dir])):
-        job = start(model_path, serving_dir, export_dir, dataset, formats, max_drop, calibration_examples,
-                    progress or (lambda line: None))
-        job.web_runtime = Path(web_runtime) if web_runtime else None
+        job = start(model_path, serving_dir, export_dir, dataset, options, progress or (lambda line: None))
         for step in STEPS:
             step(job)
     return ExportSummary(job.results, job.written, job.provenance, job.problems)

@@ -6,7 +6,8 @@ Each artifact runs through its own runtime (a SavedModel through its serving sig
 a .tflite through LiteRT), so what is measured is what a server or a phone will compute.
 Float artifacts must match the Keras model's accuracy within 0.05 points; quantized ones
 may lose at most --max_drop points. `mnist-export` runs the same checks
-before it keeps a file. From Python: verify_artifacts(model_path, paths, dataset) -> [Result].
+before it keeps a file. From Python: verify_artifacts(model_path, paths, dataset) -> [Result]; each artifact is
+read through inference/predictor.py, as predict reads it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mnist_keras.data.datasets import Data, scale_images
 from mnist_keras.errors import InputError, first_line, printable
 from mnist_keras.files import sha256_file
 from mnist_keras.inference import classifiers, litert, saved_model_scan
+from mnist_keras.inference.predictor import load_predictor
 from mnist_keras.training import keras_file
 
 FLOAT_TOLERANCE = 0.05  # accuracy points: 5 of 10,000 test images
@@ -67,45 +69,38 @@ def size_bytes(path: str | Path) -> int:
     return path.stat().st_size
 
 
-def keras_outputs(model: Any, images: np.ndarray) -> tuple[np.ndarray, bool, float]:
-    """For uint8 images [N, 28, 28]: probabilities, whether the model outputs them itself
-    (a softmax last layer) rather than logits, and the median time of one image."""
+def keras_reference(model: Any, path: str | Path, dataset: Data,
+                    max_drop: float = DEFAULT_MAX_DROP) -> tuple[Reference, bool]:
+    """The Keras model on the test split: the Reference every artifact is measured against (its
+    own row timed on one image), and whether the model outputs probabilities itself (a softmax
+    last layer) rather than logits."""
+    images, labels = dataset.x_test, dataset.y_test
     outputs = keras_file.keras_scores(model, images)
     ends_in_softmax = classifiers.are_probabilities(outputs)
     one = scale_images(images[:1])
     seconds = _median_seconds(lambda: model.predict_on_batch(one))
-    return classifiers.as_probabilities(outputs), ends_in_softmax, seconds
+    probabilities = classifiers.as_probabilities(outputs)
+    keras = Result("Keras", str(path), size_bytes(path),
+                   int(np.sum(probabilities.argmax(axis=1) == labels)), len(labels), seconds)
+    return Reference(images, labels, probabilities, keras, max_drop), ends_in_softmax
 
 
-def keras_result(path: str | Path, probabilities: np.ndarray, labels: np.ndarray,
-                 seconds: float) -> Result:
-    """The Keras model's own row: what every artifact is compared with."""
-    return Result("Keras", str(path), size_bytes(path),
-                  int(np.sum(probabilities.argmax(axis=1) == labels)), len(labels), seconds)
-
-
-def saved_model_outputs(path: str | Path, images: np.ndarray, batch_size: int = 1000,
-                        trust: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
-    """Classes and probabilities from the serving signature, and the time of one image.
+def run_artifact(path: Path, images: np.ndarray, trust: bool = False) -> tuple[np.ndarray, float]:
+    """Probabilities through the artifact's own runtime (predictor.py), and the time of one image:
+    a SavedModel's serving signature; a .tflite on one thread, one image at a time, as a phone app runs it.
 
     trust: skip the scan for file, network and process ops (classifiers.load_saved_model)."""
-    import tensorflow as tf
+    predictor = load_predictor(path, trust, require_score=False)
+    probabilities, _ = predictor(images)
+    if predictor.format == "savedmodel":
+        import tensorflow as tf
 
-    signature = classifiers.load_saved_model(path, trust)
-    classes, probabilities = classifiers.saved_model_outputs(signature, images, batch_size)
-    one = tf.constant(scale_images(images[:1]))
-    return classes, probabilities, _median_seconds(lambda: signature(images=one))
-
-
-def tflite_outputs(path: str | Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Classes and probabilities through LiteRT, and the time of one image on one thread."""
+        one = tf.constant(scale_images(images[:1]))
+        return probabilities, _median_seconds(lambda: predictor.model(images=one))
     try:
-        probabilities = litert.predict(litert.load(path), images)
-        # Latency as a phone app sees it: one image at a time, one thread.
-        seconds = litert.seconds_per_image(litert.load(path, num_threads=1), images[:100])
+        return probabilities, litert.seconds_per_image(litert.load(path, num_threads=1), images[:100])
     except RuntimeError as e:  # a damaged model that LiteRT only notices when it runs
         raise InputError(f"{path}: LiteRT cannot run it: {first_line(e)}") from None
-    return probabilities.argmax(axis=1), probabilities, seconds
 
 
 def is_quantized(path: str | Path) -> bool:
@@ -128,23 +123,35 @@ def check_recorded_hash(path: Path) -> None:
                          "(the file changed after export)")
 
 
-def measure(artifact: str, path: str | Path, images: np.ndarray, labels: np.ndarray,
-            reference: np.ndarray, trust: bool = False) -> Result:
-    """Runs one artifact on the test images; reference: the Keras model's probabilities.
+@dataclasses.dataclass
+class Reference:
+    """What every artifact is measured against: the test images and labels, the Keras model's
+    probabilities on them and its row, and how much a quantized artifact may lose."""
 
-    A SavedModel is scanned first unless `trust` (export's own are scanned too: it costs milliseconds)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file or folder")
-    if path.is_dir():
-        classes, probabilities, seconds = saved_model_outputs(path, images, trust=trust)
-    else:
-        classes, probabilities, seconds = tflite_outputs(path, images)
-    return Result(artifact=artifact, path=str(path), size_bytes=size_bytes(path),
-                  correct=int(np.sum(classes == labels)), total=len(labels),
-                  seconds_per_image=seconds,
-                  agreement=100.0 * float(np.mean(classes == reference.argmax(axis=1))),
-                  probability_gap=float(np.abs(probabilities - reference).max()))
+    images: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray
+    keras: Result
+    max_drop: float = DEFAULT_MAX_DROP
+
+    def measure(self, artifact: str, path: str | Path, trust: bool = False) -> Result:
+        """Runs one artifact on the test images: its row, not yet judged.
+
+        A SavedModel is scanned first unless `trust` (export's own are scanned too: it costs milliseconds)."""
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+        probabilities, seconds = run_artifact(path, self.images, trust)
+        classes = probabilities.argmax(axis=1)
+        return Result(artifact=artifact, path=str(path), size_bytes=size_bytes(path),
+                      correct=int(np.sum(classes == self.labels)), total=len(self.labels),
+                      seconds_per_image=seconds,
+                      agreement=100.0 * float(np.mean(classes == self.probabilities.argmax(axis=1))),
+                      probability_gap=float(np.abs(probabilities - self.probabilities).max()))
+
+    def check(self, artifact: str, path: str | Path, quantized: bool, trust: bool = False) -> Result:
+        """measure, then judge: the artifact's row with its bar and verdict."""
+        return judge(self.measure(artifact, path, trust), self.keras, quantized, self.max_drop)
 
 
 def judge(result: Result, keras: Result, quantized: bool, max_drop: float) -> Result:
@@ -239,12 +246,9 @@ def verify_artifacts(model_path: str | Path, paths: list[str | Path], dataset: D
     SavedModel with file, network or process ops is refused (InputError) before it runs, unless `trust`.
     """
     model_path, paths = check_artifacts(model_path, paths, trust)
-    images, labels = dataset.x_test, dataset.y_test
-    reference, _, seconds = keras_outputs(keras_file.load_keras(model_path), images)
-    keras = keras_result(model_path, reference, labels, seconds)
-    results = [keras]
+    reference = keras_reference(keras_file.load_keras(model_path), model_path, dataset, max_drop)[0]
+    results = [reference.keras]
     for path in paths:
-        result = measure("SavedModel" if path.is_dir() else "TFLite", path, images, labels, reference, trust)
         quantized = path.is_file() and is_quantized(path)
-        results.append(judge(result, keras, quantized, max_drop))
+        results.append(reference.check("SavedModel" if path.is_dir() else "TFLite", path, quantized, trust))
     return results

@@ -1,13 +1,12 @@
-"""Loading and running a digit classifier in any of its formats: .keras, SavedModel, .tflite.
+"""A classifier's outputs (logits or probabilities) and a SavedModel's serving signature.
 
-Each loader checks the file against the contract (images [N, 28, 28, 1] in, ten scores out)
-and says in one line what is wrong. TensorFlow is imported only for a .keras file or a
-SavedModel; a .tflite runs through LiteRT (litert.py), which starts in a fraction of a second.
+load_saved_model checks a folder against the contract (images [N, 28, 28, 1] in, probabilities
+and classes out) and says in one line what is wrong; predictor.py runs it beside the other
+formats, and the servers serve it. TensorFlow is imported only when a SavedModel is loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,7 @@ import numpy as np
 
 from mnist_keras.data.datasets import IMAGE_SHAPE, NUM_CLASSES, scale_images
 from mnist_keras.errors import InputError, first_line
-from mnist_keras.inference import litert, saved_model_scan
-
-Classifier = Callable[[np.ndarray], np.ndarray]  # uint8 [N, 28, 28] -> probabilities [N, 10]
+from mnist_keras.inference import saved_model_scan
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -89,41 +86,6 @@ def signature_outputs(signature: Any, images: np.ndarray, batch_size: int = 1000
         return {name: np.zeros((0, *spec.shape[1:]), spec.dtype.as_numpy_dtype)
                 for name, spec in signature.structured_outputs.items()}
     return {name: np.concatenate([b[name].numpy() for b in batches]) for name in batches[0]}
-
-
-def saved_model_outputs(signature: Any, images: np.ndarray,
-                        batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Classes [N] and probabilities [N, 10] from a serving signature, for uint8 images."""
-    outputs = signature_outputs(signature, images, batch_size)
-    return outputs["classes"], outputs["probabilities"]
-
-
-# --- Any format -----------------------------------------------------------------------------
-
-def model_format(path: str | Path) -> str:
-    """"savedmodel" (a folder), "keras" (.keras) or "tflite" (any other file), by the path alone."""
-    path = Path(path)
-    if path.is_dir():
-        return "savedmodel"
-    return "keras" if path.suffix == ".keras" else "tflite"
-
-
-def load_classifier(path: str | Path, trust: bool = False) -> Classifier:
-    """A .tflite (LiteRT), a .keras file, or a SavedModel folder (scanned unless `trust`), behind one signature."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such model")
-    fmt = model_format(path)
-    if fmt == "savedmodel":
-        signature = load_saved_model(path, trust)
-        return lambda images: saved_model_outputs(signature, images)[1]
-    if fmt == "keras":
-        from mnist_keras.training.keras_file import load_keras
-
-        model = load_keras(path)
-        return lambda images: as_probabilities(np.asarray(model.predict_on_batch(scale_images(images))))
-    interpreter = litert.load(path)
-    return lambda images: litert.predict(interpreter, images)
 
 
 def signature_metadata(path: str | Path) -> dict:

@@ -29,12 +29,13 @@ def evaluate_file(model_path: str | Path, dataset: Data, negatives_per_kind: int
     progress(f"{model_path} on {len(dataset.y_test)} test images: {time.monotonic() - start:.0f} s")
     out = {"model": str(model_path), "data": dataset.source, **result}
     from mnist_keras.files import sha256_file
-    from mnist_keras.inference import no_digit, readers
+    from mnist_keras.inference import no_digit
+    from mnist_keras.inference.predictor import keras_predictor
 
     if all(p.is_file() for p in no_digit.head_paths(model_path)):
         head = no_digit.load_head(model_path, sha256_file(model_path))
-        out["no_digit"] = no_digit_metrics(readers.keras_reader(model, head), dataset.x_test, dataset.y_test,
-                                           negatives_per_kind, head.threshold, progress)
+        out["no_digit"] = no_digit_metrics(keras_predictor(model, head, Path(model_path)), dataset.x_test,
+                                           dataset.y_test, negatives_per_kind, head.threshold, progress)
     else:
         out["no_digit"] = None  # no head beside the model: format_report says how to fit one
     return out
@@ -43,7 +44,7 @@ def evaluate_file(model_path: str | Path, dataset: Data, negatives_per_kind: int
 def no_digit_metrics(read: Any, images: np.ndarray, labels: np.ndarray, negatives_per_kind: int,
                      threshold: float | None = None, progress: Callable[[str], None] = lambda line: None) -> dict:
     """Digits wrongly rejected, accuracy counting a rejection as an error, and each kind of held-out
-    non-digit (negatives.py) wrongly accepted, for a readers.Reader."""
+    non-digit (negatives.py) wrongly accepted, for a predictor.Predictor."""
     from mnist_keras.data import negatives
     from mnist_keras.inference import no_digit
 

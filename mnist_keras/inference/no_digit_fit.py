@@ -163,13 +163,29 @@ def build_sets(model: Any, x_train: np.ndarray, x_validation: np.ndarray, negati
     return sets
 
 
-def train_head(x: np.ndarray, y: np.ndarray, weight: np.ndarray, hidden: int = HIDDEN, dropout: float = DROPOUT,
-               epochs: int = EPOCHS, seed: int = 0) -> Any:
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """How a head is fitted: its size and epochs, the features it reads, its threshold's target, and
+    how many pictures (validation_examples: the last training images, on which the threshold is chosen)."""
+
+    hidden: int = HIDDEN  # 0: logistic regression
+    dropout: float = DROPOUT
+    epochs: int = EPOCHS
+    seed: int = 0
+    target: float = TARGET_REJECTED  # of the validation digits at most this share rejected
+    columns: slice | None = None  # which tapped features it reads (None: all; the alternatives measured read fewer)
+    validation_examples: int = 5000
+    negatives_count: int | None = None  # pictures per kind of non-digit; None: negatives.COUNTS
+    digits_count: int = 12000
+
+
+def train_head(x: np.ndarray, y: np.ndarray, weight: np.ndarray, settings: FitSettings = FitSettings()) -> Any:
     """A Keras model [N, d] -> the digit score's logit [N, 1]: standardize, Dense(hidden, ReLU), dropout,
     Dense(1) (hidden 0: logistic regression), fitted with Adam on weighted binary cross-entropy."""
     import keras
 
-    keras.utils.set_random_seed(seed)
+    hidden, epochs = settings.hidden, settings.epochs
+    keras.utils.set_random_seed(settings.seed)
     mean, std = x.mean(axis=0), x.std(axis=0)
     # Features that hardly vary on the training pictures are switched off (their weights could
     # only learn noise), and none is scaled up by more than 10: a full-integer .tflite keeps
@@ -178,7 +194,7 @@ def train_head(x: np.ndarray, y: np.ndarray, weight: np.ndarray, hidden: int = H
     layers = [keras.Input((x.shape[1],), name="tapped"),
               keras.layers.Normalization(mean=mean, variance=std ** 2, name="standardize")]
     if hidden:
-        layers += [keras.layers.Dense(hidden, activation="relu", name="hidden"), keras.layers.Dropout(dropout)]
+        layers += [keras.layers.Dense(hidden, activation="relu", name="hidden"), keras.layers.Dropout(settings.dropout)]
     layers.append(keras.layers.Dense(1, name="score_logit"))
     head = keras.Sequential(layers, name="no_digit_head")
     # The learning rate decays to zero: the last steps settle the head, so a refit lands near the same decision.
@@ -194,12 +210,10 @@ def fold_threshold(head: Any, cut: float) -> None:
     head.get_layer("score_logit").set_weights([kernel, bias - np.float32(cut)])
 
 
-def fit(sets: Sets, model_sha256: str = "", target: float = TARGET_REJECTED, columns: slice = slice(None),
-        hidden: int = HIDDEN, epochs: int = EPOCHS, progress: Callable[[str], None] = lambda line: None) -> Head:
-    """The head fitted on sets.train, its threshold chosen on sets.validation's digits and folded in.
-
-    columns: which tapped features it reads (all; the alternatives measured read fewer).
-    """
+def fit(sets: Sets, model_sha256: str = "", settings: FitSettings = FitSettings(),
+        progress: Callable[[str], None] = lambda line: None) -> Head:
+    """The head fitted on sets.train, its threshold chosen on sets.validation's digits and folded in."""
+    columns, target = settings.columns or slice(None), settings.target
     xs, ys, ws = [], [], []
     kinds = [k for k in sets.train if k not in POSITIVE]
     positives = [k for k in sets.train if k in POSITIVE]
@@ -210,9 +224,9 @@ def fit(sets: Sets, model_sha256: str = "", target: float = TARGET_REJECTED, col
         # Digits and non-digits weigh the same in total, each set of digits and each kind of non-digit alike.
         share = 0.5 / (len(positives) if positive else len(kinds))
         ws.append(np.full(len(tapped), share / max(len(tapped), 1), np.float32))
-    progress(f"  fitting the head: {epochs} epochs on {sum(len(x) for x in xs):,} pictures")
+    progress(f"  fitting the head: {settings.epochs} epochs on {sum(len(x) for x in xs):,} pictures")
     start = time.monotonic()
-    model = train_head(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws), hidden, epochs=epochs)
+    model = train_head(np.concatenate(xs), np.concatenate(ys), np.concatenate(ws), settings)
     progress(f"  head fitted: {time.monotonic() - start:.0f} s")
     head = Head(model, 0.5, model_sha256)
     margins = {name: np.asarray(model.predict(tapped[:, columns], batch_size=4096, verbose=0))[:, 0]
@@ -222,7 +236,8 @@ def fit(sets: Sets, model_sha256: str = "", target: float = TARGET_REJECTED, col
     fold_threshold(model, cut)
     head.threshold = float(1.0 / (1.0 + np.exp(-cut)))
     head.fitted = {
-        "head": {"hidden": hidden, "dropout": DROPOUT, "epochs": epochs, "inputs": int(xs[0].shape[1])},
+        "head": {"hidden": settings.hidden, "dropout": settings.dropout, "epochs": settings.epochs,
+                 "inputs": int(xs[0].shape[1])},
         "target_rejected_validation_digits": target,
         "train": {name: len(f) for name, (f, _) in sets.train.items()},
         "validation": {name: len(f) for name, (f, _) in sets.validation.items()},
@@ -232,17 +247,17 @@ def fit(sets: Sets, model_sha256: str = "", target: float = TARGET_REJECTED, col
     return head
 
 
-def fit_head(model: Any, x_train: np.ndarray, model_sha256: str = "", validation_examples: int = 5000,
-             negatives_count: int | None = None, digits_count: int = 12000, epochs: int = EPOCHS,
+def fit_head(model: Any, x_train: np.ndarray, model_sha256: str = "", settings: FitSettings = FitSettings(),
              progress: Callable[[str], None] = lambda line: None) -> Head:
-    """The head for a trained model: fitted on x_train but its last validation_examples (which
-    training holds out by default), the threshold chosen on those."""
-    if len(x_train) <= validation_examples:
+    """The head for a trained model: fitted on x_train but its last settings.validation_examples
+    (which training holds out by default), the threshold chosen on those."""
+    held = settings.validation_examples
+    if len(x_train) <= held:
         raise InputError(f"{len(x_train)} training images: the no-digit head needs more than the "
-                         f"{validation_examples} it chooses its threshold on")
-    sets = build_sets(model, x_train[:-validation_examples], x_train[-validation_examples:], negatives_count,
-                      digits_count, progress)
-    return fit(sets, model_sha256, epochs=epochs, progress=progress)
+                         f"{held} it chooses its threshold on")
+    sets = build_sets(model, x_train[:-held], x_train[-held:], settings.negatives_count, settings.digits_count,
+                      progress)
+    return fit(sets, model_sha256, settings, progress)
 
 
 def logit_scores(logits: np.ndarray, temperature: float = 1000.0) -> dict[str, np.ndarray]:

@@ -1,16 +1,18 @@
 """The no-digit head inside the network's graph: the features it reads, and one model with both outputs.
 
 The head reads what the network computes anyway (no_digit.TAPS): pool2 max-pooled once more,
-the Dense 128 features and the ten logits. Export builds every artifact from with_head.
+the Dense 128 features and the ten logits. Export builds every artifact from one Network: the
+model, whether it ends in a softmax, and its head (with_head puts both in one graph).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
-from mnist_keras.inference.no_digit import INPUTS, TAPS, Head
+from mnist_keras.inference.no_digit import CHECK, INPUTS, SCORE, TAPS, Head
 
 
 def tapped(model: Any) -> list[Any]:
@@ -89,3 +91,31 @@ def supports(model: Any) -> bool:
     except (ValueError, AttributeError):
         return False
     return sum(widths) == INPUTS and widths[-1] == 10
+
+
+@dataclasses.dataclass
+class Network:
+    """The trained model as every exported artifact holds it: probabilities (a softmax added where
+    the model ends in logits) and, with a head, its digit score in the same graph."""
+
+    model: Any
+    ends_in_softmax: bool = False
+    head: Head | None = None
+
+    def build(self) -> Any:
+        """The Keras model an export tracks (every variable its signature uses): a new one each call."""
+        return self.model if self.head is None else with_head(self.model, self.head)
+
+    def signature(self, graph: Any, images: Any, serving: bool) -> dict:
+        """A signature's outputs from graph = build(): probabilities, and with serving=True classes
+        [N] and digit_score [N] (TF Serving's contract); else digit_check [N, 2] (the .tflite files')."""
+        import tensorflow as tf
+
+        scores, digit_score = (graph(images, training=False), None) if self.head is None else graph(
+            images, training=False)
+        result = {"probabilities": scores if self.ends_in_softmax else tf.nn.softmax(scores)}
+        if serving:
+            result["classes"] = tf.argmax(scores, axis=1, output_type=tf.int64)
+        if digit_score is not None:
+            result.update({SCORE: digit_score} if serving else {CHECK: check_output(digit_score)})
+        return result

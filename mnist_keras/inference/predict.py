@@ -10,29 +10,24 @@ others are still read, and the exit status is 1 if any failed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from mnist_keras.errors import InputError, NoInk, printable
-from mnist_keras.inference import classifiers, no_digit, readers
-from mnist_keras.inference.classifiers import Classifier
+from mnist_keras.inference import no_digit
+from mnist_keras.inference.predictor import Outputs, Predictor, load_predictor
 
 DEFAULT_MODEL = "export/mnist_int8.tflite"
 
 
-def load_classifier(path: str | Path, trust: bool = False) -> Classifier:
-    """inference.load_classifier, with a hint when the default model has not been exported yet."""
+def open_model(path: str | Path, trust: bool = False) -> Predictor:
+    """predictor.load_predictor (probabilities and the digit score), with a hint when the default
+    model has not been exported yet."""
     if str(path) == DEFAULT_MODEL and not Path(path).exists():
         raise InputError(f"{path}: no such model; run mnist-export first")
-    return classifiers.load_classifier(path, trust)
-
-
-def load_reader(path: str | Path, trust: bool = False) -> readers.Reader:
-    """readers.load_reader (probabilities and the digit score), with the same hint."""
-    if str(path) == DEFAULT_MODEL and not Path(path).exists():
-        raise InputError(f"{path}: no such model; run mnist-export first")
-    return readers.load_reader(path, trust)
+    return load_predictor(path, trust)
 
 
 def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
@@ -41,12 +36,12 @@ def top_k(probabilities: np.ndarray, k: int) -> list[dict]:
     return [{"digit": int(d), "probability": round(float(probabilities[d]), 6)} for d in order]
 
 
-def predict_files(paths: list[str | Path], classify: Classifier | readers.Reader, k: int = 1) -> list[dict]:
-    """One record per file, in order: the top k digits, or the error that file gave.
+def predict_files(paths: list[str | Path], read: Callable[[np.ndarray], Outputs], k: int = 1) -> list[dict]:
+    """One record per file, in order: the top k digits and whether there is a digit ("digit" is
+    None where there is none), or the error that file gave.
 
-    classify: a readers.Reader (probabilities and digit score: each record also says whether
-    there is a digit, and "digit" is None where there is none) or a plain Classifier. A picture
-    with no ink is "no digit" (no_digit true, digit_score None) without running the model.
+    read: a Predictor (or any images -> (probabilities, digit score)). A picture with no ink is
+    "no digit" (no_digit true, digit_score None) without running the model.
     """
     from mnist_keras.data.preprocess import preprocess
 
@@ -61,18 +56,15 @@ def predict_files(paths: list[str | Path], classify: Classifier | readers.Reader
         except InputError as e:
             records.append({"file": str(path), "error": str(e)})
     if images:
-        outputs = classify(np.stack(images))
-        probabilities, scores = outputs if isinstance(outputs, tuple) else (outputs, None)
-        read = iter(range(len(images)))
+        probabilities, scores = read(np.stack(images))
+        order = iter(range(len(images)))
         for record in records:
             if "error" not in record and "no_digit" not in record:
-                n = next(read)
+                n = next(order)
                 best = top_k(probabilities[n], k)
-                record.update(digit=best[0]["digit"], probability=best[0]["probability"], top_k=best)
-                if scores is not None:
-                    record.update(no_digit=bool(no_digit.decide(scores[n])), digit_score=round(float(scores[n]), 6))
-                    if record["no_digit"]:
-                        record["digit"] = None
+                rejected = bool(no_digit.decide(scores[n]))
+                record.update(digit=None if rejected else best[0]["digit"], probability=best[0]["probability"],
+                              top_k=best, no_digit=rejected, digit_score=round(float(scores[n]), 6))
     return records
 
 

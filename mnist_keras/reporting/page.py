@@ -168,19 +168,27 @@ def render_html(record: dict, images: dict[str, str]) -> str:
            "The 128 numbers the network computes for each image just before its decision, "
            "squeezed to two dimensions (PCA). Images of one class gather together: that is what "
            "makes them easy to tell apart for the last layer.")
-    if record.get("export"):
-        sections.append(f"<h2>Exported models</h2><p>From <code>{html.escape(record['export_path'])}"
-                        "</code>: each artifact checked on the test set against this Keras model.</p>"
-                        + _table(["artifact", "file", "size", "test accuracy", "change", "time/image", "bar"],
-                                 export_rows(record["export"])))
-    elif record.get("export_note"):
-        sections.append(f"<h2>Exported models</h2><p>{html.escape(record['export_note'])}</p>")
-    style = ("body{font-family:system-ui,sans-serif;max-width:84rem;margin:2rem auto;padding:0 1rem;"
-             "color:#222}img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;"
-             "margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:right}"
-             "p.meta{color:#555}code{background:#f3f3f3;padding:0 .2rem}")
+    sections += export_section(record)
     return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>mnist-keras report</title>"
-            f"<style>{style}</style></head><body>{''.join(sections)}</body></html>\n")
+            f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>\n")
+
+
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:84rem;margin:2rem auto;padding:0 1rem;"
+         "color:#222}img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;"
+         "margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:right}"
+         "p.meta{color:#555}code{background:#f3f3f3;padding:0 .2rem}")
+
+
+def export_section(record: dict) -> list[str]:
+    """The export table, when export.json describes this model; else why it is not shown, if known."""
+    if record.get("export"):
+        return [f"<h2>Exported models</h2><p>From <code>{html.escape(record['export_path'])}"
+                "</code>: each artifact checked on the test set against this Keras model.</p>"
+                + _table(["artifact", "file", "size", "test accuracy", "change", "time/image", "bar"],
+                         export_rows(record["export"]))]
+    if record.get("export_note"):
+        return [f"<h2>Exported models</h2><p>{html.escape(record['export_note'])}</p>"]
+    return []
 
 
 # --- Putting it together ------------------------------------------------------------------
@@ -235,6 +243,47 @@ def export_for(model_path: Path, export_json: Path | None) -> tuple[dict | None,
     return summary, ""
 
 
+def read_model(model_path: Path, dataset: Data) -> dict:
+    """What the report shows of the model on the test split: its inner outputs, the metrics,
+    the mistakes it is surest of, the 2-D projection of its features, the names of the classes."""
+    images, labels = dataset.x_test, dataset.y_test
+    inner = inner_outputs(keras_file.load_keras(model_path), images)
+    probabilities = classifiers.as_probabilities(inner["logits"])
+    points, explained = pca(inner["dense"])
+    noun, names = class_names(dataset.source)
+    return {"inner": inner, "test": metrics(labels, probabilities.argmax(axis=1)),
+            "mistakes": mistakes(probabilities, labels), "points": points, "explained": explained,
+            "noun": noun, "names": names}
+
+
+def draw_figures(folder: Path, seen: dict, history: dict | None, dataset: Data, index: int) -> None:
+    """Every figure's PNG into folder (read_model's `seen`; curves only with a history of epochs)."""
+    images, labels = dataset.x_test, dataset.y_test
+    inner, noun, names = seen["inner"], seen["noun"], seen["names"]
+    if history and history["epochs"]:
+        plot_training_curves(history, folder)
+    plot_confusion(seen["test"], noun, names, folder)
+    if seen["mistakes"]:
+        plot_mistakes(images, seen["mistakes"], names, folder)
+    plot_filters(inner["conv1"], folder)
+    plot_feature_maps(
+        images[index], f"a {names[int(labels[index])]}" if noun == "digit" else names[int(labels[index])],
+        inner["pool1"][index], inner["pool2"][index], folder)
+    plot_embedding(seen["points"], labels, seen["explained"], noun, names, folder)
+
+
+def swap_in(partial: Path, final: Path) -> None:
+    """The finished report folder renamed to final; an old one moved aside first, then removed."""
+    os.chmod(partial, 0o777 & ~umask())
+    if final.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.rename(final, old / final.name)
+        os.rename(partial, final)
+        shutil.rmtree(old)
+    else:
+        os.rename(partial, final)
+
+
 def write_report(model_path: str | Path, dataset: Data, export_json: str | Path | None = "export/export.json",
                  feature_map_index: int = 0, progress: Callable[[str], None] = lambda line: None) -> Path:
     """Draws everything into a temporary folder, then swaps it in: never half a report.
@@ -245,7 +294,7 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
     final = report_folder(model_path)
     if final.exists() and not final.is_dir():
         raise InputError(f"{final}: exists and is not a folder")
-    images, labels = dataset.x_test, dataset.y_test
+    images = dataset.x_test
     if not 0 <= feature_map_index < len(images):
         raise InputError(f"--feature_map_index={feature_map_index}: there are {len(images)} test images")
     history, curves_note = history_for(model_path)  # bad JSON fails here, before the model loads
@@ -253,29 +302,15 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
     export, export_note = export_for(model_path, export_json)
 
     start = time.monotonic()
-    model = keras_file.load_keras(model_path)
-    inner = inner_outputs(model, images)
-    probabilities = classifiers.as_probabilities(inner["logits"])
-    result = metrics(labels, probabilities.argmax(axis=1))
-    shown = mistakes(probabilities, labels)
-    points, explained = pca(inner["dense"])
-    noun, names = class_names(dataset.source)
+    seen = read_model(model_path, dataset)
+    inner, result, shown, explained = seen["inner"], seen["test"], seen["mistakes"], seen["explained"]
+    noun, names, index = seen["noun"], seen["names"], feature_map_index
     progress(f"{model_path} on {len(images)} test images: {time.monotonic() - start:.0f} s")
     start = time.monotonic()
 
     partial = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=model_path.parent))
     try:
-        if history and history["epochs"]:
-            plot_training_curves(history, partial)
-        plot_confusion(result, noun, names, partial)
-        if shown:
-            plot_mistakes(images, shown, names, partial)
-        plot_filters(inner["conv1"], partial)
-        index = feature_map_index
-        plot_feature_maps(
-            images[index], f"a {names[int(labels[index])]}" if noun == "digit" else names[int(labels[index])],
-            inner["pool1"][index], inner["pool2"][index], partial)
-        plot_embedding(points, labels, explained, noun, names, partial)
+        draw_figures(partial, seen, history, dataset, index)
         record = {
             "model": str(model_path), "data": dataset.source, "noun": noun, "names": names,
             "written_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -291,14 +326,7 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
         progress(f"figures drawn: {time.monotonic() - start:.0f} s")
         (partial / "report.json").write_text(json.dumps(record, indent=2) + "\n")
         (partial / "report.html").write_text(render_html(record, {n: n for n in record["figures"]}))
-        os.chmod(partial, 0o777 & ~umask())
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=model_path.parent))
-            os.rename(final, old / final.name)
-            os.rename(partial, final)
-            shutil.rmtree(old)
-        else:
-            os.rename(partial, final)
+        swap_in(partial, final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -20,6 +20,7 @@ from mnist_keras.exporting import app_models, steps, verify
 from mnist_keras.exporting.folders import PARTIAL, partial_path, publish_version
 from mnist_keras.files import sha256_file
 from mnist_keras.inference import litert
+from mnist_keras.inference.no_digit_graph import Network
 from mnist_keras.training import keras_file, train
 from tests.conftest import REPO, assert_no_library_lines, assert_one_line_error, run_module
 
@@ -94,7 +95,7 @@ def test_each_export_adds_a_version_and_keeps_the_older_ones(trained, tmp_path, 
     (serving / "7" / "marker").write_text("an older version")
     (serving / "notes").mkdir()
     summary = steps.export_model(workdir / train.MODEL_FILE, serving, tmp_path / "export", small_test_set,
-                                  formats=["savedmodel"])
+                                  steps.ExportOptions(formats=["savedmodel"]))
     assert summary.written == [serving / "8"] and not summary.failed
     assert sorted(p.name for p in serving.iterdir()) == ["7", "8", *TF_SERVING_FILES, "notes"]
     assert (serving / "7" / "marker").read_text() == "an older version"
@@ -208,18 +209,16 @@ def test_an_artifact_that_misses_its_bar_is_not_kept(trained, mnist, tmp_path):
     """Calibrated on images 50x too faint, the int8 model saturates: it must be discarded."""
     _, workdir = trained
     model = keras_file.load_keras(workdir / train.MODEL_FILE)
-    images, labels = mnist.x_test[:500], mnist.y_test[:500]
-    reference, _, _ = verify.keras_outputs(model, images)
-    keras = verify.keras_result(workdir / train.MODEL_FILE, reference, labels, 0.0)
+    reference = verify.keras_reference(model, workdir / train.MODEL_FILE, datasets.take(mnist, test_examples=500),
+                                       max_drop=0.3)[0]
     source = partial_path(tmp_path, "tflite-source", is_dir=True)
-    steps.write_saved_model(model, source, outputs="probabilities")
+    steps.write_saved_model(Network(model), source, outputs="probabilities")
     (tmp_path / "mnist_int8.tflite").write_bytes(b"an earlier export's model")
     (tmp_path / "mnist_int8.json").write_text("{}")
-    result = steps.export_tflite(source, "int8", tmp_path, mnist.x_train[:200] // 50, images,
-                                  labels, keras, reference, max_drop=0.3, provenance={})
+    result = steps.export_tflite(source, "int8", tmp_path, mnist.x_train[:200] // 50, reference, provenance={})
     assert result.passed is False and result.change < -0.3
     assert result.path == str(tmp_path / "mnist_int8.tflite")
-    assert "misses its bar" in verify.failure_message(result, keras)
+    assert "misses its bar" in verify.failure_message(result, reference.keras)
     # Neither the rejected model nor an earlier one of that name is left to be mistaken for it.
     assert [p.name for p in tmp_path.iterdir()] == [source.name]
 
@@ -242,7 +241,8 @@ def test_a_killed_export_leaves_nothing_half_written(trained, tmp_path):
     assert not list(out.glob("*.tflite")) and not list(out.glob("*.json"))
 
     summary = steps.export_model(workdir / train.MODEL_FILE, serving, out,
-                                 datasets.take(datasets.load(), test_examples=500), formats=["savedmodel"])
+                                 datasets.take(datasets.load(), test_examples=500),
+                                 steps.ExportOptions(formats=["savedmodel"]))
     assert not summary.failed
     assert sorted(p.name for p in serving.iterdir()) == ["1", *TF_SERVING_FILES]  # the leftover is cleaned up
 
@@ -298,7 +298,8 @@ def test_export_bad_input_is_one_clear_error_and_writes_nothing(trained, tmp_pat
     (tmp_path / "notes.txt").write_text("not a model")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError) as error:
-        steps.export_model(model or workdir / train.MODEL_FILE, "serving", export_dir, mnist, formats=formats)
+        steps.export_model(model or workdir / train.MODEL_FILE, "serving", export_dir, mnist,
+                           steps.ExportOptions(formats))
     assert fragment in str(error.value) and "\n" not in str(error.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written
 
@@ -322,7 +323,8 @@ def test_a_model_that_ends_in_softmax_is_not_given_a_second_one(mnist, tmp_path)
                               keras.layers.Dense(10, activation="softmax")])
     model.save(tmp_path / "softmax.keras")
     summary = steps.export_model(tmp_path / "softmax.keras", tmp_path / "serving", tmp_path / "export",
-                                  datasets.take(mnist, test_examples=200), formats=["savedmodel", "float32"])
+                                  datasets.take(mnist, test_examples=200),
+                                  steps.ExportOptions(formats=["savedmodel", "float32"]))
     assert not summary.failed, summary.format()
     expected = model.predict(datasets.scale_images(mnist.x_test[:20]), verbose=0)
     probabilities = litert.predict(litert.load(tmp_path / "export" / "mnist_float32.tflite"),

@@ -13,6 +13,7 @@ from PIL import Image
 from mnist_keras.data import preprocess
 from mnist_keras.errors import InputError
 from mnist_keras.exporting import app_models, camera_model, mediapipe_check, tflite_metadata
+from mnist_keras.inference.no_digit_graph import Network
 from tests.conftest import REPO
 
 FILES = ["mnist_float32.tflite", "mnist_float16.tflite", "mnist_dynamic_int8.tflite", "mnist_int8.tflite",
@@ -150,9 +151,9 @@ def test_a_model_mediapipe_refuses_is_not_kept(trained, small_model, mnist, tmp_
 
     (tmp_path / "mnist_rgb.tflite").write_bytes(b"an earlier export's model")
     keras = verify.Result("Keras", "m", 0, 95, 100, 0.0)
+    reference = verify.Reference(mnist.x_test[:100], mnist.y_test[:100], np.zeros((100, 10)), keras)
     with pytest.raises(InputError, match=r"mnist_rgb.tflite: MediaPipe's ImageClassifier refuses it"):
-        app_models.export_one(small_model, False, tmp_path, "mnist_rgb.tflite", mnist.x_test[:100],
-                                 mnist.y_test[:100], keras, np.zeros((100, 10)), {}, color="GRAYSCALE")
+        app_models.export_one(Network(small_model), tmp_path, "mnist_rgb.tflite", reference, {}, color="GRAYSCALE")
     assert not list(tmp_path.iterdir())
 
 
@@ -189,7 +190,8 @@ def test_an_artifact_whose_metadata_or_mediapipe_check_fails_is_dropped_and_the_
     for name in ("mnist_float16.tflite", "mnist_float16.json", "mnist_rgb.tflite", "mnist_rgb.json"):
         (out / name).write_bytes(b"an earlier export's file")
     summary = steps.export_model(workdir / train.MODEL_FILE, None, out, datasets.take(mnist, test_examples=500),
-                                  formats=["float32", "float16", "rgb"], web_runtime=tmp_path / "no_runtime")
+                                  steps.ExportOptions(["float32", "float16", "rgb"],
+                                                      web_runtime=tmp_path / "no_runtime"))
     assert (out / "mnist_float32.tflite").is_file() and (out / "mnist_float32.json").is_file()
     assert out / "mnist_float32.tflite" in summary.written
     recorded = json.loads((out / "export.json").read_text())

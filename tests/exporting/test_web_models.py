@@ -60,6 +60,7 @@ def test_the_camera_model_reads_drawn_and_uploaded_digits_in_the_browser(exporte
     from ai_edge_litert.interpreter import Interpreter
 
     from mnist_keras.exporting import camera_model
+    from mnist_keras.inference.no_digit_graph import Network
     from mnist_keras.training import keras_file
 
     _, _, keras_path = exported
@@ -67,7 +68,7 @@ def test_the_camera_model_reads_drawn_and_uploaded_digits_in_the_browser(exporte
     export_dir.mkdir()
     shutil.copy(int8_model, export_dir)
     camera = export_dir / web_page.MODELS[0]
-    camera.write_bytes(camera_model.convert(keras_file.load_keras(keras_path), False, "camera"))
+    camera.write_bytes(camera_model.convert(Network(keras_file.load_keras(keras_path)), "camera"))
     assert web_page.export_web(export_dir, RUNTIME) is None
     assert '"source": "mnist_camera.tflite"' in (export_dir / "web" / "model.json").read_text()
     size = camera_model.SIZE

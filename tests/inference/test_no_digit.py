@@ -17,7 +17,8 @@ from PIL import Image
 
 from mnist_keras.data import datasets, fonts, negatives, preprocess
 from mnist_keras.errors import InputError, NoInk
-from mnist_keras.inference import classifiers, litert, no_digit, no_digit_fit, no_digit_graph, predict, readers
+from mnist_keras.inference import classifiers, litert, no_digit, no_digit_fit, no_digit_graph, predict
+from mnist_keras.inference.predictor import keras_predictor, load_predictor
 from mnist_keras.training import keras_file, train
 from tests.conftest import REPO, run_module
 
@@ -110,13 +111,13 @@ def probe_images(mnist):
 
 def test_every_format_makes_the_same_decision(exported, probe_images):
     _, out, model_path = exported
-    reference = no_digit.decide(readers.load_reader(model_path)(probe_images)[1])
+    reference = no_digit.decide(load_predictor(model_path)(probe_images)[1])
     assert 0.05 < reference.mean() < 0.95  # both answers occur: the agreement below means something
     files = [out / "serving" / "1"] + sorted((out / "export").glob("mnist_*.tflite"))
     files = [f for f in files if f.name not in ("mnist_camera.tflite", "mnist_rgb.tflite")]
     assert len(files) == 5
     for path in files:
-        probabilities, scores = readers.load_reader(path)(probe_images)
+        probabilities, scores = load_predictor(path)(probe_images)
         agreement = float(np.mean(no_digit.decide(scores) == reference))
         assert agreement >= 0.995, (path.name, agreement)
         assert probabilities.shape == (len(probe_images), 10)
@@ -124,7 +125,7 @@ def test_every_format_makes_the_same_decision(exported, probe_images):
 
 def test_the_rgb_model_decides_as_keras(exported, probe_images):
     _, out, model_path = exported
-    reference = no_digit.decide(readers.load_reader(model_path)(probe_images)[1])
+    reference = no_digit.decide(load_predictor(model_path)(probe_images)[1])
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(out / "export" / "mnist_rgb.tflite"))
@@ -232,7 +233,7 @@ def test_predict_reports_the_heads_decision_in_every_format(exported, mnist, tmp
     paths = [tmp_path / n for n in [*images, "texture.png"]]
     decisions = []
     for model in (model_path, out / "serving" / "1", out / "export" / "mnist_float32.tflite"):
-        records = predict.predict_files(paths, readers.load_reader(model))
+        records = predict.predict_files(paths, load_predictor(model))
         assert [r["digit"] for r in records[:3]] == list(images.values())
         assert all(isinstance(r["no_digit"], bool) and 0 <= r["digit_score"] <= 1 for r in records)
         decisions.append([r["no_digit"] for r in records])
@@ -243,14 +244,18 @@ def test_predict_reports_the_heads_decision_in_every_format(exported, mnist, tmp
     assert decisions[0] == decisions[1] == decisions[2]
 
 
-def test_a_model_without_its_head_is_one_line(trained, tmp_path):
+def test_a_model_without_its_head_is_one_line(trained, mnist, keras_probabilities, tmp_path):
     _, workdir = trained
     with pytest.raises(InputError, match="no such model"):
-        readers.load_reader(tmp_path / "missing.tflite")
+        load_predictor(tmp_path / "missing.tflite")
     bare = tmp_path / "bare.keras"
     bare.write_bytes((workdir / train.MODEL_FILE).read_bytes())
     with pytest.raises(InputError, match="bare.no_digit.keras: no such no-digit head; run mnist-no-digit"):
-        readers.load_reader(bare)
+        load_predictor(bare)
+    # Where no score is needed (verify), the same file reads as the network alone: its digit score is NaN.
+    probabilities, scores = load_predictor(bare, require_score=False)(mnist.x_test[:5])
+    np.testing.assert_allclose(probabilities, keras_probabilities[:5], atol=1e-5)
+    assert np.isnan(scores).all()
 
 
 def test_evaluate_reports_both_sides(trained, no_digit_head, tmp_path):
@@ -338,7 +343,7 @@ def test_without_fashion_mnist_the_other_kinds_serve_and_the_gap_is_said(trained
     calibration = no_digit_fit.calibration_negatives(40)
     assert calibration.shape == (40, 28, 28) and calibration.dtype == np.uint8
     _, workdir = trained
-    reader = readers.keras_reader(keras_file.load_keras(workdir / train.MODEL_FILE), no_digit_head)
+    reader = keras_predictor(keras_file.load_keras(workdir / train.MODEL_FILE), no_digit_head)
     found = evaluate.no_digit_metrics(reader, mnist.x_test[:200], mnist.y_test[:200], 30, no_digit_head.threshold)
     assert "fashion" not in found["negatives_heldout"] and set(found["negatives_heldout"]) == set(negatives.available())
     assert "fashion: not measured" in evaluate.format_no_digit(found, 200)

@@ -16,7 +16,8 @@ from PIL import Image
 
 from mnist_keras.data import preprocess
 from mnist_keras.errors import InputError
-from mnist_keras.inference import classifiers, litert, predict
+from mnist_keras.inference import litert, predict
+from mnist_keras.inference.predictor import load_predictor
 from tests.conftest import REPO, assert_one_line_error, run_module
 
 N = 200  # test digits per variant
@@ -223,12 +224,12 @@ def test_every_backend_reads_the_same_digit(exported, mnist, keras_probabilities
     for i in range(3):
         Image.fromarray(255 - mnist.x_test[i]).resize((100, 100)).save(tmp_path / f"{i}.png")
         paths.append(tmp_path / f"{i}.png")
-    classify = classifiers.load_classifier(model)
-    records = predict.predict_files(paths, classify, k=3)
+    predictor = load_predictor(model)
+    records = predict.predict_files(paths, predictor, k=3)
     assert [r["digit"] for r in records] == list(mnist.y_test[:3])
     assert [r["file"] for r in records] == [str(p) for p in paths]
-    # The classifier gives probabilities, as the Keras model does, whatever the format.
-    np.testing.assert_allclose(classify(mnist.x_test[:20]), keras_probabilities[:20], atol=1e-5)
+    # The predictor gives probabilities, as the Keras model does, whatever the format.
+    np.testing.assert_allclose(predictor(mnist.x_test[:20])[0], keras_probabilities[:20], atol=1e-5)
 
 
 def test_the_tflite_backend_does_not_import_tensorflow(int8_model, mnist, tmp_path):
@@ -279,7 +280,7 @@ def test_a_tiny_image_is_a_clear_error_not_a_crash():
 def test_the_default_model_missing_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError, match="no such model; run mnist-export first"):
-        predict.load_classifier(predict.DEFAULT_MODEL)
+        predict.open_model(predict.DEFAULT_MODEL)
 
 
 @pytest.mark.parametrize("args, fragment", [
