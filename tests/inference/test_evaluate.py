@@ -13,7 +13,7 @@ from mnist_keras.data import datasets
 from mnist_keras.errors import InputError
 from mnist_keras.inference import evaluate
 from mnist_keras.training import keras_file, metrics, train
-from tests.conftest import assert_no_library_lines, assert_one_line_error, run_module
+from tests.helpers import assert_no_library_lines, assert_one_line_error, run_module
 
 
 def test_metrics_count_what_they_say():
@@ -30,8 +30,8 @@ def test_metrics_count_what_they_say():
 
 
 def test_evaluate_command_prints_and_writes_json(trained, tmp_path):
-    record, workdir = trained
-    result = run_module("mnist_keras.evaluate", f"--model={workdir / train.MODEL_FILE}",
+    record = trained.record
+    result = run_module("mnist_keras.evaluate", f"--model={trained.model_path}",
                         "--test_examples=2000", "--json=metrics.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert_no_library_lines(result)
@@ -49,10 +49,10 @@ def test_evaluate_command_prints_and_writes_json(trained, tmp_path):
 
 
 def test_evaluate_file_returns_the_metrics_of_the_model_file(trained):
-    record, workdir = trained
+    record = trained.record
     dataset = datasets.take(datasets.load(), test_examples=2000)
-    result = evaluate.evaluate_file(workdir / train.MODEL_FILE, dataset)
-    assert result["model"] == str(workdir / train.MODEL_FILE) and result["data"] == dataset.source
+    result = evaluate.evaluate_file(trained.model_path, dataset)
+    assert result["model"] == str(trained.model_path) and result["data"] == dataset.source
     assert result["total"] == 2000 and result["correct"] == record["test"]["correct"]
     assert result["confusion_matrix"] == record["test"]["confusion_matrix"]
 

@@ -16,7 +16,7 @@ import pytest
 
 from mnist_keras.errors import InputError
 from mnist_keras.training import distribute, keras_file, metrics, train
-from tests.conftest import REPO, assert_one_line_error, run_module
+from tests.helpers import REPO, assert_one_line_error, run_module
 
 ARGS = ["--epochs=2", "--train_examples=1280", "--validation_examples=500", "--test_examples=500",
         "--progress=none"]

@@ -17,14 +17,16 @@ import pytest
 from mnist_keras.data import datasets, pipeline
 from mnist_keras.errors import InputError
 from mnist_keras.training import keras_file, metrics, train
-from tests.conftest import REPO, TRAINED_CONFIG, assert_one_line_error, run_module
+from tests.helpers import REPO, TRAINED_CONFIG, assert_one_line_error, run_module
 
 EPOCH_KEYS = ["epoch", "avg_loss", "loss", "accuracy", "val_avg_loss", "val_accuracy", "learning_rate",
               "wall_seconds", "cpu_seconds"]
 
 
 def test_training_learns_and_writes_its_outputs(training_run, mnist):
-    (model, record), workdir = training_run
+    model = training_run.model
+    record = training_run.record
+    workdir = training_run.workdir
     losses = [e["avg_loss"] for e in record["epochs"]]
     assert [e["epoch"] for e in record["epochs"]] == [1, 2, 3]
     assert all(list(e) == EPOCH_KEYS for e in record["epochs"])  # no test_* figures per epoch
@@ -41,7 +43,7 @@ def test_training_learns_and_writes_its_outputs(training_run, mnist):
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
     held_out = TRAINED_CONFIG["validation_examples"]  # the last 2,000 training images
     x_val, y_val = mnist.x_train[-held_out:], mnist.y_train[-held_out:]
-    saved = keras_file.load_keras(workdir / train.MODEL_FILE)
+    saved = keras_file.load_keras(training_run.model_path)
     for ours, theirs in zip(model.get_weights(), saved.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
     assert metrics.evaluate(saved, mnist.x_test[:2000], mnist.y_test[:2000])["correct"] == record["test"]["correct"]
