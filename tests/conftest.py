@@ -14,6 +14,17 @@ import pytest
 from mnist_keras.data import datasets
 from tests.helpers import RUNTIME, TRAINED_CONFIG, Exported, TrainingRun, launch_chromium, start_server, static_server
 
+# Fixtures that cost tens of seconds or start a browser or a server: a test using one is slow.
+SLOW_FIXTURES = {"no_digit_head", "trained", "exported", "browser", "page_url"}
+
+
+def pytest_collection_modifyitems(items):
+    """Marks `slow` every test that pulls in a slow fixture, directly or through another, so that
+    -m "not slow" never pays for the no-digit head, the export or a browser."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def autotune_cache(tmp_path_factory):

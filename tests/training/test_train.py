@@ -106,6 +106,7 @@ def test_a_validation_split_as_large_as_the_training_set_is_refused(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_other_seed_other_run(tmp_path):
     def first_loss(seed, name):
         config = train.Config(epochs=1, train_examples=1000, validation_examples=200, test_examples=200,
@@ -177,6 +178,7 @@ def test_bad_flag_is_one_clear_line(tmp_path, flag, fragment):
     assert not (tmp_path / "saved_models").exists()
 
 
+@pytest.mark.slow
 def test_model_dir_that_is_a_file(tmp_path):
     (tmp_path / "taken").write_text("not a folder")
     with pytest.raises(InputError, match="--model_dir=.*taken: exists and is not a folder"):
@@ -188,6 +190,7 @@ def test_model_dir_that_is_a_file(tmp_path):
 TINY = {"epochs": 1, "train_examples": 300, "validation_examples": 100, "test_examples": 100, "progress": "none"}
 
 
+@pytest.mark.slow
 def test_fresh_run_deletes_only_what_training_wrote(tmp_path):
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "notes.txt").write_text("mine")
@@ -223,6 +226,7 @@ def test_diverged_run_is_an_error_and_leaves_no_model(tmp_path):
     assert history["epochs"][0]["avg_loss"] is None
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_where_it_stopped(tmp_path):
     args = ["--epochs=3", "--train_examples=3000", "--validation_examples=500", "--test_examples=500",
             "--progress=none"]
