@@ -17,6 +17,7 @@ TORCH_VENV = Path("/opt/torchenv/bin/python")
 TORCH_PIPELINE = REPO.parent / "shared" / "peer" / "torch_pipeline.py"
 
 
+@pytest.mark.slow
 def test_accuracy_by_seed_reports_each_run(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "accuracy_by_seed.py"), "--seeds=0,1", "--epochs=1",
@@ -111,6 +112,7 @@ def test_benchmark_with_a_bad_model_is_one_line(exported, tmp_path):
     assert_one_line_error(result, "bad.keras: not a Keras model file")
 
 
+@pytest.mark.slow
 def test_epoch_parts_prints_every_part(tmp_path):
     """A tiny setting, no timing asserted: each part of the step is timed and printed."""
     result = subprocess.run(
@@ -124,6 +126,7 @@ def test_epoch_parts_prints_every_part(tmp_path):
         assert re.search(rf"^{re.escape(part)}.* +[\d.]+ s wall +[\d.]+ CPU-s$", result.stdout, re.M), part
 
 
+@pytest.mark.slow
 def test_settings_sweep_prints_every_setting(tmp_path):
     """A tiny setting, no timing asserted: each candidate is measured and printed, threads in a child."""
     result = subprocess.run(

@@ -65,6 +65,7 @@ def test_our_denylist_holds_saved_model_cli_scans():
     assert theirs and theirs <= saved_model_scan.DENYLIST, theirs - saved_model_scan.DENYLIST
 
 
+@pytest.mark.slow
 def test_a_model_writing_a_file_is_refused_by_verify_before_it_runs(hostile, training_run, tmp_path):
     folder, target = hostile["write_file"]
     result = run_module("mnist_keras.verify", str(folder), f"--model={training_run.model_path}", cwd=tmp_path)

@@ -151,6 +151,7 @@ def test_a_second_report_replaces_the_first_whole(reported, mnist):
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_train_report_flag_writes_the_report(tmp_path):
     result = run_module("mnist_keras.train", "--epochs=1", "--train_examples=640",
                         "--test_examples=200", "--progress=none", "--model_dir=run", "--report",
