@@ -1,19 +1,29 @@
-"""Shared fixtures: the shipped MNIST, a model trained on a slice of it, a CLI runner."""
+"""Shared fixtures: the shipped MNIST, a model trained on a slice of it, its export, a browser.
+
+Helpers (running a command, starting a server, driving a page) live in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
 from mnist_keras.data import datasets
+from tests.helpers import RUNTIME, TRAINED_CONFIG, Exported, TrainingRun, launch_chromium, start_server, static_server
 
-REPO = Path(__file__).resolve().parent.parent
+# Fixtures that cost tens of seconds or start a browser or a server: a test using one is slow.
+SLOW_FIXTURES = {"no_digit_head", "trained", "exported", "browser", "page_url"}
+
+
+def pytest_collection_modifyitems(items):
+    """Marks `slow` every test that pulls in a slow fixture, directly or through another, so that
+    -m "not slow" never pays for the no-digit head, the export or a browser."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,27 +63,21 @@ def mnist() -> datasets.Data:
     return datasets.load()
 
 
-# The trained fixture's settings: 4,000 training images (the first), 2,000 held out for
-# validation (the last of the 60,000), the first 2,000 test images.
-TRAINED_CONFIG = {"epochs": 3, "train_examples": 4000, "validation_examples": 2000, "test_examples": 2000,
-                  "progress": "none"}
-
-
 @pytest.fixture(scope="session")
-def training_run(tmp_path_factory):
-    """A real training run on 4,000 images for 3 epochs (a few seconds): (train.Trained, workdir)."""
+def training_run(tmp_path_factory) -> TrainingRun:
+    """A real training run on 4,000 images for 3 epochs (a few seconds): model, record, workdir."""
     from mnist_keras.training import train
 
     workdir = tmp_path_factory.mktemp("trained")
-    return train.train_and_evaluate(train.Config(**TRAINED_CONFIG), workdir), workdir
+    model, record = train.train_and_evaluate(train.Config(**TRAINED_CONFIG), workdir)
+    return TrainingRun(model, record, workdir)
 
 
 @pytest.fixture(scope="session")
-def trained(training_run, no_digit_head):
-    """The same run as (record, workdir), its files in workdir, with its no-digit head beside the
-    model (so that every export of it finds one); training_run has the model in memory."""
-    result, workdir = training_run
-    return result.record, workdir
+def trained(training_run, no_digit_head) -> TrainingRun:
+    """The same run, with its no-digit head beside the model (so that every export of it finds one).
+    Fitting the head takes longer than the training: tests that need no head use training_run."""
+    return training_run
 
 
 @pytest.fixture(scope="session")
@@ -81,10 +85,9 @@ def no_digit_head(training_run, mnist):
     """The small model's no-digit head (no_digit.py), fitted on fewer pictures and epochs, saved beside it."""
     from mnist_keras.files import sha256_file
     from mnist_keras.inference import no_digit, no_digit_fit
-    from mnist_keras.training import keras_file, train
+    from mnist_keras.training import keras_file
 
-    _, workdir = training_run
-    model_path = workdir / train.MODEL_FILE
+    model_path = training_run.model_path
     model = keras_file.load_keras(model_path)
     settings = no_digit_fit.FitSettings(validation_examples=2000, negatives_count=300, digits_count=3000, epochs=10)
     head = no_digit_fit.fit_head(model, mnist.x_train[:-2000], sha256_file(model_path), settings)
@@ -93,63 +96,61 @@ def no_digit_head(training_run, mnist):
 
 
 @pytest.fixture(scope="session")
-def exported(trained, tmp_path_factory):
-    """export_model on the small trained model, in-process: (summary, folder, model path)."""
+def exported(trained, tmp_path_factory) -> Exported:
+    """export_model on the small trained model, in-process, to every format: summary, folder, model path."""
     from mnist_keras.exporting import steps
-    from mnist_keras.training import train
 
-    _, workdir = trained
     out = tmp_path_factory.mktemp("exported")
     dataset = datasets.take(datasets.load(), test_examples=2000)
-    summary = steps.export_model(workdir / train.MODEL_FILE, out / "serving", out / "export", dataset)
+    summary = steps.export_model(trained.model_path, out / "serving", out / "export", dataset)
     assert not summary.failed and not summary.problems, (summary.format(), summary.problems)
-    return summary, out, workdir / train.MODEL_FILE
+    return Exported(summary, out, trained.model_path)
 
 
 @pytest.fixture(scope="session")
-def keras_probabilities(trained, mnist):
-    """The small trained Keras model's probabilities for the first 1,000 test images."""
+def keras_probabilities(training_run, mnist):
+    """The small trained Keras model's probabilities for the first 1,000 test images (its saved file)."""
     from mnist_keras.inference import classifiers
-    from mnist_keras.training import keras_file, train
+    from mnist_keras.training import keras_file
 
-    _, workdir = trained
-    model = keras_file.load_keras(workdir / train.MODEL_FILE)
+    model = keras_file.load_keras(training_run.model_path)
     return classifiers.softmax(model.predict(datasets.scale_images(mnist.x_test[:1000]), verbose=0))
 
 
-def run_module(module: str, *args: str, cwd: Path, timeout: float = 300,
-               env: dict | None = None) -> subprocess.CompletedProcess:
-    """Runs `python -m module args` as a user would, with this checkout importable."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=str(REPO), **(env or {}))
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+# --- The browser tests' fixtures (the modules call helpers.require_browser first) ----------
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium, one per test module."""
+    yield from launch_chromium()
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str,
-                          only_line: bool = True) -> str:
-    """A user error: non-zero exit, no traceback, and one line naming what is wrong.
-
-    only_line: stderr holds nothing else (the commands hide TensorFlow's own lines); False where
-    other processes' words may come first (a worker of a cluster).
-    """
-    assert result.returncode != 0, result.stdout + result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    if only_line:
-        assert len(lines) == 1, result.stderr
-    last = lines[-1]
-    assert last.startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in last, last
-    return last
+@pytest.fixture(scope="module")
+def page_url(exported):
+    """mnist-serve on the exported SavedModel: its drawing page's address."""
+    process, port = start_server(f"--model_base_path={exported.serving}", cwd=exported.folder)
+    yield f"http://127.0.0.1:{port}/"
+    process.terminate()
+    process.wait(timeout=30)
 
 
-# The lines TensorFlow, absl, LiteRT and the TFLite converter print on their own (issue 27).
-LIBRARY_LINE = re.compile(r"^([IWE]\d{4} |WARNING: All log messages|fully_quantize|INFO: Created TensorFlow Lite"
-                          r"|.*failed call to cuInit)", re.M)
+@pytest.fixture(scope="module")
+def int8_model(exported) -> Path:
+    return exported.export / "mnist_int8.tflite"
 
 
-def assert_no_library_lines(result: subprocess.CompletedProcess) -> None:
-    """A command's output holds only the project's lines: none of TensorFlow's, LiteRT's or the converter's."""
-    found = LIBRARY_LINE.findall(result.stdout + result.stderr)
-    assert not found, result.stdout[-2000:] + result.stderr[-3000:]
+@pytest.fixture(scope="module")
+def web_folder(int8_model, tmp_path_factory) -> Path:
+    """export/web/ written for the int8 model."""
+    from mnist_keras.exporting import web_page
+
+    return web_page.write_web(tmp_path_factory.mktemp("site") / "web", int8_model, RUNTIME)
+
+
+@pytest.fixture(scope="module")
+def site(web_folder):
+    """export/web/ on a plain static file server on 127.0.0.1, as any static host would serve it."""
+    server = static_server(web_folder)
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()

@@ -15,7 +15,7 @@ import tomllib
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 FLAGS = {
     "evaluate": ["model", "json", "negatives", "data_dir", "tfds", "test_examples"],

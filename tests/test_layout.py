@@ -6,9 +6,10 @@ import ast
 import tomllib
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 PACKAGE = REPO / "mnist_keras"
+TESTS = REPO / "tests"
 SHARED = {"cli", "errors", "files"}  # what every package may import from the top level
 COMMANDS = {"train", "evaluate", "export", "verify", "web_export", "no_digit", "predict", "serve", "report"}
 # Which packages each package may import (besides SHARED): the stages run one way.
@@ -148,3 +149,40 @@ def test_commands_stay_thin():
         lines = sum(n.end_lineno - n.lineno + 1 for n in functions)
         assert "cli_main" in {f.name for f in functions}, name
         assert lines <= 80, f"{name}.py: {lines} lines of functions; move the work into a package"
+
+
+def imported_test_modules(tree: ast.Module, package: str) -> set[str]:
+    """The test modules (tests/**/test_*.py, conftest.py) a test file's source imports; package: its own."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            found.update(f"{module}.{a.name}" for a in node.names)  # `from tests.x import test_y`
+            found.add(module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return {m for m in found if m.split(".")[0] == "tests" and m.split(".")[-1].startswith(("test_", "conftest"))}
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in tests/helpers.py, fixtures in conftest.py: a test module imports neither
+    another test module nor a conftest, so that each can be read, moved or run alone."""
+    wrong = []
+    for path in sorted(TESTS.rglob("*.py")):
+        package = module_name(path).rpartition(".")[0] if path.name != "__init__.py" else module_name(path)
+        for module in sorted(imported_test_modules(ast.parse(path.read_text(), str(path)), package)):
+            wrong.append(f"{path.relative_to(REPO)} imports {module}")
+    assert wrong == []
+
+
+def test_an_import_of_a_test_module_is_found():
+    """The check itself, on made-up sources: each way of importing a test module is caught."""
+    cases = {"from tests.serving.test_serve import start_server": {"tests.serving.test_serve"},
+             "from tests.serving import test_serve": {"tests.serving.test_serve"},
+             "import tests.conftest": {"tests.conftest"},
+             "from .test_web_page import Offline": {"tests.exporting.test_web_page"},
+             "from ..conftest import REPO": {"tests.conftest"},
+             "from tests.helpers import start_server": set()}
+    for source, expected in cases.items():
+        assert imported_test_modules(ast.parse(source), "tests.exporting") == expected, source

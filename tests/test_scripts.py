@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, assert_one_line_error
+from tests.helpers import REPO, assert_one_line_error
 
 # torch in a venv of its own (docs/benchmarks.md); where there is none, the benchmark skips the row.
 TORCH_VENV = Path("/opt/torchenv/bin/python")
 TORCH_PIPELINE = REPO.parent / "shared" / "peer" / "torch_pipeline.py"
 
 
+@pytest.mark.slow
 def test_accuracy_by_seed_reports_each_run(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "accuracy_by_seed.py"), "--seeds=0,1", "--epochs=1",
@@ -41,12 +42,13 @@ def run_script(name: str, *args: str, cwd, timeout: float = 300) -> subprocess.C
 
 def test_benchmark_prints_every_row(exported, tmp_path):
     """A tiny setting, no timing asserted: each row is there, with a number in it."""
-    _, out, model_path = exported
+    out = exported.folder
+    model_path = exported.model_path
     torch_python = TORCH_VENV if TORCH_VENV.exists() else Path(sys.executable)  # the project's: no torch
     has_torch = subprocess.run([torch_python, "-c", "import torch"], capture_output=True).returncode == 0
     result = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "benchmark.py"), "--quick", f"--model={model_path}",
-         f"--saved_model={out / 'serving'}", f"--export_dir={out / 'export'}",
+         f"--saved_model={exported.serving}", f"--export_dir={out / 'export'}",
          f"--torch_pipeline={TORCH_PIPELINE}", f"--torch_python={torch_python}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -92,8 +94,8 @@ def test_benchmark_prints_every_row(exported, tmp_path):
 ])
 def test_benchmark_without_a_model_is_one_line(exported, tmp_path, missing, fragment):
     """Checked before the training runs: one line within seconds, not a traceback minutes later."""
-    _, out, model_path = exported
-    paths = {"model": model_path, "saved_model": out / "serving", "export_dir": out / "export",
+    model_path = exported.model_path
+    paths = {"model": model_path, "saved_model": exported.serving, "export_dir": exported.export,
              missing: tmp_path / "nowhere" / "mnist.keras"}
     result = run_script("benchmark.py", "--quick", *[f"--{flag}={path}" for flag, path in paths.items()],
                         cwd=tmp_path, timeout=60)
@@ -102,14 +104,15 @@ def test_benchmark_without_a_model_is_one_line(exported, tmp_path, missing, frag
 
 
 def test_benchmark_with_a_bad_model_is_one_line(exported, tmp_path):
-    _, out, _ = exported
+    out = exported.folder
     (tmp_path / "bad.keras").write_text("not a model")
     result = run_script("benchmark.py", "--quick", f"--model={tmp_path / 'bad.keras'}",
-                        f"--saved_model={out / 'serving'}", f"--export_dir={out / 'export'}", cwd=tmp_path,
+                        f"--saved_model={exported.serving}", f"--export_dir={out / 'export'}", cwd=tmp_path,
                         timeout=60)
     assert_one_line_error(result, "bad.keras: not a Keras model file")
 
 
+@pytest.mark.slow
 def test_epoch_parts_prints_every_part(tmp_path):
     """A tiny setting, no timing asserted: each part of the step is timed and printed."""
     result = subprocess.run(
@@ -123,6 +126,7 @@ def test_epoch_parts_prints_every_part(tmp_path):
         assert re.search(rf"^{re.escape(part)}.* +[\d.]+ s wall +[\d.]+ CPU-s$", result.stdout, re.M), part
 
 
+@pytest.mark.slow
 def test_settings_sweep_prints_every_setting(tmp_path):
     """A tiny setting, no timing asserted: each candidate is measured and printed, threads in a child."""
     result = subprocess.run(

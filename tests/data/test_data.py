@@ -12,7 +12,7 @@ import pytest
 
 from mnist_keras.data import datasets as data
 from mnist_keras.errors import InputError
-from tests.conftest import assert_one_line_error, run_module
+from tests.helpers import assert_one_line_error, run_module
 
 # From the shipped README: the standard MNIST label counts.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

@@ -21,8 +21,8 @@ from mnist_keras.exporting.folders import PARTIAL, partial_path, publish_version
 from mnist_keras.files import sha256_file
 from mnist_keras.inference import litert
 from mnist_keras.inference.no_digit_graph import Network
-from mnist_keras.training import keras_file, train
-from tests.conftest import REPO, assert_no_library_lines, assert_one_line_error, run_module
+from mnist_keras.training import keras_file
+from tests.helpers import REPO, assert_no_library_lines, assert_one_line_error, run_module
 
 TFLITE = list(steps.TFLITE_FORMATS)
 
@@ -36,16 +36,17 @@ def small_test_set():
 
 
 def test_export_writes_every_artifact_and_prints_the_table(exported):
-    summary, out, _ = exported
-    assert sorted(p.name for p in (out / "serving").iterdir()) == ["1", *TF_SERVING_FILES]
-    assert (out / "serving" / "1" / "saved_model.pb").is_file()
-    names = {p.name for p in (out / "export").iterdir()}
+    summary = exported.summary
+    out = exported.folder
+    assert sorted(p.name for p in exported.serving.iterdir()) == ["1", *TF_SERVING_FILES]
+    assert (exported.serving / "1" / "saved_model.pb").is_file()
+    names = {p.name for p in exported.export.iterdir()}
     for fmt in TFLITE:
         assert {f"mnist_{fmt}.tflite", f"mnist_{fmt}.json"} <= names
-    assert (out / "export" / "labels.txt").read_text().split() == [str(c) for c in range(10)]
+    assert (exported.export / "labels.txt").read_text().split() == [str(c) for c in range(10)]
     assert not [p for p in out.rglob("*") if p.name.startswith(PARTIAL)]
     # What the summary says was written is what is there, and nothing else.
-    assert sorted(summary.written) == sorted([out / "serving" / "1", *(out / "export").iterdir()])
+    assert sorted(summary.written) == sorted([exported.serving / "1", *exported.export.iterdir()])
     artifacts = 1 + len(TFLITE) + len(app_models.MODELS)  # SavedModel, the .tflite files, the app models
     assert [r.passed for r in summary.results] == [None] + [True] * artifacts and not summary.failed
     table = summary.format()
@@ -53,7 +54,7 @@ def test_export_writes_every_artifact_and_prints_the_table(exported):
         line = next(line for line in table.splitlines() if line.startswith(row + " "))
         assert "MB" in line or "kB" in line
         assert row == "Keras" or "ok (" in line, line
-    summary = json.loads((out / "export" / "export.json").read_text())
+    summary = json.loads((exported.export / "export.json").read_text())
     assert [a["artifact"] for a in summary["artifacts"]] == \
         ["Keras", "SavedModel", *[f"TFLite {fmt}" for fmt in TFLITE],
          *[f"MediaPipe {name}" for name in app_models.MODELS]]
@@ -61,8 +62,7 @@ def test_export_writes_every_artifact_and_prints_the_table(exported):
 
 
 def test_full_integer_model_is_a_quarter_of_float32(exported):
-    _, out, _ = exported
-    sizes = {fmt: (out / "export" / f"mnist_{fmt}.tflite").stat().st_size for fmt in TFLITE}
+    sizes = {fmt: (exported.export / f"mnist_{fmt}.tflite").stat().st_size for fmt in TFLITE}
     assert sizes["int8"] <= 0.27 * sizes["float32"], sizes
     assert sizes["dynamic_int8"] <= 0.27 * sizes["float32"], sizes
     assert sizes["float16"] <= 0.52 * sizes["float32"], sizes
@@ -71,8 +71,7 @@ def test_full_integer_model_is_a_quarter_of_float32(exported):
 def test_saved_model_serving_signature(exported, mnist, keras_probabilities):
     import tensorflow as tf
 
-    _, out, _ = exported
-    signature = tf.saved_model.load(str(out / "serving" / "1")).signatures["serving_default"]
+    signature = tf.saved_model.load(str(exported.serving / "1")).signatures["serving_default"]
     (inputs,) = signature.structured_input_signature[1].items()
     assert inputs[0] == "images"
     assert inputs[1].dtype == tf.float32 and inputs[1].shape.as_list() == [None, 28, 28, 1]
@@ -89,12 +88,11 @@ def test_saved_model_serving_signature(exported, mnist, keras_probabilities):
 
 
 def test_each_export_adds_a_version_and_keeps_the_older_ones(trained, tmp_path, small_test_set):
-    _, workdir = trained
     serving = tmp_path / "serving"
     (serving / "7").mkdir(parents=True)
     (serving / "7" / "marker").write_text("an older version")
     (serving / "notes").mkdir()
-    summary = steps.export_model(workdir / train.MODEL_FILE, serving, tmp_path / "export", small_test_set,
+    summary = steps.export_model(trained.model_path, serving, tmp_path / "export", small_test_set,
                                   steps.ExportOptions(formats=["savedmodel"]))
     assert summary.written == [serving / "8"] and not summary.failed
     assert sorted(p.name for p in serving.iterdir()) == ["7", "8", *TF_SERVING_FILES, "notes"]
@@ -116,8 +114,7 @@ def test_publish_version_never_replaces_a_version(tmp_path):
 
 @pytest.mark.parametrize("fmt", TFLITE)
 def test_tflite_tensors_and_quantization(exported, fmt):
-    _, out, _ = exported
-    interpreter = litert.load(out / "export" / f"mnist_{fmt}.tflite")
+    interpreter = litert.load(exported.export / f"mnist_{fmt}.tflite")
     (inp,), outp = interpreter.get_input_details(), litert.probabilities_output(interpreter)
     assert list(inp["shape_signature"]) == [-1, 28, 28, 1]
     assert list(outp["shape_signature"]) == [-1, 10]
@@ -142,8 +139,7 @@ def test_tflite_tensors_and_quantization(exported, fmt):
     ("float32", 1e-5, 100.0), ("float16", 5e-3, 99.8), ("dynamic_int8", 5e-2, 99.0),
     ("int8", 5e-2, 99.0)])
 def test_tflite_agrees_with_keras(exported, mnist, keras_probabilities, fmt, atol, min_agreement):
-    _, out, _ = exported
-    probabilities = litert.predict(litert.load(out / "export" / f"mnist_{fmt}.tflite"),
+    probabilities = litert.predict(litert.load(exported.export / f"mnist_{fmt}.tflite"),
                                    mnist.x_test[:1000])
     assert np.abs(probabilities - keras_probabilities).max() <= atol
     agreement = 100 * np.mean(probabilities.argmax(axis=1) == keras_probabilities.argmax(axis=1))
@@ -151,9 +147,9 @@ def test_tflite_agrees_with_keras(exported, mnist, keras_probabilities, fmt, ato
 
 
 def test_json_description_matches_the_file_and_its_accuracy(exported, mnist):
-    _, out, model_path = exported
+    model_path = exported.model_path
     for fmt in TFLITE:
-        path = out / "export" / f"mnist_{fmt}.tflite"
+        path = exported.export / f"mnist_{fmt}.tflite"
         description = json.loads(path.with_suffix(".json").read_text())
         assert description["sha256"] == sha256_file(path)
         assert description["size_bytes"] == path.stat().st_size
@@ -163,14 +159,15 @@ def test_json_description_matches_the_file_and_its_accuracy(exported, mnist):
         classes = litert.predict(litert.load(path), mnist.x_test[:2000]).argmax(axis=1)
         assert description["test_correct"] == int(np.sum(classes == mnist.y_test[:2000]))
         assert description["test_images"] == 2000
-    int8 = json.loads((out / "export" / "mnist_int8.json").read_text())
+    int8 = json.loads((exported.export / "mnist_int8.json").read_text())
     assert int8["input"]["dtype"] == "uint8" and int8["input"]["quantization"]["zero_point"] == 0
 
 
 def test_verify_checks_artifacts_against_keras(exported, mnist):
-    summary, out, model_path = exported
+    summary = exported.summary
+    model_path = exported.model_path
     dataset = datasets.take(mnist, test_examples=2000)
-    results = verify.verify_artifacts(model_path, [out / "export" / "mnist_int8.tflite", out / "serving" / "1"],
+    results = verify.verify_artifacts(model_path, [exported.export / "mnist_int8.tflite", exported.serving / "1"],
                                       dataset)
     assert [r.artifact for r in results] == ["Keras", "TFLite", "SavedModel"]
     assert [r.passed for r in results] == [None, True, True]
@@ -184,8 +181,9 @@ def test_verify_checks_artifacts_against_keras(exported, mnist):
 
 
 def test_verify_command_prints_the_table(exported):
-    _, out, model_path = exported
-    result = run_module("mnist_keras.verify", str(out / "export" / "mnist_int8.tflite"),
+    out = exported.folder
+    model_path = exported.model_path
+    result = run_module("mnist_keras.verify", str(exported.export / "mnist_int8.tflite"),
                         f"--model={model_path}", "--test_examples=300", cwd=out)
     assert result.returncode == 0, result.stderr
     assert_no_library_lines(result)
@@ -195,8 +193,7 @@ def test_verify_command_prints_the_table(exported):
 
 def test_export_command_prints_its_own_lines_only(trained, tmp_path):
     """The converter's and LiteRT's lines hidden, each artifact's line with its time (issue 27)."""
-    _, workdir = trained
-    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}", "--serving_dir=serving",
+    result = run_module("mnist_keras.export", f"--model={trained.model_path}", "--serving_dir=serving",
                         "--export_dir=export", "--formats=savedmodel,int8", "--test_examples=300", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -207,9 +204,8 @@ def test_export_command_prints_its_own_lines_only(trained, tmp_path):
 
 def test_an_artifact_that_misses_its_bar_is_not_kept(trained, mnist, tmp_path):
     """Calibrated on images 50x too faint, the int8 model saturates: it must be discarded."""
-    _, workdir = trained
-    model = keras_file.load_keras(workdir / train.MODEL_FILE)
-    reference = verify.keras_reference(model, workdir / train.MODEL_FILE, datasets.take(mnist, test_examples=500),
+    model = keras_file.load_keras(trained.model_path)
+    reference = verify.keras_reference(model, trained.model_path, datasets.take(mnist, test_examples=500),
                                        max_drop=0.3)[0]
     source = partial_path(tmp_path, "tflite-source", is_dir=True)
     steps.write_saved_model(Network(model), source, outputs="probabilities")
@@ -224,9 +220,8 @@ def test_an_artifact_that_misses_its_bar_is_not_kept(trained, mnist, tmp_path):
 
 
 def test_a_killed_export_leaves_nothing_half_written(trained, tmp_path):
-    _, workdir = trained
     serving, out = tmp_path / "serving", tmp_path / "export"
-    args = [f"--model={workdir / train.MODEL_FILE}", f"--serving_dir={serving}",
+    args = [f"--model={trained.model_path}", f"--serving_dir={serving}",
             f"--export_dir={out}", "--test_examples=500"]
     process = subprocess.Popen([sys.executable, "-m", "mnist_keras.export", *args], cwd=tmp_path,
                                env=dict(os.environ, PYTHONPATH=str(REPO)),
@@ -240,7 +235,7 @@ def test_a_killed_export_leaves_nothing_half_written(trained, tmp_path):
     assert not [p for p in serving.iterdir() if p.name.isdigit()]  # no half-made version
     assert not list(out.glob("*.tflite")) and not list(out.glob("*.json"))
 
-    summary = steps.export_model(workdir / train.MODEL_FILE, serving, out,
+    summary = steps.export_model(trained.model_path, serving, out,
                                  datasets.take(datasets.load(), test_examples=500),
                                  steps.ExportOptions(formats=["savedmodel"]))
     assert not summary.failed
@@ -255,28 +250,28 @@ def _corrupt(path: Path, source: Path, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["truncated", "garbage", "empty"])
 def test_verify_rejects_a_corrupted_tflite(exported, tmp_path, how):
-    _, out, model_path = exported
+    model_path = exported.model_path
     bad = tmp_path / "model.tflite"
-    _corrupt(bad, out / "export" / "mnist_int8.tflite", how)
+    _corrupt(bad, exported.export / "mnist_int8.tflite", how)
     with pytest.raises(InputError, match=f"^{bad}: not a valid TFLite model"):
         verify.check_artifacts(model_path, [bad])
 
 
 def test_verify_command_rejects_a_corrupted_tflite_in_one_line(exported, tmp_path):
-    _, out, model_path = exported
+    model_path = exported.model_path
     bad = tmp_path / "model.tflite"
-    _corrupt(bad, out / "export" / "mnist_int8.tflite", "truncated")
+    _corrupt(bad, exported.export / "mnist_int8.tflite", "truncated")
     result = run_module("mnist_keras.verify", str(bad), f"--model={model_path}", cwd=tmp_path)
     assert_one_line_error(result, str(bad), "not a valid TFLite model")
 
 
 def test_verify_rejects_a_tflite_changed_after_export(exported, tmp_path):
-    _, out, model_path = exported
+    model_path = exported.model_path
     for suffix in [".tflite", ".json"]:
-        source = out / "export" / f"mnist_int8{suffix}"
+        source = exported.export / f"mnist_int8{suffix}"
         (tmp_path / source.name).write_bytes(source.read_bytes())
     replaced = tmp_path / "mnist_int8.tflite"
-    replaced.write_bytes((out / "export" / "mnist_dynamic_int8.tflite").read_bytes())
+    replaced.write_bytes((exported.export / "mnist_dynamic_int8.tflite").read_bytes())
     with pytest.raises(InputError, match=f"^{replaced}: SHA-256 differs"):
         verify.check_artifacts(model_path, [replaced])
 
@@ -293,12 +288,11 @@ BAD_EXPORTS = {
 
 @pytest.mark.parametrize("case", BAD_EXPORTS)
 def test_export_bad_input_is_one_clear_error_and_writes_nothing(trained, tmp_path, mnist, case, monkeypatch):
-    _, workdir = trained
     model, export_dir, formats, fragment = BAD_EXPORTS[case]
     (tmp_path / "notes.txt").write_text("not a model")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InputError) as error:
-        steps.export_model(model or workdir / train.MODEL_FILE, "serving", export_dir, mnist,
+        steps.export_model(model or trained.model_path, "serving", export_dir, mnist,
                            steps.ExportOptions(formats))
     assert fragment in str(error.value) and "\n" not in str(error.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # nothing written
@@ -311,7 +305,7 @@ def test_export_command_bad_input_is_one_line(tmp_path):
 
 
 def test_verify_rejects_a_folder_that_is_not_a_saved_model(exported, tmp_path):
-    _, _, model_path = exported
+    model_path = exported.model_path
     result = run_module("mnist_keras.verify", str(tmp_path), f"--model={model_path}", cwd=tmp_path)
     assert_one_line_error(result, str(tmp_path), "not a SavedModel folder")
 
@@ -341,10 +335,9 @@ def test_a_file_named_like_a_version_is_skipped_not_replaced(tmp_path):
 
 
 def test_a_killed_tflite_export_leaves_only_whole_verified_files(trained, tmp_path):
-    _, workdir = trained
     out = tmp_path / "export"
     process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_keras.export", f"--model={workdir / train.MODEL_FILE}",
+        [sys.executable, "-m", "mnist_keras.export", f"--model={trained.model_path}",
          f"--export_dir={out}", "--formats=float32,float16,int8", "--test_examples=500"],
         cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -366,18 +359,16 @@ def test_a_killed_tflite_export_leaves_only_whole_verified_files(trained, tmp_pa
     (["--max_drop=-1"], "max_drop"),
 ])
 def test_export_bad_flags(trained, tmp_path, args, fragment):
-    _, workdir = trained
-    result = run_module("mnist_keras.export", f"--model={workdir / train.MODEL_FILE}", *args,
+    result = run_module("mnist_keras.export", f"--model={trained.model_path}", *args,
                         cwd=tmp_path)
     assert_one_line_error(result, fragment)
     assert not list(tmp_path.iterdir())
 
 
 def test_an_output_name_taken_by_a_folder_is_refused_before_any_work(trained, tmp_path):
-    _, workdir = trained
     (tmp_path / "export" / "mnist_int8.tflite").mkdir(parents=True)
     with pytest.raises(InputError, match="mnist_int8.tflite: is a folder"):
-        steps.check_outputs(workdir / train.MODEL_FILE, tmp_path / "serving", tmp_path / "export", ["int8"])
+        steps.check_outputs(trained.model_path, tmp_path / "serving", tmp_path / "export", ["int8"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 

@@ -14,7 +14,7 @@ from mnist_keras.data import preprocess
 from mnist_keras.errors import InputError
 from mnist_keras.exporting import app_models, camera_model, mediapipe_check, tflite_metadata
 from mnist_keras.inference.no_digit_graph import Network
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 FILES = ["mnist_float32.tflite", "mnist_float16.tflite", "mnist_dynamic_int8.tflite", "mnist_int8.tflite",
          "mnist_camera.tflite", "mnist_rgb.tflite"]
@@ -23,16 +23,14 @@ SQUARE = (camera_model.SIZE, camera_model.SIZE)
 
 @pytest.fixture(scope="session")
 def small_model(trained):
-    from mnist_keras.training import keras_file, train
+    from mnist_keras.training import keras_file
 
-    _, workdir = trained
-    return keras_file.load_keras(workdir / train.MODEL_FILE)
+    return keras_file.load_keras(trained.model_path)
 
 
 @pytest.mark.parametrize("file", FILES)
 def test_every_exported_tflite_carries_standard_metadata(exported, file):
-    _, out, _ = exported
-    path = out / "export" / file
+    path = exported.export / file
     found = tflite_metadata.read_metadata(path.read_bytes(), file)
     assert found["output"]["labels"] == [str(d) for d in range(10)]
     assert found["output"]["labels_file"] == "labels.txt"
@@ -53,20 +51,18 @@ def test_every_exported_tflite_carries_standard_metadata(exported, file):
 
 
 def test_existing_files_keep_their_28x28x1_tensors(exported):
-    _, out, _ = exported
     from mnist_keras.inference import litert
 
-    interpreter = litert.load(out / "export" / "mnist_int8.tflite")  # refuses anything but [N, 28, 28, 1]
+    interpreter = litert.load(exported.export / "mnist_int8.tflite")  # refuses anything but [N, 28, 28, 1]
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
 
 
 def test_mediapipe_reads_the_camera_model_within_half_a_point_of_keras(exported, mnist, small_model):
-    _, out, _ = exported
     images, labels = mnist.x_test[:1000], mnist.y_test[:1000]
     keras = small_model.predict(images[..., None] / 255.0, verbose=0).argmax(1)
-    digits = mediapipe_check.classify(out / "export" / "mnist_camera.tflite", camera_model.render(images))
+    digits = mediapipe_check.classify(exported.export / "mnist_camera.tflite", camera_model.render(images))
     assert abs(np.mean(digits == labels) - np.mean(keras == labels)) <= 0.005
-    rgb = mediapipe_check.classify(out / "export" / "mnist_rgb.tflite", np.repeat(images[..., None], 3, -1))
+    rgb = mediapipe_check.classify(exported.export / "mnist_rgb.tflite", np.repeat(images[..., None], 3, -1))
     assert abs(np.mean(rgb == labels) - np.mean(keras == labels)) <= 0.005
 
 
@@ -75,9 +71,8 @@ def test_category_name_is_the_digit(exported, mnist):
     from mediapipe.tasks.python import vision
     from mediapipe.tasks.python.core.base_options import BaseOptions
 
-    _, out, _ = exported
     options = vision.ImageClassifierOptions(
-        base_options=BaseOptions(model_asset_path=str(out / "export" / "mnist_camera.tflite")), max_results=10)
+        base_options=BaseOptions(model_asset_path=str(exported.export / "mnist_camera.tflite")), max_results=10)
     with vision.ImageClassifier.create_from_options(options) as classifier:
         image = camera_model.render(mnist.x_test[:1])[0]
         result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=image))
@@ -129,7 +124,6 @@ def test_the_preprocessing_runs_in_xnnpack_as_the_graph_computes_it(mnist):
 
 def test_redrawn_pages_read_as_predict_reads_them(exported, mnist, small_model, tmp_path):
     """Pages as scripts/redrawn_digits.py draws them, squared with paper round the digit."""
-    _, out, _ = exported
     rng = np.random.default_rng(0)
     paths = []
     for i, digit in enumerate(mnist.x_test[:400]):
@@ -141,7 +135,7 @@ def test_redrawn_pages_read_as_predict_reads_them(exported, mnist, small_model, 
                                verbose=0).argmax(1)
     rgb = np.stack([np.asarray(Image.open(p).convert("RGB").resize(SQUARE, Image.Resampling.BILINEAR))
                     for p in paths])
-    digits = mediapipe_check.classify(out / "export" / "mnist_camera.tflite", rgb)
+    digits = mediapipe_check.classify(exported.export / "mnist_camera.tflite", rgb)
     assert abs(np.mean(digits == labels) - np.mean(read == labels)) <= 0.01
 
 
@@ -158,10 +152,9 @@ def test_a_model_mediapipe_refuses_is_not_kept(trained, small_model, mnist, tmp_
 
 
 def test_metadata_that_cannot_be_written_or_read_is_one_line(exported, tmp_path):
-    _, out, _ = exported
     with pytest.raises(InputError, match=r"^bad: cannot write TFLite metadata"):
         tflite_metadata.add_metadata(b"not a model at all, just some bytes", "bad", "d", "1", "p")
-    plain = (out / "export" / "mnist_float32.tflite").read_bytes()
+    plain = (exported.export / "mnist_float32.tflite").read_bytes()
     with pytest.raises(InputError, match=r"^m.tflite: (no TFLITE_METADATA|cannot read TFLite metadata)"):
         tflite_metadata.read_metadata(plain[:len(plain) // 2], "m.tflite")
 
@@ -170,9 +163,7 @@ def test_an_artifact_whose_metadata_or_mediapipe_check_fails_is_dropped_and_the_
         trained, mnist, tmp_path, monkeypatch):
     from mnist_keras.data import datasets
     from mnist_keras.exporting import steps
-    from mnist_keras.training import train
 
-    _, workdir = trained
     embed = tflite_metadata.embed
 
     def refuse_float16(model, name, *args, **kwargs):
@@ -189,7 +180,7 @@ def test_an_artifact_whose_metadata_or_mediapipe_check_fails_is_dropped_and_the_
     out.mkdir()
     for name in ("mnist_float16.tflite", "mnist_float16.json", "mnist_rgb.tflite", "mnist_rgb.json"):
         (out / name).write_bytes(b"an earlier export's file")
-    summary = steps.export_model(workdir / train.MODEL_FILE, None, out, datasets.take(mnist, test_examples=500),
+    summary = steps.export_model(trained.model_path, None, out, datasets.take(mnist, test_examples=500),
                                   steps.ExportOptions(["float32", "float16", "rgb"],
                                                       web_runtime=tmp_path / "no_runtime"))
     assert (out / "mnist_float32.tflite").is_file() and (out / "mnist_float32.json").is_file()

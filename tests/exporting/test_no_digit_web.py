@@ -8,11 +8,12 @@ from PIL import Image
 
 from mnist_keras.data import negatives, templates
 from mnist_keras.inference import litert, no_digit
-from tests.exporting.test_web_page import Offline, browser, int8_model, site, upload, web_folder  # noqa: F401  (fixtures)
-from tests.serving.test_draw_page import SEVEN, draw, page_url  # noqa: F401  (page_url: a fixture)
+from tests.helpers import SEVEN, Offline, draw, require_browser, upload
+
+require_browser(runtime=True)
 
 
-def test_the_page_decides_as_litert_in_python(browser, site, int8_model, mnist, tmp_path):  # noqa: F811
+def test_the_page_decides_as_litert_in_python(browser, site, int8_model, mnist, tmp_path):
     session = Offline(browser, site)
     try:
         session.page.evaluate("window.mnistWeb.ready")
@@ -43,7 +44,7 @@ def test_the_page_decides_as_litert_in_python(browser, site, int8_model, mnist, 
         session.close()
 
 
-def test_the_server_backed_page_shows_no_digit(browser, page_url, mnist, tmp_path):  # noqa: F811
+def test_the_server_backed_page_shows_no_digit(browser, page_url, mnist, tmp_path):
     page = browser.new_page()
     try:
         page.goto(page_url)
@@ -65,7 +66,7 @@ def on_canvas(template: templates.Template) -> list[list[tuple[float, float]]]:
     return [[(40 + 200 * x, 40 + 200 * y) for x, y in stroke] for stroke in template.strokes]
 
 
-def test_drawn_letters_and_shapes_are_decided_as_litert_in_python(browser, site, int8_model):  # noqa: F811
+def test_drawn_letters_and_shapes_are_decided_as_litert_in_python(browser, site, int8_model):
     """An A, an arrow and a tick drawn with the mouse (stroke templates), and a 7: the page decides on
     the very input it gave the model as LiteRT does in Python. (Whether a fully trained model calls
     them no digit: scripts/reading_benchmark.py --page, docs/no_digit.md.)"""

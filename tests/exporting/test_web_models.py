@@ -4,31 +4,18 @@ load time and feeds what it asks for (float32 pixels, RGB pictures for the camer
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from mnist_keras.exporting import web_page
-from tests.exporting.test_web_page import RUNTIME, Offline, launch_chromium, read, shown, static_server, upload
-from tests.serving.test_draw_page import ONE, SEVEN, ZERO, draw
+from tests.helpers import ONE, RUNTIME, SEVEN, ZERO, Offline, draw, read, require_browser, shown, static_server, upload
 
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from launch_chromium()
-
-
-@pytest.fixture(scope="module")
-def int8_model(exported) -> Path:
-    _, out, _ = exported
-    return out / "export" / "mnist_int8.tflite"
+require_browser(runtime=True)
 
 
 def test_the_float32_model_gets_pixels_over_255_and_matches_litert(exported, browser, mnist, tmp_path):
-    _, out, _ = exported
-    model = out / "export" / "mnist_float32.tflite"
+    model = exported.export / "mnist_float32.tflite"
     server = static_server(web_page.write_web(tmp_path / "web", model, RUNTIME))
     session = Offline(browser, f"http://127.0.0.1:{server.server_address[1]}/")
     try:
@@ -63,7 +50,7 @@ def test_the_camera_model_reads_drawn_and_uploaded_digits_in_the_browser(exporte
     from mnist_keras.inference.no_digit_graph import Network
     from mnist_keras.training import keras_file
 
-    _, _, keras_path = exported
+    keras_path = exported.model_path
     export_dir = tmp_path / "export"
     export_dir.mkdir()
     shutil.copy(int8_model, export_dir)

@@ -6,16 +6,14 @@ LiteRT.js, and its answers are checked against LiteRT's in Python on the same in
 
 from __future__ import annotations
 
-import functools
 import http.client
-import http.server
 import json
 import os
 import re
 import shutil
-import threading
+import subprocess
+import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -24,90 +22,24 @@ from PIL import Image
 from mnist_keras.data.preprocess import preprocess
 from mnist_keras.exporting import web_page
 from mnist_keras.files import sha256_file
-from tests.conftest import assert_one_line_error, run_module
-from tests.serving.test_draw_page import ONE, SEVEN, ZERO, draw
-from tests.serving.test_serve import start_server
+from tests.helpers import (
+    ONE,
+    REPO,
+    RUNTIME,
+    SEVEN,
+    ZERO,
+    Offline,
+    assert_one_line_error,
+    draw,
+    read,
+    require_browser,
+    run_module,
+    shown,
+    start_server,
+    upload,
+)
 
-REQUIRED = bool(os.environ.get("MNIST_KERAS_REQUIRE_BROWSER"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-RUNTIME = web_page.default_runtime()
-if not REQUIRED and not shutil.which("chromium"):
-    pytest.skip("Debian's chromium is not installed: apt-get install chromium", allow_module_level=True)
-if not REQUIRED and not (RUNTIME / web_page.RUNTIME_PACKAGE).is_dir():
-    pytest.skip(f"LiteRT.js is not installed: {web_page.SET_UP}", allow_module_level=True)
-from playwright import sync_api as playwright_api  # noqa: E402  (installed by .[dev])
-
-
-@pytest.fixture(scope="module")
-def int8_model(exported) -> Path:
-    _, out, _ = exported
-    return out / "export" / "mnist_int8.tflite"
-
-
-@pytest.fixture(scope="module")
-def web_folder(int8_model, tmp_path_factory) -> Path:
-    return web_page.write_web(tmp_path_factory.mktemp("site") / "web", int8_model, RUNTIME)
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-def static_server(folder: Path) -> http.server.ThreadingHTTPServer:
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-@pytest.fixture(scope="module")
-def site(web_folder):
-    """A plain static file server on 127.0.0.1, as any static host would be."""
-    server = static_server(web_folder)
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-def launch_chromium():
-    """Headless Chromium for a module's tests (a generator, for a fixture to yield from)."""
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from launch_chromium()
-
-
-class Offline:
-    """A browser page whose requests outside its own origin are aborted and recorded."""
-
-    def __init__(self, browser, url: str, init_script: str | None = None):
-        self.origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-        self.foreign: list[str] = []
-        self.requests: list[str] = []
-        self.context = browser.new_context()
-        if init_script:
-            self.context.add_init_script(init_script)
-        self.context.route("**/*", self._route)
-        self.page = self.context.new_page()
-        self.page.goto(url)
-
-    def _route(self, route):
-        url = route.request.url
-        self.requests.append(url)
-        if url.startswith(("data:", "blob:")) or url.startswith(self.origin + "/"):
-            route.continue_()
-        else:
-            self.foreign.append(url)
-            route.abort()
-
-    def close(self):
-        self.context.close()
+require_browser(runtime=True)
 
 
 @pytest.fixture
@@ -117,26 +49,6 @@ def offline(browser, site):
     yield session
     assert session.foreign == [], f"requests left the page's origin: {session.foreign}"
     session.close()
-
-
-def shown(page) -> tuple[str, list[float]]:
-    page.wait_for_function("document.getElementById('prediction').textContent !== ''")
-    page.wait_for_timeout(200)  # strokes made during an inference are read after it
-    return read(page)
-
-
-def read(page) -> tuple[str, list[float]]:
-    """The digit and the bars' probabilities, as the page shows them now."""
-    digit = page.locator("#prediction").text_content()
-    probabilities = page.eval_on_selector_all(".bar", "bars => bars.map(b => Number(b.dataset.probability))")
-    return digit, probabilities
-
-
-def upload(page, path: Path) -> None:
-    page.evaluate("window.mnistWeb.stats.lastInput = null")
-    page.set_input_files("#upload", str(path))
-    page.wait_for_function("window.mnistWeb.stats.lastInput !== null"
-                           " || document.getElementById('status').textContent !== ''")
 
 
 def litert_probabilities(model: Path, inputs: np.ndarray) -> np.ndarray:
@@ -274,11 +186,6 @@ def test_a_digit_drawn_before_page_js_runs_is_kept_and_read(browser, site):
 
 def test_web_benchmark_prints_every_row(web_folder):
     """scripts/web_benchmark.py on the page, one cold load and one digit: every row, no timing asserted."""
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO
-
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "web_benchmark.py"), f"--web_dir={web_folder}",
                              "--loads=1", "--strokes=1"], capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, PYTHONPATH=str(REPO)))
@@ -324,8 +231,8 @@ def test_a_browser_without_webassembly_simd_is_told_so(browser, site):
 
 
 def test_serve_shows_the_page_at_web(exported, web_folder, browser):
-    _, out, _ = exported
-    process, port = start_server(f"--model_base_path={out / 'serving'}", f"--web_dir={web_folder}", cwd=out)
+    out = exported.folder
+    process, port = start_server(f"--model_base_path={exported.serving}", f"--web_dir={web_folder}", cwd=out)
     try:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         connection.request("GET", "/web/model.tflite")
@@ -347,13 +254,13 @@ def test_serve_shows_the_page_at_web(exported, web_folder, browser):
 def test_export_wrote_the_page_with_the_model_meant_for_it(exported):
     """export_model (the fixture) builds export/web/ from what it exported:
     the camera model where export writes one, else the int8 model."""
-    summary, out, _ = exported
-    web = out / "export" / "web"
+    summary = exported.summary
+    web = exported.export / "web"
     assert web in summary.written and not summary.problems
-    expected = next(name for name in web_page.MODELS if (out / "export" / name).is_file())
+    expected = next(name for name in web_page.MODELS if (exported.export / name).is_file())
     description = json.loads((web / "model.json").read_text())
     assert description["source"] == expected
-    assert description["sha256"] == sha256_file(out / "export" / expected)
+    assert description["sha256"] == sha256_file(exported.export / expected)
     expected = web_page.checksums()
     for source, target in web_page.RUNTIME_FILES.items():
         assert sha256_file(web / target) == expected[source]

@@ -12,8 +12,8 @@ import pytest
 from mnist_keras.data import datasets
 from mnist_keras.errors import InputError
 from mnist_keras.inference import evaluate
-from mnist_keras.training import keras_file, metrics, train
-from tests.conftest import assert_no_library_lines, assert_one_line_error, run_module
+from mnist_keras.training import keras_file, metrics
+from tests.helpers import assert_no_library_lines, assert_one_line_error, run_module
 
 
 def test_metrics_count_what_they_say():
@@ -30,8 +30,8 @@ def test_metrics_count_what_they_say():
 
 
 def test_evaluate_command_prints_and_writes_json(trained, tmp_path):
-    record, workdir = trained
-    result = run_module("mnist_keras.evaluate", f"--model={workdir / train.MODEL_FILE}",
+    record = trained.record
+    result = run_module("mnist_keras.evaluate", f"--model={trained.model_path}",
                         "--test_examples=2000", "--json=metrics.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert_no_library_lines(result)
@@ -49,10 +49,10 @@ def test_evaluate_command_prints_and_writes_json(trained, tmp_path):
 
 
 def test_evaluate_file_returns_the_metrics_of_the_model_file(trained):
-    record, workdir = trained
+    record = trained.record
     dataset = datasets.take(datasets.load(), test_examples=2000)
-    result = evaluate.evaluate_file(workdir / train.MODEL_FILE, dataset)
-    assert result["model"] == str(workdir / train.MODEL_FILE) and result["data"] == dataset.source
+    result = evaluate.evaluate_file(trained.model_path, dataset)
+    assert result["model"] == str(trained.model_path) and result["data"] == dataset.source
     assert result["total"] == 2000 and result["correct"] == record["test"]["correct"]
     assert result["confusion_matrix"] == record["test"]["confusion_matrix"]
 
@@ -72,7 +72,7 @@ def _truncated_model(path, source):
     path.write_bytes(source.read_bytes()[:200_000])
 
 
-def _bad_model(case, tmp_path, trained):
+def _bad_model(case, tmp_path, run):
     path = tmp_path / "model.keras"
     if case == "folder":
         path.mkdir()
@@ -81,7 +81,7 @@ def _bad_model(case, tmp_path, trained):
     elif case == "no config":
         _zip_without_config(path)
     elif case == "truncated":
-        _truncated_model(path, trained[1] / train.MODEL_FILE)
+        _truncated_model(path, run.model_path)
     elif case == "broken config":
         _zip_with_broken_config(path)
     elif case == "other model":
@@ -103,8 +103,8 @@ BAD_MODELS = {
 
 
 @pytest.mark.parametrize("case", BAD_MODELS)
-def test_bad_model_is_one_clear_error(trained, tmp_path, case):
-    path = _bad_model(case, tmp_path, trained)
+def test_bad_model_is_one_clear_error(training_run, tmp_path, case):
+    path = _bad_model(case, tmp_path, training_run)
     with pytest.raises(InputError) as error:
         keras_file.load_keras(path)
     message = str(error.value)
@@ -112,9 +112,10 @@ def test_bad_model_is_one_clear_error(trained, tmp_path, case):
 
 
 @pytest.mark.parametrize("case, only_line", [("text", True), ("broken config", False)])
-def test_bad_model_is_one_line_from_the_command(trained, tmp_path, case, only_line):
+@pytest.mark.slow
+def test_bad_model_is_one_line_from_the_command(training_run, tmp_path, case, only_line):
     """Before Keras loads (nothing else on stderr) and after (TensorFlow's notices before it)."""
-    path = _bad_model(case, tmp_path, trained)
+    path = _bad_model(case, tmp_path, training_run)
     result = run_module("mnist_keras.evaluate", f"--model={path}", cwd=tmp_path)
     assert_one_line_error(result, str(path), BAD_MODELS[case], only_line=only_line)
     assert result.returncode == 2
@@ -122,8 +123,8 @@ def test_bad_model_is_one_line_from_the_command(trained, tmp_path, case, only_li
 
 @pytest.mark.parametrize("target, fragment", [("no/such/dir/m.json", "does not exist"),
                                               (".", "is a folder")])
-def test_unwritable_json_fails_before_evaluating(trained, tmp_path, target, fragment):
-    result = run_module("mnist_keras.evaluate", f"--model={trained[1] / train.MODEL_FILE}",
+def test_unwritable_json_fails_before_evaluating(training_run, tmp_path, target, fragment):
+    result = run_module("mnist_keras.evaluate", f"--model={training_run.model_path}",
                         f"--json={target}", cwd=tmp_path)
     assert_one_line_error(result, f"{target}: ", fragment)
     assert "Test accuracy" not in result.stdout

@@ -19,8 +19,8 @@ from mnist_keras.data import datasets, fonts, negatives, preprocess
 from mnist_keras.errors import InputError, NoInk
 from mnist_keras.inference import classifiers, litert, no_digit, no_digit_fit, no_digit_graph, predict
 from mnist_keras.inference.predictor import keras_predictor, load_predictor
-from mnist_keras.training import keras_file, train
-from tests.conftest import REPO, run_module
+from mnist_keras.training import keras_file
+from tests.helpers import REPO, run_module
 
 FASHION = negatives.FASHION_DIR.is_dir()
 
@@ -60,8 +60,7 @@ def test_blank_and_one_colour_pictures_have_no_ink():
 # --- The head ----------------------------------------------------------------------------------
 
 def test_the_head_leaves_the_networks_outputs_bit_identical(trained, no_digit_head, mnist):
-    _, workdir = trained
-    model = keras_file.load_keras(workdir / train.MODEL_FILE)
+    model = keras_file.load_keras(trained.model_path)
     images = datasets.scale_images(mnist.x_test[:64])
     alone = np.asarray(model(images, training=False))
     both, score = no_digit_graph.with_head(model, no_digit_head)([images], training=False)
@@ -70,8 +69,7 @@ def test_the_head_leaves_the_networks_outputs_bit_identical(trained, no_digit_he
 
 
 def test_the_threshold_is_recorded_beside_the_model_and_folded_in(trained, no_digit_head):
-    _, workdir = trained
-    keras_path, json_path = no_digit.head_paths(workdir / train.MODEL_FILE)
+    keras_path, json_path = no_digit.head_paths(trained.model_path)
     assert keras_path.name == "mnist.no_digit.keras" and json_path.name == "mnist.no_digit.json"
     record = json.loads(json_path.read_text())
     assert 0 < record["threshold"] < 1 and record["threshold"] == no_digit_head.threshold
@@ -80,8 +78,7 @@ def test_the_threshold_is_recorded_beside_the_model_and_folded_in(trained, no_di
 
 
 def test_a_head_that_is_missing_or_for_another_model_is_one_line(trained, no_digit_head, tmp_path):
-    _, workdir = trained
-    model_path = workdir / train.MODEL_FILE
+    model_path = trained.model_path
     with pytest.raises(InputError, match="no such no-digit head; run mnist-no-digit"):
         no_digit.load_head(tmp_path / "other.keras")
     with pytest.raises(InputError, match="fitted to another model"):
@@ -110,10 +107,10 @@ def probe_images(mnist):
 
 
 def test_every_format_makes_the_same_decision(exported, probe_images):
-    _, out, model_path = exported
+    model_path = exported.model_path
     reference = no_digit.decide(load_predictor(model_path)(probe_images)[1])
     assert 0.05 < reference.mean() < 0.95  # both answers occur: the agreement below means something
-    files = [out / "serving" / "1"] + sorted((out / "export").glob("mnist_*.tflite"))
+    files = [exported.serving / "1"] + sorted(exported.export.glob("mnist_*.tflite"))
     files = [f for f in files if f.name not in ("mnist_camera.tflite", "mnist_rgb.tflite")]
     assert len(files) == 5
     for path in files:
@@ -124,11 +121,11 @@ def test_every_format_makes_the_same_decision(exported, probe_images):
 
 
 def test_the_rgb_model_decides_as_keras(exported, probe_images):
-    _, out, model_path = exported
+    model_path = exported.model_path
     reference = no_digit.decide(load_predictor(model_path)(probe_images)[1])
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(out / "export" / "mnist_rgb.tflite"))
+    interpreter = Interpreter(model_path=str(exported.export / "mnist_rgb.tflite"))
     runner = interpreter.get_signature_runner()
     scores = []
     for image in probe_images:
@@ -141,14 +138,13 @@ def test_the_rgb_model_decides_as_keras(exported, probe_images):
 # --- What export writes ---------------------------------------------------------------------
 
 def test_export_stores_and_prints_the_threshold(exported, no_digit_head):
-    summary, out, _ = exported
-    export_json = json.loads((out / "export" / "export.json").read_text())
+    export_json = json.loads((exported.export / "export.json").read_text())
     assert export_json["no_digit_threshold"] == no_digit_head.threshold
-    beside = json.loads((out / "export" / "no_digit.json").read_text())
+    beside = json.loads((exported.export / "no_digit.json").read_text())
     assert beside["threshold"] == no_digit_head.threshold
-    in_saved_model = json.loads((out / "serving" / "1" / "assets.extra" / "no_digit.json").read_text())
+    in_saved_model = json.loads((exported.serving / "1" / "assets.extra" / "no_digit.json").read_text())
     assert in_saved_model["threshold"] == no_digit_head.threshold
-    signature = classifiers.load_saved_model(out / "serving" / "1")
+    signature = classifiers.load_saved_model(exported.serving / "1")
     outputs = {k: (v.shape.as_list(), v.dtype.name) for k, v in signature.structured_outputs.items()}
     assert outputs == {"probabilities": ([None, 10], "float32"), "classes": ([None], "int64"),
                        "digit_score": ([None], "float32")}
@@ -156,8 +152,7 @@ def test_export_stores_and_prints_the_threshold(exported, no_digit_head):
 
 @pytest.mark.parametrize("name", ["mnist_float32", "mnist_int8", "mnist_camera"])
 def test_each_tflite_has_the_check_output_with_its_metadata(exported, name):
-    _, out, _ = exported
-    path = out / "export" / f"{name}.tflite"
+    path = exported.export / f"{name}.tflite"
     from mnist_keras.exporting import tflite_metadata
 
     found = tflite_metadata.read_metadata(path.read_bytes(), path.name)
@@ -170,7 +165,6 @@ def test_each_tflite_has_the_check_output_with_its_metadata(exported, name):
 
 
 def test_mediapipe_reads_both_heads_of_the_camera_model(exported, mnist):
-    _, out, _ = exported
     import mediapipe as mp
     from mediapipe.tasks.python import vision
     from mediapipe.tasks.python.core.base_options import BaseOptions
@@ -178,7 +172,7 @@ def test_mediapipe_reads_both_heads_of_the_camera_model(exported, mnist):
     from mnist_keras.exporting import camera_model
 
     options = vision.ImageClassifierOptions(base_options=BaseOptions(
-        model_asset_path=str(out / "export" / "mnist_camera.tflite")), max_results=1)
+        model_asset_path=str(exported.export / "mnist_camera.tflite")), max_results=1)
     frames = np.concatenate([camera_model.render(mnist.x_test[:5]),
                              np.full((1, camera_model.SIZE, camera_model.SIZE, 3), 230, np.uint8)])
     with vision.ImageClassifier.create_from_options(options) as classifier:
@@ -202,11 +196,10 @@ def _blank_files(tmp_path):
 
 
 def test_predict_says_no_digit_for_blank_pictures_and_still_reads_digits(exported, mnist, tmp_path):
-    _, out, _ = exported
     names = _blank_files(tmp_path)
     Image.fromarray(255 - mnist.x_test[0]).resize((100, 100)).save(tmp_path / "seven.png")
     (tmp_path / "bad.png").write_bytes(b"nope")
-    model = out / "export" / "mnist_int8.tflite"
+    model = exported.export / "mnist_int8.tflite"
     result = run_module("mnist_keras.predict", *names, "seven.png", "bad.png", f"--model={model}", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == ["error: bad.png: not an image file (PNG, JPEG, BMP, GIF, ...)"]
@@ -223,7 +216,7 @@ def test_predict_says_no_digit_for_blank_pictures_and_still_reads_digits(exporte
 
 
 def test_predict_reports_the_heads_decision_in_every_format(exported, mnist, tmp_path):
-    _, out, model_path = exported
+    model_path = exported.model_path
     images = {}
     for i in range(3):
         Image.fromarray(255 - mnist.x_test[i]).resize((100, 100)).save(tmp_path / f"{i}.png")
@@ -232,7 +225,7 @@ def test_predict_reports_the_heads_decision_in_every_format(exported, mnist, tmp
     Image.fromarray(texture).save(tmp_path / "texture.png")
     paths = [tmp_path / n for n in [*images, "texture.png"]]
     decisions = []
-    for model in (model_path, out / "serving" / "1", out / "export" / "mnist_float32.tflite"):
+    for model in (model_path, exported.serving / "1", exported.export / "mnist_float32.tflite"):
         records = predict.predict_files(paths, load_predictor(model))
         assert [r["digit"] for r in records[:3]] == list(images.values())
         assert all(isinstance(r["no_digit"], bool) and 0 <= r["digit_score"] <= 1 for r in records)
@@ -245,11 +238,10 @@ def test_predict_reports_the_heads_decision_in_every_format(exported, mnist, tmp
 
 
 def test_a_model_without_its_head_is_one_line(trained, mnist, keras_probabilities, tmp_path):
-    _, workdir = trained
     with pytest.raises(InputError, match="no such model"):
         load_predictor(tmp_path / "missing.tflite")
     bare = tmp_path / "bare.keras"
-    bare.write_bytes((workdir / train.MODEL_FILE).read_bytes())
+    bare.write_bytes(trained.model_path.read_bytes())
     with pytest.raises(InputError, match="bare.no_digit.keras: no such no-digit head; run mnist-no-digit"):
         load_predictor(bare)
     # Where no score is needed (verify), the same file reads as the network alone: its digit score is NaN.
@@ -259,8 +251,7 @@ def test_a_model_without_its_head_is_one_line(trained, mnist, keras_probabilitie
 
 
 def test_evaluate_reports_both_sides(trained, no_digit_head, tmp_path):
-    _, workdir = trained
-    model = workdir / train.MODEL_FILE
+    model = trained.model_path
     result = run_module("mnist_keras.evaluate", f"--model={model}", "--test_examples=500", "--negatives=60",
                         f"--json={tmp_path / 'm.json'}", cwd=REPO)
     assert result.returncode == 0, result.stderr
@@ -283,9 +274,9 @@ def test_rest_grpc_and_draw_give_the_digit_score(exported, mnist):
 
     from mnist_keras.serving import grpc_service, model_manager
     from mnist_keras.serving.config import ServerOptions
-    from tests.serving.test_serve import call, start_server
+    from tests.helpers import call, start_server
 
-    _, out, _ = exported
+    out = exported.folder
     process, port = start_server(f"--model_base_path={out / 'serving'}", cwd=out)
     manager = model_manager.ModelManager("mnist", out / "serving", model_manager.Policy(poll_seconds=0),
                                          log=lambda line: None)
@@ -320,9 +311,8 @@ def test_rest_grpc_and_draw_give_the_digit_score(exported, mnist):
 
 
 def test_the_benchmark_prints_every_kind_and_the_bars(trained, no_digit_head, tmp_path):
-    _, workdir = trained
     result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "no_digit_benchmark.py"), f"--model={workdir / train.MODEL_FILE}",
+        [sys.executable, str(REPO / "scripts" / "no_digit_benchmark.py"), f"--model={trained.model_path}",
          "--negatives=30", "--redrawn=40"], cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)),
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -342,8 +332,7 @@ def test_without_fashion_mnist_the_other_kinds_serve_and_the_gap_is_said(trained
     assert "fashion" not in negatives.available() and str(tmp_path / "absent") in negatives.missing()["fashion"]
     calibration = no_digit_fit.calibration_negatives(40)
     assert calibration.shape == (40, 28, 28) and calibration.dtype == np.uint8
-    _, workdir = trained
-    reader = keras_predictor(keras_file.load_keras(workdir / train.MODEL_FILE), no_digit_head)
+    reader = keras_predictor(keras_file.load_keras(trained.model_path), no_digit_head)
     found = evaluate.no_digit_metrics(reader, mnist.x_test[:200], mnist.y_test[:200], 30, no_digit_head.threshold)
     assert "fashion" not in found["negatives_heldout"] and set(found["negatives_heldout"]) == set(negatives.available())
     assert "fashion: not measured" in evaluate.format_no_digit(found, 200)
@@ -368,8 +357,8 @@ def test_the_reading_benchmark_prints_every_kind_for_every_reader(exported, mnis
     reader and the camera model; the network's MNIST figure is the model's test accuracy."""
     from mnist_keras.training import metrics
 
-    _, out, model_path = exported
-    export = out / "export"
+    model_path = exported.model_path
+    export = exported.export
     web = export / "web"
     page = ["--page", str(web)] if shutil.which("chromium") and (web / "index.html").is_file() else []
     result = subprocess.run(

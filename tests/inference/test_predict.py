@@ -18,7 +18,7 @@ from mnist_keras.data import preprocess
 from mnist_keras.errors import InputError
 from mnist_keras.inference import litert, predict
 from mnist_keras.inference.predictor import load_predictor
-from tests.conftest import REPO, assert_one_line_error, run_module
+from tests.helpers import REPO, assert_one_line_error, run_module
 
 N = 200  # test digits per variant
 
@@ -54,8 +54,7 @@ def _redraw(digit: np.ndarray, variant: str, rng: np.random.Generator) -> Image.
 
 @pytest.fixture(scope="module")
 def int8_model(exported):
-    _, out, _ = exported
-    return out / "export" / "mnist_int8.tflite"
+    return exported.export / "mnist_int8.tflite"
 
 
 def test_an_mnist_digit_comes_back_as_itself(mnist):
@@ -217,9 +216,9 @@ def test_json_and_top_k(mnist, int8_model, tmp_path):
 
 @pytest.mark.parametrize("backend", ["keras", "savedmodel", "float32"])
 def test_every_backend_reads_the_same_digit(exported, mnist, keras_probabilities, tmp_path, backend):
-    _, out, model_path = exported
-    model = {"keras": model_path, "savedmodel": out / "serving" / "1",
-             "float32": out / "export" / "mnist_float32.tflite"}[backend]
+    model_path = exported.model_path
+    model = {"keras": model_path, "savedmodel": exported.serving / "1",
+             "float32": exported.export / "mnist_float32.tflite"}[backend]
     paths = []
     for i in range(3):
         Image.fromarray(255 - mnist.x_test[i]).resize((100, 100)).save(tmp_path / f"{i}.png")

@@ -12,8 +12,7 @@ import pytest
 
 from mnist_keras.errors import InputError
 from mnist_keras.inference import classifiers, saved_model_scan
-from mnist_keras.training import train
-from tests.conftest import run_module
+from tests.helpers import run_module
 
 
 def _hostile_saved_model(folder: Path, side_effect) -> Path:
@@ -66,10 +65,10 @@ def test_our_denylist_holds_saved_model_cli_scans():
     assert theirs and theirs <= saved_model_scan.DENYLIST, theirs - saved_model_scan.DENYLIST
 
 
+@pytest.mark.slow
 def test_a_model_writing_a_file_is_refused_by_verify_before_it_runs(hostile, training_run, tmp_path):
     folder, target = hostile["write_file"]
-    _, workdir = training_run
-    result = run_module("mnist_keras.verify", str(folder), f"--model={workdir / train.MODEL_FILE}", cwd=tmp_path)
+    result = run_module("mnist_keras.verify", str(folder), f"--model={training_run.model_path}", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors == result.stderr.strip().splitlines()[-1:], result.stderr
@@ -116,8 +115,7 @@ def test_trusting_the_model_runs_it_so_the_scan_is_what_stops_it(hostile):
 def test_our_export_passes_though_its_saver_saves_and_restores(exported):
     """Our SavedModel has SaveV2, MergeV2Checkpoints and RestoreV2, in the functions its saver_def
     runs: allowed there, and only because saver_def names them."""
-    _, out, _ = exported
-    version = out / "serving" / "1"
+    version = exported.serving / "1"
     proto = saved_model_scan.read_saved_model(version)
     graph = proto.meta_graphs[0].graph_def
     ops = {node.op for f in graph.library.function for node in f.node_def} | {node.op for node in graph.node}

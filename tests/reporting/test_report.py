@@ -19,7 +19,7 @@ from mnist_keras.inference import classifiers
 from mnist_keras.reporting import figures as report_figures
 from mnist_keras.reporting import page as report
 from mnist_keras.training import keras_file, metrics, train
-from tests.conftest import assert_no_library_lines, assert_one_line_error, run_module
+from tests.helpers import assert_no_library_lines, assert_one_line_error, run_module
 
 FIGURES = report_figures.FIGURES
 
@@ -27,12 +27,11 @@ FIGURES = report_figures.FIGURES
 @pytest.fixture(scope="module")
 def reported(trained, exported, tmp_path_factory):
     """write_report on a copy of the small trained model, with the export table."""
-    _, workdir = trained
-    _, out, _ = exported
+    workdir = trained.workdir
     folder = tmp_path_factory.mktemp("reported")
     for name in (train.MODEL_FILE, train.HISTORY_FILE):
         shutil.copy(workdir / name, folder / name)
-    html_path = report.write_report(folder / train.MODEL_FILE, data.load(), out / "export" / "export.json")
+    html_path = report.write_report(folder / train.MODEL_FILE, data.load(), exported.export / "export.json")
     record = json.loads((html_path.parent / "report.json").read_text())
     return html_path, record, folder
 
@@ -152,6 +151,7 @@ def test_a_second_report_replaces_the_first_whole(reported, mnist):
     assert not [p for p in folder.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_train_report_flag_writes_the_report(tmp_path):
     result = run_module("mnist_keras.train", "--epochs=1", "--train_examples=640",
                         "--test_examples=200", "--progress=none", "--model_dir=run", "--report",
@@ -265,7 +265,7 @@ def test_the_report_names_what_the_curves_were_measured_on(reported, tmp_path, k
 def test_no_curves_and_no_export_table_for_another_model(reported, trained, tmp_path):
     """A history or an export table that describe another model file are left out, and said so."""
     _, _, folder = reported
-    _, workdir = trained
+    workdir = trained.workdir
     shutil.copy(workdir / train.HISTORY_FILE, tmp_path / train.HISTORY_FILE)
     shutil.copy(workdir / train.BEST_FILE, tmp_path / "other.keras")  # not the file the history names
     with open(tmp_path / "other.keras", "ab") as f:

@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import os
-import shutil
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.serving.test_serve import start_server
+from tests.helpers import ONE, SEVEN, ZERO, draw, require_browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-if not shutil.which("chromium") and not os.environ.get("MNIST_KERAS_REQUIRE_BROWSER"):
-    pytest.skip("Debian's chromium is not installed: apt-get install chromium",
-                allow_module_level=True)
-from playwright import sync_api as playwright_api  # noqa: E402  (installed by .[dev])
-
-
-@pytest.fixture(scope="module")
-def page_url(exported):
-    _, out, _ = exported
-    process, port = start_server(f"--model_base_path={out / 'serving'}", cwd=out)
-    yield f"http://127.0.0.1:{port}/"
-    process.terminate()
-    process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+require_browser()
 
 
 @pytest.fixture
@@ -44,17 +19,6 @@ def page(browser, page_url):
     page.close()
 
 
-def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
-    """Mouse strokes in canvas coordinates (0-280), as a person draws them."""
-    box = page.locator("#canvas").bounding_box()
-    for stroke in strokes:
-        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x, box["y"] + y, steps=4)
-        page.mouse.up()
-
-
 def prediction(page) -> tuple[str, list[float]]:
     page.wait_for_function("document.getElementById('prediction').textContent !== ''")
     page.wait_for_timeout(300)  # strokes sent while a request was in flight go out after it
@@ -63,11 +27,6 @@ def prediction(page) -> tuple[str, list[float]]:
     probabilities = [float(bar.get_attribute("data-probability"))
                      for bar in page.locator(".bar").all()]
     return digit, probabilities
-
-
-ZERO = [[(140 + 60 * math.sin(t), 140 - 95 * math.cos(t)) for t in np.linspace(0, 2 * math.pi, 40)]]
-ONE = [[(145, 40), (140, 140), (135, 240)]]
-SEVEN = [[(70, 50), (210, 50), (170, 130), (120, 240)]]
 
 
 @pytest.mark.parametrize("digit, strokes", [("0", ZERO), ("1", ONE), ("7", SEVEN)])

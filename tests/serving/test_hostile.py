@@ -16,9 +16,7 @@ import pytest
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tests.conftest import assert_one_line_error, run_module
-from tests.serving.test_serve import free_port, start_server
-from tests.serving.test_tf_serving import request, scaled
+from tests.helpers import assert_one_line_error, free_port, request, run_module, scaled, start_server
 
 MAX_BODY = 4 * 1024 * 1024  # --max_body_mb=4
 TIMEOUT_S = 3.0  # --rest_api_timeout_in_ms
@@ -29,12 +27,12 @@ LEGAL_BYTES = 1024 * 28 * 28 * 4  # the largest legal request's images: 1,024 (-
 @pytest.fixture(scope="module")
 def hostile_server(exported, tmp_path_factory):
     """The server with a small body limit, a short request deadline and a small connection cap."""
-    _, out, _ = exported
+    out = exported.folder
     log = tmp_path_factory.mktemp("hostile") / "stderr.log"
     grpc_port = free_port()
     with log.open("w") as stderr:
         process, port = start_server(
-            f"--model_base_path={out / 'serving'}", f"--port={grpc_port}", "--max_body_mb=4",
+            f"--model_base_path={exported.serving}", f"--port={grpc_port}", "--max_body_mb=4",
             f"--rest_api_timeout_in_ms={int(TIMEOUT_S * 1000)}", f"--rest_api_max_connections={MAX_CONNECTIONS}",
             cwd=out, stderr=stderr)
     channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")

@@ -5,63 +5,33 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import os
-import re
-import socket
 import subprocess
-import sys
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from mnist_keras.data.datasets import scale_images
-from tests.conftest import REPO, assert_no_library_lines, assert_one_line_error, run_module
+from tests.helpers import (
+    assert_load_script_measures,
+    assert_no_library_lines,
+    assert_one_line_error,
+    call,
+    run_module,
+    start_server,
+)
 
 MAX_INSTANCES = 8
 
 
-def free_port() -> int:
-    """A port free now (REST's 0 means "no REST", as in TF Serving)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(*args: str, cwd: Path, stderr: Any = subprocess.DEVNULL) -> tuple[subprocess.Popen, int]:
-    """`python -m mnist_keras.serve --port 0 --rest_api_port P ...`; returns once it listens, with P."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mnist_keras.serve", "--port=0", f"--rest_api_port={free_port()}", *args], cwd=cwd,
-        env=dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE, stderr=stderr, text=True)
-    lines = [process.stdout.readline() for _ in range(2)]  # "Serving version 1 ... loaded", then where
-    match = re.search(r"at http://127\.0\.0\.1:(\d+)/", lines[-1])
-    line = "".join(lines)
-    if not match:
-        process.kill()
-        raise AssertionError(f"server did not start: {line!r}")
-    return process, int(match.group(1))
-
-
 @pytest.fixture(scope="module")
 def server(exported):
-    _, out, _ = exported
-    process, port = start_server(f"--model_base_path={out / 'serving'}",
+    out = exported.folder
+    process, port = start_server(f"--model_base_path={exported.serving}",
                                  f"--max_instances={MAX_INSTANCES}", "--max_body_mb=1", cwd=out)
     yield port
     process.terminate()
     process.wait(timeout=30)
-
-
-def call(port: int, method: str, path: str, body: bytes | str | None = None) -> tuple[int, dict]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    connection.request(method, path, body.encode() if isinstance(body, str) else body)
-    response = connection.getresponse()
-    payload = json.loads(response.read())
-    connection.close()
-    return response.status, payload
 
 
 def images(mnist, n: int, start: int = 0) -> list:
@@ -203,27 +173,14 @@ def test_serve_bad_arguments(tmp_path, server):
     assert_one_line_error(result, f"127.0.0.1:{server}: cannot listen")
 
 
-def assert_load_script_measures(target: str) -> None:
-    """scripts/load.py against `target` (--url=... or --grpc=...): a row per client count, no errors."""
-    result = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "load.py"), target, "--requests=40", "--clients=1,4", "--warmup=5"],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert result.returncode == 0, result.stdout + result.stderr
-    rows = [line.split() for line in result.stdout.splitlines() if re.match(r"\s+\d+\s+40\s", line)]
-    assert [row[0] for row in rows] == ["1", "4"]
-    for row in rows:
-        assert row[2] == "0" and float(row[3]) > 0 and 0 < float(row[4]) <= float(row[5])
-
-
 def test_load_script_reports_throughput_and_latency(server):
     assert_load_script_measures(f"--url=http://127.0.0.1:{server}/v1/models/mnist:predict")
 
 
 def test_start_up_prints_only_the_servers_own_lines(exported, tmp_path):
     """TensorFlow's start-up lines (absl, oneDNN, cuInit) are hidden; stderr stays empty (issue 27)."""
-    _, out, _ = exported
     with open(tmp_path / "stderr", "w+") as stderr:
-        process, port = start_server(f"--model_base_path={out / 'serving'}", cwd=tmp_path, stderr=stderr)
+        process, port = start_server(f"--model_base_path={exported.serving}", cwd=tmp_path, stderr=stderr)
         try:
             assert call(port, "GET", "/v1/models/mnist")[0] == 200
         finally:

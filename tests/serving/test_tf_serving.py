@@ -8,7 +8,6 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -22,45 +21,28 @@ from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
-    predict_pb2,
     prediction_service_pb2_grpc,
 )
 from tensorflow_serving.config import model_server_config_pb2
 
 from mnist_keras.exporting import serving_files
 from mnist_keras.serving import protos as serving_protos
-from tests.conftest import REPO, assert_one_line_error, run_module
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def request(images: np.ndarray, name: str = "mnist", version: int | None = None, dtype=np.float32,
-            input_name: str = "images") -> predict_pb2.PredictRequest:
-    import tensorflow as tf
-
-    message = predict_pb2.PredictRequest()
-    message.model_spec.name = name
-    message.model_spec.signature_name = "serving_default"
-    if version is not None:
-        message.model_spec.version.value = version
-    message.inputs[input_name].CopyFrom(tf.make_tensor_proto(np.asarray(images, dtype)))
-    return message
-
-
-def scaled(mnist, n: int, start: int = 0) -> np.ndarray:
-    return mnist.x_test[start:start + n, :, :, None].astype(np.float32) / 255.0
-
+from tests.helpers import (
+    REPO,
+    assert_load_script_measures,
+    assert_one_line_error,
+    free_port,
+    request,
+    run_module,
+    scaled,
+)
 
 # --- What export writes --------------------------------------------------------------------
 
 def test_export_writes_configs_that_tf_serving_protos_read(exported):
     import yaml
 
-    base = exported[1] / "serving"
+    base = exported.serving
     config = text_format.Parse((base / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
     (model,) = config.model_config_list.config
     assert (model.name, model.base_path, model.model_platform) == ("mnist", "/models/serving", "tensorflow")
@@ -81,7 +63,7 @@ def test_warmup_requests_are_real_digits_that_the_signature_answers(exported, mn
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    version = exported[1] / "serving" / "1"
+    version = exported.serving / "1"
     records = list(tf.data.TFRecordDataset(str(version / "assets.extra" / "tf_serving_warmup_requests")))
     logs = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in records]
     assert 0 < len(logs) <= 1000
@@ -105,7 +87,7 @@ def tf_server(exported, tmp_path_factory):
     import yaml
 
     base = tmp_path_factory.mktemp("live") / "serving"
-    shutil.copytree(exported[1] / "serving", base)
+    shutil.copytree(exported.serving, base)
     command = yaml.safe_load((base / "compose.yaml").read_text())["services"]["serving"]["command"]
     rest = free_port()
     args = [a.replace("/models/serving", str(base)) for a in command
@@ -261,15 +243,13 @@ def test_a_new_version_goes_live_under_load_and_a_broken_one_is_reported(tf_serv
 
 
 def test_load_script_speaks_grpc(tf_server):
-    from tests.serving.test_serve import assert_load_script_measures
-
     assert_load_script_measures(f"--grpc=127.0.0.1:{tf_server['grpc']}")
 
 
 # --- Flags ----------------------------------------------------------------------------------
 
 def test_unsupported_and_conflicting_flags_are_one_line(tmp_path, exported):
-    base = exported[1] / "serving"
+    base = exported.serving
     result = run_module("mnist_keras.serve", f"--model_base_path={base}", "--ssl_config_file=x", cwd=tmp_path)
     assert_one_line_error(result, "--ssl_config_file", "does not support")
     result = run_module("mnist_keras.serve", f"--model_base_path={base}",
@@ -295,7 +275,7 @@ def test_specific_version_policy_serves_the_named_version(exported, tmp_path):
     from mnist_keras.serving.model_manager import ModelManager, Policy, read_model_config
 
     base = tmp_path / "serving"
-    shutil.copytree(exported[1] / "serving", base)
+    shutil.copytree(exported.serving, base)
     shutil.copytree(base / "1", base / "2")
     (base / "specific.config").write_text(serving_files.model_config_text("mnist", str(base), versions=[1]))
     name, path, specific, latest = read_model_config(base / "specific.config")
@@ -311,7 +291,7 @@ def test_batcher_groups_requests_and_splits_answers_back(exported, mnist):
     from mnist_keras.serving.batching import Batcher, BatchingParameters
     from mnist_keras.serving.model_manager import load_version
 
-    loaded = load_version("mnist", 1, exported[1] / "serving" / "1")
+    loaded = load_version("mnist", 1, exported.serving / "1")
     sizes: list[int] = []
 
     def run(images: np.ndarray) -> dict:

@@ -147,7 +147,7 @@ def test_real_measurement_on_a_tiny_setting_picks_the_faster_it_measured(cache, 
 
 
 def test_training_prints_and_records_the_measured_choice(trained):
-    record, _ = trained
+    record = trained.record
     measured = record["precision_measured"]
     assert record["precision"] == min(measured["figures"], key=lambda name: measured["figures"][name]["cpu"])
     assert set(measured["figures"]) == {"float32", "mixed_bfloat16"}

@@ -16,7 +16,7 @@ import pytest
 
 from mnist_keras.errors import InputError
 from mnist_keras.training import distribute, keras_file, metrics, train
-from tests.conftest import REPO, assert_one_line_error, run_module
+from tests.helpers import REPO, assert_one_line_error, run_module
 
 ARGS = ["--epochs=2", "--train_examples=1280", "--validation_examples=500", "--test_examples=500",
         "--progress=none"]
@@ -75,6 +75,7 @@ def fingerprints(stdout: str) -> list[str]:
     return line.rsplit("fingerprint ", 1)[1].split(", ")
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_cpus_keeps_replicas_identical(mirrored, mnist):
     result, run = mirrored
     assert "Weights: identical on the 2 local replicas" in result.stdout
@@ -90,6 +91,7 @@ def test_mirrored_over_two_cpus_keeps_replicas_identical(mirrored, mnist):
     assert metrics.evaluate(model, mnist.x_test[:500], mnist.y_test[:500])["accuracy"] > 60
 
 
+@pytest.mark.slow
 def test_two_workers_train_to_the_same_weights(multi_worker, mnist):
     outputs, run = multi_worker
     chief, worker = outputs
@@ -109,6 +111,7 @@ def test_two_workers_train_to_the_same_weights(multi_worker, mnist):
     assert not (run / train.BACKUP_DIR).exists()
 
 
+@pytest.mark.slow
 def test_two_workers_compute_what_two_local_replicas_compute(mirrored, multi_worker):
     """The same global batches, split the same way: the same run, to float rounding."""
     _, mirrored_run = mirrored
@@ -161,6 +164,7 @@ def test_auto_chooses_by_what_there_is():
                                 "task": {"type": "chief", "index": 0}})
 
 
+@pytest.mark.slow
 def test_killed_workers_resume_from_the_chief_backup(multi_worker, tmp_path):
     """Both workers SIGKILLed after epoch 1 and started again: the run goes on where it was."""
     _, reference = multi_worker
@@ -183,6 +187,7 @@ def test_killed_workers_resume_from_the_chief_backup(multi_worker, tmp_path):
                                [e["avg_loss"] for e in uninterrupted["epochs"]], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_when_a_worker_dies_the_others_stop_with_one_line(tmp_path):
     processes = start_workers(tmp_path, args=["--epochs=3", "--train_examples=12800",
                                               "--test_examples=500", "--progress=none"])

@@ -17,14 +17,16 @@ import pytest
 from mnist_keras.data import datasets, pipeline
 from mnist_keras.errors import InputError
 from mnist_keras.training import keras_file, metrics, train
-from tests.conftest import REPO, TRAINED_CONFIG, assert_one_line_error, run_module
+from tests.helpers import REPO, TRAINED_CONFIG, assert_one_line_error, run_module
 
 EPOCH_KEYS = ["epoch", "avg_loss", "loss", "accuracy", "val_avg_loss", "val_accuracy", "learning_rate",
               "wall_seconds", "cpu_seconds"]
 
 
 def test_training_learns_and_writes_its_outputs(training_run, mnist):
-    (model, record), workdir = training_run
+    model = training_run.model
+    record = training_run.record
+    workdir = training_run.workdir
     losses = [e["avg_loss"] for e in record["epochs"]]
     assert [e["epoch"] for e in record["epochs"]] == [1, 2, 3]
     assert all(list(e) == EPOCH_KEYS for e in record["epochs"])  # no test_* figures per epoch
@@ -41,7 +43,7 @@ def test_training_learns_and_writes_its_outputs(training_run, mnist):
     assert all(layer.compute_dtype == "float32" for layer in model.layers)
     held_out = TRAINED_CONFIG["validation_examples"]  # the last 2,000 training images
     x_val, y_val = mnist.x_train[-held_out:], mnist.y_train[-held_out:]
-    saved = keras_file.load_keras(workdir / train.MODEL_FILE)
+    saved = keras_file.load_keras(training_run.model_path)
     for ours, theirs in zip(model.get_weights(), saved.get_weights()):
         np.testing.assert_array_equal(ours, theirs)
     assert metrics.evaluate(saved, mnist.x_test[:2000], mnist.y_test[:2000])["correct"] == record["test"]["correct"]
@@ -104,6 +106,7 @@ def test_a_validation_split_as_large_as_the_training_set_is_refused(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_other_seed_other_run(tmp_path):
     def first_loss(seed, name):
         config = train.Config(epochs=1, train_examples=1000, validation_examples=200, test_examples=200,
@@ -175,6 +178,7 @@ def test_bad_flag_is_one_clear_line(tmp_path, flag, fragment):
     assert not (tmp_path / "saved_models").exists()
 
 
+@pytest.mark.slow
 def test_model_dir_that_is_a_file(tmp_path):
     (tmp_path / "taken").write_text("not a folder")
     with pytest.raises(InputError, match="--model_dir=.*taken: exists and is not a folder"):
@@ -186,6 +190,7 @@ def test_model_dir_that_is_a_file(tmp_path):
 TINY = {"epochs": 1, "train_examples": 300, "validation_examples": 100, "test_examples": 100, "progress": "none"}
 
 
+@pytest.mark.slow
 def test_fresh_run_deletes_only_what_training_wrote(tmp_path):
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "notes.txt").write_text("mine")
@@ -221,6 +226,7 @@ def test_diverged_run_is_an_error_and_leaves_no_model(tmp_path):
     assert history["epochs"][0]["avg_loss"] is None
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_where_it_stopped(tmp_path):
     args = ["--epochs=3", "--train_examples=3000", "--validation_examples=500", "--test_examples=500",
             "--progress=none"]
