@@ -17,6 +17,7 @@ inference/saved_model_scan.py) is refused in one line naming the op, unless --tr
 from __future__ import annotations
 
 import math
+import sys
 
 from absl import flags
 
@@ -47,7 +48,8 @@ def main(argv: list[str]) -> None:
     from mnist_keras.data import datasets as data
 
     dataset = data.take(data.load(FLAGS.data_dir, FLAGS.tfds), test_examples=FLAGS.test_examples)
-    results = verify_artifacts(FLAGS.model, argv[1:], dataset, FLAGS.max_drop, FLAGS.trust_model)
+    with cli.Progress(sys.stderr) as progress:  # stdout holds the table alone
+        results = verify_artifacts(FLAGS.model, argv[1:], dataset, FLAGS.max_drop, FLAGS.trust_model, progress)
     print(f"On {len(dataset.y_test)} test images of {printable(dataset.source)}:")
     print(format_table(results))
     failed = [r for r in results if r.passed is False]

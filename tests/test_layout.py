@@ -186,3 +186,33 @@ def test_an_import_of_a_test_module_is_found():
              "from tests.helpers import start_server": set()}
     for source, expected in cases.items():
         assert imported_test_modules(ast.parse(source), "tests.exporting") == expected, source
+
+
+MAX_LINES, MAX_PARAMETERS = 60, 6  # a function fits on a screen and takes few arguments (a config record)
+
+
+def oversized(source: str) -> list[str]:
+    """The functions in `source` longer than MAX_LINES or with more than MAX_PARAMETERS (self aside)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        a = node.args
+        names = [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+        count = len(names) + (a.vararg is not None) + (a.kwarg is not None) - (names[:1] in (["self"], ["cls"]))
+        lines = node.end_lineno - node.lineno + 1
+        if lines > MAX_LINES or count > MAX_PARAMETERS:
+            found.append(f"{node.name}: {lines} lines, {count} parameters")
+    return found
+
+
+def test_no_function_is_too_long_or_takes_too_many_arguments():
+    found = {str(p.relative_to(REPO)): oversized(p.read_text()) for p in sorted(PACKAGE.rglob("*.py"))}
+    assert {path: f for path, f in found.items() if f} == {}
+
+
+def test_an_oversized_function_is_found():
+    wide = "def f(self, a, b, c, d, e, g):\n    pass\n"
+    long = "def g():\n" + "    x = 1\n" * 60
+    assert oversized(wide) == [] and oversized(wide.replace("self", "h")) == ["f: 2 lines, 7 parameters"]
+    assert oversized(long) == ["g: 61 lines, 0 parameters"]

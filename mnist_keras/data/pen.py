@@ -42,11 +42,11 @@ def curve(points, samples: int = 12, closed: bool = False) -> np.ndarray:
     return np.concatenate([out, p[:1] if closed else p[-1:]])
 
 
-def arc(cx: float, cy: float, rx: float, ry: float, start_deg: float, end_deg: float,
+def arc(centre: tuple[float, float], radii: tuple[float, float], start_deg: float, end_deg: float,
         samples: int = 32) -> np.ndarray:
     """An ellipse arc for round parts (loops of 6, 8, 9, 0); 0 degrees is right, 90 is down."""
     angle = np.radians(np.linspace(start_deg, end_deg, samples))
-    return np.stack([cx + rx * np.cos(angle), cy + ry * np.sin(angle)], axis=1)
+    return np.stack([centre[0] + radii[0] * np.cos(angle), centre[1] + radii[1] * np.sin(angle)], axis=1)
 
 
 def path(*pieces) -> np.ndarray:

@@ -239,16 +239,22 @@ def check_artifacts(model_path: str | Path, paths: list[str | Path],
 
 
 def verify_artifacts(model_path: str | Path, paths: list[str | Path], dataset: Data,
-                     max_drop: float = DEFAULT_MAX_DROP, trust: bool = False) -> list[Result]:
+                     max_drop: float = DEFAULT_MAX_DROP, trust: bool = False,
+                     progress: Callable[[str], None] = lambda line: None) -> list[Result]:
     """The Keras model's row, then each artifact's, judged against it on the test split.
 
     Nothing is raised for an artifact that misses its bar: its Result says passed=False. A
     SavedModel with file, network or process ops is refused (InputError) before it runs, unless `trust`.
+    progress: a line per model read, with its time (reading 10,000 images takes seconds each).
     """
     model_path, paths = check_artifacts(model_path, paths, trust)
+    start = time.monotonic()
     reference = keras_reference(keras_file.load_keras(model_path), model_path, dataset, max_drop)[0]
+    progress(f"  {printable(model_path)}: read ({time.monotonic() - start:.0f} s)")
     results = [reference.keras]
     for path in paths:
+        start = time.monotonic()
         quantized = path.is_file() and is_quantized(path)
         results.append(reference.check("SavedModel" if path.is_dir() else "TFLite", path, quantized, trust))
+        progress(f"  {printable(path)}: read ({time.monotonic() - start:.0f} s)")
     return results

@@ -189,6 +189,9 @@ def test_verify_command_prints_the_table(exported):
     assert_no_library_lines(result)
     assert result.stdout.startswith("On 300 test images of ")
     assert [line.split()[0] for line in result.stdout.splitlines()[1:] if "ok (" in line] == ["TFLite"]
+    # Its progress, on stderr: a line per model read, with its time (issue 27).
+    assert re.fullmatch(r"  \S+mnist\.keras: read \(\d+ s\)\n  \S+mnist_int8\.tflite: read \(\d+ s\)\n",
+                        result.stderr), result.stderr
 
 
 def test_export_command_prints_its_own_lines_only(trained, tmp_path):
