@@ -37,14 +37,20 @@ def supports(model: Any) -> bool:
     return set(LAYERS) <= names
 
 
-def stages(network: Network, images: Any) -> dict:
-    """Every stage by name for float images [N, 28, 28, 1]: what the .tflite signature returns."""
+def taps(network: Network) -> Any:
+    """A Keras model: images -> [each of LAYERS, the network's own outputs], sharing its weights."""
     import keras
-    import tensorflow as tf
 
     graph = network.build()
-    taps = keras.Model(graph.inputs, [network.model.get_layer(n).output for n in LAYERS] + list(graph.outputs))
-    values = taps([images], training=False)
+    return keras.Model(graph.inputs, [network.model.get_layer(n).output for n in LAYERS] + list(graph.outputs))
+
+
+def stages(network: Network, images: Any, model: Any = None) -> dict:
+    """Every stage by name for float images [N, 28, 28, 1]: what the .tflite signature returns.
+    model: taps(network), built once (building it inside a traced function would fail)."""
+    import tensorflow as tf
+
+    values = (model or taps(network))([images], training=False)
     result = dict(zip(LAYERS, values[:len(LAYERS)], strict=True))
     scores = values[len(LAYERS)]
     result["probabilities"] = scores if network.ends_in_softmax else tf.nn.softmax(scores)
@@ -60,8 +66,9 @@ def convert(network: Network) -> bytes:
 
     with tempfile.TemporaryDirectory() as folder:
         archive = keras.export.ExportArchive()
-        archive.track(network.build())
-        archive.add_endpoint(name="serving_default", fn=lambda images: stages(network, images),
+        model = taps(network)
+        archive.track(model)
+        archive.add_endpoint(name="serving_default", fn=lambda images: stages(network, images, model),
                              input_signature=[tf.TensorSpec([1, *IMAGE_SHAPE, 1], tf.float32, name="images")])
         archive.write_out(folder, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
