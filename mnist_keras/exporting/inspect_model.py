@@ -99,6 +99,19 @@ def run(model: bytes, images: np.ndarray) -> dict[str, np.ndarray]:
     return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
+def output_names(model: bytes) -> list[str]:
+    """The signature's output names in the order of the model's outputs (how LiteRT.js returns them)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mnist_keras.inference.litert import quiet_stderr
+
+    with quiet_stderr():
+        interpreter = Interpreter(model_content=model)
+    by_index = {index: name for name, index in
+                interpreter._get_full_signature_list()["serving_default"]["outputs"].items()}
+    return [by_index[d["index"]] for d in interpreter.get_output_details()]
+
+
 def verify(model: bytes, network: Network, images: np.ndarray) -> str | None:
     """None when every stage of the .tflite equals Keras' on the images (float [N, 28, 28, 1]); else why not."""
     ours = run(model, images)
@@ -120,5 +133,7 @@ def files(network: Network, images: np.ndarray) -> dict[str, bytes]:
     problem = verify(model, network, images)
     if problem:
         raise InputError(problem)
-    description = {"file": MODEL_FILE, "layers": list(LAYERS), "weights": weights(network.model)}
+    order = [*LAYERS, "probabilities", *([SCORE] if network.head is not None else [])]
+    description = {"file": MODEL_FILE, "outputs": output_names(model), "stages": order,
+                   "weights": weights(network.model)}
     return {MODEL_FILE: model, WEIGHTS_FILE: (json.dumps(description) + "\n").encode()}

@@ -40,7 +40,8 @@ RUNTIME_FILES = {
     "@litertjs/core/wasm/litert_wasm_compat_internal.wasm": "litert/wasm/litert_wasm_compat_internal.wasm",
     "@litertjs/core/package.json": "litert/package.json",
 }
-PAGE_FILES = ("index.html", "page.js", "draw.js", "draw.css")  # draw.*: shared with mnist-serve's page
+# draw.*: shared with mnist-serve's page; preprocess.js: with explain.html (every layer, issue 29)
+PAGE_FILES = ("index.html", "page.js", "draw.js", "draw.css", "preprocess.js", "explain.html", "explain.js")
 SET_UP = "npm ci --prefix web"
 
 
