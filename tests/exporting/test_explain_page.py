@@ -83,3 +83,42 @@ def test_a_clicked_pixel_is_written_out_and_equals_the_map(explained):
         assert sum(pixel["channelSums"]) + pixel["bias"] == pytest.approx(pixel["sum"], abs=1e-5)
         text = page.locator("#explain-pixel").text_content()
         assert f"the model's value: {pixel['value']:.4f}" in text and "+ bias" in text
+
+
+def test_other_layer_widths_show_as_the_model_has_them(int8_model, browser, mnist, tmp_path):
+    """A model with the seed's layer names but other widths (16 and 24 maps, 48 dense units):
+    the page builds its views from the inspection model's shapes, not from the seed's sizes."""
+    import keras
+
+    from mnist_keras.data import datasets
+    from mnist_keras.exporting import web_page
+    from mnist_keras.inference.no_digit_graph import Network
+    from tests.helpers import RUNTIME
+
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((28, 28, 1)),
+                              layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+                              layers.MaxPooling2D(2, name="pool1"),
+                              layers.Conv2D(24, 3, padding="same", activation="relu", name="conv2"),
+                              layers.MaxPooling2D(2, name="pool2"), layers.Flatten(name="flatten"),
+                              layers.Dense(48, activation="relu", name="dense"), layers.Dense(10, name="logits")])
+    extras = inspect_model.files(Network(model), datasets.scale_images(mnist.x_test[:5]))
+    server = static_server(web_page.write_web(tmp_path / "web", int8_model, RUNTIME, extras))
+    session = Offline(browser, f"http://127.0.0.1:{server.server_address[1]}/explain.html")
+    try:
+        page = session.page
+        page.wait_for_function("window.mnistExplain && window.mnistExplain.stats.loadedMs !== null")
+        draw(page, [SEVEN[0]])
+        page.wait_for_function("window.mnistExplain.last.outputs.conv2 !== undefined")
+        assert page.locator('.layer[data-layer="conv1"] .maps canvas').count() == 16
+        assert page.locator('.layer[data-layer="conv2"] .maps canvas').count() == 24
+        assert "(1, 48) channel-last" in page.locator('.layer[data-layer="dense"] h2').text_content()
+        assert "channel-first (1, 24, 7, 7)" in page.locator('.layer[data-layer="pool2"] h2').text_content()
+        page.locator('.layer[data-layer="conv2"] .maps canvas').nth(20).click()
+        pixel = page.evaluate("window.mnistExplain.last.pixel")
+        assert len(pixel["channelSums"]) == 16 and pixel["relu"] == pytest.approx(pixel["value"], abs=1e-4)
+        assert not session.foreign
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
