@@ -303,7 +303,13 @@ def web_step(job: Export) -> None:
     """export/web/: the drawing page running a .tflite this export wrote, in a browser (web_page.py)."""
     if not job.tflite_formats:
         return
-    extras = inspection_files(job)
+    runtime = job.web_runtime or web_page.default_runtime()
+    try:  # the inspection model costs seconds: only for a page that will be written
+        web_page.choose_model(job.export_dir, job.written)
+        will_write = (runtime / web_page.RUNTIME_PACKAGE).is_dir()
+    except FileNotFoundError:
+        will_write = False
+    extras = inspection_files(job) if will_write else {}
     problem = web_page.export_web(job.export_dir, job.web_runtime, candidates=job.written, extras=extras)
     if problem:
         job.problems.append(problem)
