@@ -147,6 +147,7 @@ def main(argv: list[str]) -> None:
             page.wait_for_timeout(300)
         stats = page.evaluate("window.mnistWeb.stats")
         context.close()
+        explain = explain_figures(browser, url) if (folder / "mnist_inspect.tflite").is_file() else []
         cpu = browser_cpu_seconds() - cpu_start
         browser.close()
     wall = time.perf_counter() - started
@@ -174,6 +175,40 @@ def main(argv: list[str]) -> None:
           f"{np.median(first):.0f} ms, {'met' if np.median(first) < FIRST_PREDICTION_AIM_MS else 'missed'}")
     print(f"aim: per-stroke update p95 < {STROKE_P95_AIM_MS} ms: {p95:.1f} ms, "
           f"{'met' if p95 < STROKE_P95_AIM_MS else 'missed'}")
+    print("\n".join(explain))
+
+
+EXPLAIN_LOADS, EXPLAIN_STROKE_P95_AIM_MS, EXPLAIN_FIRST_VIEW_AIM_MS, OCCLUSION_AIM_MS = 7, 30, 1500, 300
+
+
+def explain_figures(browser, url: str) -> list[str]:
+    """explain.html (every layer): navigation to the first view of a 7 drawn at once (median of 7
+    cold loads), per-stroke update of all views (p95) and the occlusion map's time, against the aims."""
+    first, strokes, occlusion = [], [], []
+    for _ in range(EXPLAIN_LOADS):
+        context = offline_context(browser, url)
+        page = context.new_page()
+        page.goto(url + "explain.html", wait_until="commit")
+        page.wait_for_function("window.mnistExplain && window.mnistExplain.ready")
+        page.evaluate("window.mnistExplain.ready")
+        draw(page, SEVEN)
+        page.wait_for_function("window.mnistExplain.stats.occlusionMs !== null", timeout=UNANSWERED_MS)
+        draw(page, ZERO)
+        page.wait_for_timeout(500)
+        stats = page.evaluate("window.mnistExplain.stats")
+        first.append(stats["firstViewMs"])
+        strokes += stats["strokeMs"][1:]
+        occlusion.append(stats["occlusionMs"])
+        context.close()
+    p95 = np.percentile(strokes, 95)
+    verdict = lambda ok: "met" if ok else "missed"  # noqa: E731
+    return [f"explain.html, navigation to first view of a 7: {spread(first)} over {EXPLAIN_LOADS} fresh loads "
+            f"(aim < {EXPLAIN_FIRST_VIEW_AIM_MS} ms: {verdict(np.median(first) < EXPLAIN_FIRST_VIEW_AIM_MS)})",
+            f"explain.html, per stroke, all views updated: median {np.median(strokes):.1f} ms, p95 {p95:.1f} ms "
+            f"over {len(strokes)} updates (aim p95 < {EXPLAIN_STROKE_P95_AIM_MS} ms: "
+            f"{verdict(p95 < EXPLAIN_STROKE_P95_AIM_MS)})",
+            f"explain.html, occlusion map after the pen lifts: {spread(occlusion)} "
+            f"(aim < {OCCLUSION_AIM_MS} ms: {verdict(np.median(occlusion) < OCCLUSION_AIM_MS)})"]
 
 
 PHASES = [("started", "start-up script running at"), ("script", "page.js running at"),

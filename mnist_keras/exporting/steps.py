@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_keras.data.datasets import NUM_CLASSES, Data
+from mnist_keras.data.datasets import NUM_CLASSES, Data, scale_images
 from mnist_keras.errors import InputError, first_line, printable
-from mnist_keras.exporting import app_models, serving_files, tflite_metadata, verify, web_page
+from mnist_keras.exporting import app_models, inspect_model, serving_files, tflite_metadata, verify, web_page
 from mnist_keras.exporting.folders import check_folder, export_lock, partial_path, publish_version
 from mnist_keras.exporting.formats import (
     APP_FORMATS,
@@ -303,11 +303,32 @@ def web_step(job: Export) -> None:
     """export/web/: the drawing page running a .tflite this export wrote, in a browser (web_page.py)."""
     if not job.tflite_formats:
         return
-    problem = web_page.export_web(job.export_dir, job.web_runtime, candidates=job.written)
+    runtime = job.web_runtime or web_page.default_runtime()
+    try:  # the inspection model costs seconds: only for a page that will be written
+        web_page.choose_model(job.export_dir, job.written)
+        will_write = (runtime / web_page.RUNTIME_PACKAGE).is_dir()
+    except FileNotFoundError:
+        will_write = False
+    extras = inspection_files(job) if will_write else {}
+    problem = web_page.export_web(job.export_dir, job.web_runtime, candidates=job.written, extras=extras)
     if problem:
         job.problems.append(problem)
     elif (job.export_dir / "web" / "index.html").is_file():
         job.written.append(job.export_dir / "web")
+
+
+def inspection_files(job: Export) -> dict[str, bytes]:
+    """The explain page's model (every layer by name) and conv weights, verified against Keras on
+    200 test images (inspect_model.py); none for a model without the seed's layers, or one that fails."""
+    if not inspect_model.supports(job.network.model):
+        return {}
+    try:
+        files = inspect_model.files(job.network, scale_images(job.reference.images[:200]))
+    except InputError as e:
+        job.refuse(job.export_dir / "web" / inspect_model.MODEL_FILE, e)
+        return {}
+    job.progress(f"  web/{inspect_model.MODEL_FILE}: ok, every layer equals Keras' ({job.lap():.0f} s)")
+    return files
 
 
 # The steps, in order. Each reads the Export and adds its results and the paths it kept;

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -40,7 +40,8 @@ RUNTIME_FILES = {
     "@litertjs/core/wasm/litert_wasm_compat_internal.wasm": "litert/wasm/litert_wasm_compat_internal.wasm",
     "@litertjs/core/package.json": "litert/package.json",
 }
-PAGE_FILES = ("index.html", "page.js", "draw.js", "draw.css")  # draw.*: shared with mnist-serve's page
+# draw.*: shared with mnist-serve's page; preprocess.js: with explain.html (every layer, issue 29)
+PAGE_FILES = ("index.html", "page.js", "draw.js", "draw.css", "preprocess.js", "explain.html", "explain.js")
 SET_UP = "npm ci --prefix web"
 
 
@@ -122,19 +123,20 @@ def fixed_batch(model: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(tree))
 
 
-def write_web(folder: Path, model: Path, runtime: Path) -> Path:
+def write_web(folder: Path, model: Path, runtime: Path, extras: Mapping[str, bytes] | None = None) -> Path:
     """Builds the page folder beside `folder`, then swaps it in: a reader never sees half of one.
 
     Under the export lock of folder's parent (an export's own, or web_export's), so two never
-    interleave; the partial names are folders.py's, so the next run removes a killed one's."""
+    interleave; the partial names are folders.py's, so the next run removes a killed one's.
+    extras: more files for the folder, by name (export's inspection model for explain.html)."""
     check_runtime(runtime)
     version = json.loads((runtime / RUNTIME_PACKAGE / "package.json").read_text())["version"]
     with export_lock([folder.parent]):
-        _build_and_swap(folder, model, runtime, version)
+        _build_and_swap(folder, model, runtime, version, extras or {})
     return folder
 
 
-def _build_and_swap(folder: Path, model: Path, runtime: Path, version: str) -> None:
+def _build_and_swap(folder: Path, model: Path, runtime: Path, version: str, extras: Mapping[str, bytes]) -> None:
     """The page under a partial name, renamed to `folder`; the old page moved aside first, then removed."""
     partial = partial_path(folder.parent, folder.name, is_dir=True)
     old = partial_path(folder.parent, f"{folder.name}-old", is_dir=True)
@@ -147,6 +149,8 @@ def _build_and_swap(folder: Path, model: Path, runtime: Path, version: str) -> N
         for source, target in RUNTIME_FILES.items():
             (partial / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(runtime / source, partial / target)
+        for name, content in extras.items():
+            (partial / name).write_bytes(content)
         (partial / "model.tflite").write_bytes(fixed_batch(model.read_bytes()))
         description = {"file": "model.tflite", "source": model.name, "sha256": sha256_file(model),
                        **describe_model(model), "runtime": RUNTIME_PACKAGE, "runtime_version": version}
@@ -159,8 +163,8 @@ def _build_and_swap(folder: Path, model: Path, runtime: Path, version: str) -> N
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export_web(export_dir: Path, runtime: Path | None = None,
-               candidates: Collection[Path] | None = None) -> str | None:
+def export_web(export_dir: Path, runtime: Path | None = None, candidates: Collection[Path] | None = None,
+               extras: Mapping[str, bytes] | None = None) -> str | None:
     """What `export` calls: writes export_dir/web and prints one line; returns an error or None.
 
     candidates: the model files the page may use (export passes the ones it just wrote, so an
@@ -172,7 +176,7 @@ def export_web(export_dir: Path, runtime: Path | None = None,
     folder = export_dir / "web"
     try:
         model = choose_model(export_dir, candidates)
-        write_web(folder, model, runtime)
+        write_web(folder, model, runtime, extras)
     except FileNotFoundError as e:
         print(f"  web page: not written: {e}", flush=True)
         return None

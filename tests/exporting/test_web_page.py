@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from mnist_keras.data.preprocess import preprocess
-from mnist_keras.exporting import web_page
+from mnist_keras.exporting import inspect_model, web_page
 from mnist_keras.files import sha256_file
 from tests.helpers import (
     ONE,
@@ -264,6 +264,10 @@ def test_export_wrote_the_page_with_the_model_meant_for_it(exported):
     expected = web_page.checksums()
     for source, target in web_page.RUNTIME_FILES.items():
         assert sha256_file(web / target) == expected[source]
+    # The explain page's inspection model and conv weights, beside it (verified by export against Keras).
+    weights = json.loads((web / inspect_model.WEIGHTS_FILE).read_text())["weights"]
+    assert weights["conv1"]["kernel_shape"] == [3, 3, 1, 32] and len(weights["conv2"]["bias"]) == 64
+    assert (web / inspect_model.MODEL_FILE).stat().st_size > 100_000
 
 
 def test_a_runtime_that_differs_from_the_checksums_is_refused(int8_model, tmp_path, capsys):
