@@ -81,10 +81,15 @@ def remove_partial_files(workdir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def prepare(workdir: Path, config: Config) -> tuple[int, list[dict]]:
-    """Creates workdir (or finds the unfinished run in it): (finished epochs, their history)."""
+def check_folder(workdir: Path) -> None:
+    """A --model_dir that is a file is one line, before the data is loaded (seconds with the written digits)."""
     if workdir.exists() and not workdir.is_dir():
         raise InputError(f"--model_dir={workdir}: exists and is not a folder")
+
+
+def prepare(workdir: Path, config: Config) -> tuple[int, list[dict]]:
+    """Creates workdir (or finds the unfinished run in it): (finished epochs, their history)."""
+    check_folder(workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

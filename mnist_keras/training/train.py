@@ -84,13 +84,15 @@ def prepare(config: Config, workdir: Path) -> Run:
     validate(config)
     tf_config = distribute.read_tf_config()  # a bad TF_CONFIG is one line, before anything
     chief = distribute.is_chief(tf_config)
+    if chief:
+        from mnist_keras.training import run_folder
+
+        run_folder.check_folder(workdir)
     loaded = datasets.load(config.data_dir, config.tfds)
     loaded, x_val, y_val = datasets.hold_out(loaded, config.validation_examples)
     dataset, mixed = with_written_digits(datasets.take(loaded, config.train_examples, config.test_examples), config)
     first_epoch, done = 0, []
     if chief:  # the other workers write nothing: the chief's files are the run's
-        from mnist_keras.training import run_folder
-
         first_epoch, done = run_folder.prepare(workdir, config)
     return Run(config, workdir, chief, dataset, mixed, x_val, y_val, first_epoch, done)
 

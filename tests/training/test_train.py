@@ -178,13 +178,14 @@ def test_bad_flag_is_one_clear_line(tmp_path, flag, fragment):
     assert not (tmp_path / "saved_models").exists()
 
 
-@pytest.mark.slow
-def test_model_dir_that_is_a_file(tmp_path):
+def test_model_dir_that_is_a_file(tmp_path, monkeypatch):
     (tmp_path / "taken").write_text("not a folder")
-    with pytest.raises(InputError, match="--model_dir=.*taken: exists and is not a folder"):
-        train.train_and_evaluate(train.Config(), tmp_path / "taken")
+    with monkeypatch.context() as patch:  # refused before any data is loaded (or written digits made)
+        patch.setattr(train.datasets, "load", lambda *args: pytest.fail("the data was loaded first"))
+        with pytest.raises(InputError, match="--model_dir=.*taken: exists and is not a folder"):
+            train.train_and_evaluate(train.Config(), tmp_path / "taken")
     with pytest.raises(InputError, match="--model_dir=.*taken/sub: cannot create it"):
-        train.train_and_evaluate(train.Config(), tmp_path / "taken" / "sub")
+        train.train_and_evaluate(train.Config(written_share=0), tmp_path / "taken" / "sub")
 
 
 TINY = {"epochs": 1, "train_examples": 300, "validation_examples": 100, "test_examples": 100, "progress": "none"}
