@@ -215,13 +215,14 @@ def to_mnist_pages(pages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return images, no_ink
 
 
-def make(kind: str, split: str, count: int | None = None) -> Negatives:
-    """One kind's split, the same on every run (fixed seeds; the letters also on the same fonts)."""
+def make(kind: str, split: str, count: int | None = None, draw: str = "") -> Negatives:
+    """One kind's split, the same on every run (fixed seeds; the letters also on the same fonts);
+    another `draw` gives other pictures of the same split (fonts, templates, sources)."""
     if kind not in PAGES:
         raise InputError(f"unknown kind of negative {kind!r}; choose from {', '.join(PAGES)}")
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    pages = PAGES[kind](split, count or COUNTS[split], np.random.default_rng(_seed(kind, split)))
+    pages = PAGES[kind](split, count or COUNTS[split], np.random.default_rng(_seed(kind, split + draw)))
     images, no_ink = to_mnist_pages(pages)
     return Negatives(kind, split, images, pages, no_ink)
 
@@ -245,3 +246,36 @@ def available() -> tuple[str, ...]:
 def make_all(split: str, count: int | None = None, kinds: tuple[str, ...] = KINDS) -> dict[str, Negatives]:
     """Every kind's split, by kind."""
     return {kind: make(kind, split, count) for kind in kinds}
+
+
+NO_DIGIT_LABEL = 10  # a training label past the ten digits: "no digit" (training/loop.py's outlier loss)
+# Kinds the network itself is shown in training, as the head's: blank pages are no-ink before any network.
+TRAINING_KINDS = tuple(kind for kind in KINDS if kind != "blank")
+MORE = {"letters": 2}  # the hardest kind to tell from digits (typed letters) is made in larger number
+
+
+def cached(kind: str, split: str, count: int, draw: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """make(kind, split, count, draw)'s (images, no_ink), made once and kept in the cache folder (written.cached)."""
+    from mnist_keras.data import written
+
+    def build() -> dict[str, np.ndarray]:
+        made = make(kind, split, count, draw)
+        return {"images": made.images, "no_ink": made.no_ink}
+
+    arrays = written.cached(("negatives", kind, split, count, None) + ((draw,) if draw else ()), build)
+    return arrays["images"], arrays["no_ink"]
+
+
+def training_negatives(count: int, seed: int = 0) -> np.ndarray:
+    """`count` non-digits with ink for training the network, as many of each available kind
+    (TRAINING_KINDS): other pictures of their "train" splits than the head is fitted on, so the head
+    learns what tells non-digits apart, not the network's answer on the pictures it was shown."""
+    kinds = [kind for kind in available() if kind in TRAINING_KINDS]
+    if not kinds or not count:
+        return np.zeros((0, 28, 28), np.uint8)
+    parts = []
+    for n, kind in enumerate(kinds):
+        want = count // len(kinds) + (n < count % len(kinds))
+        images, no_ink = cached(kind, "train", want + want // 4, draw=f"network{seed}")
+        parts.append(images[~no_ink][:want])
+    return np.concatenate(parts)

@@ -63,8 +63,6 @@ TARGETS = {"digits": TARGET_REJECTED, "redrawn": 2 * TARGET_REJECTED, "typed": 2
 
 
 BATCH = 256  # pictures per step when fitting the head
-# Pictures of the hardest kind to tell from digits (typed letters) are made in larger number.
-MORE = {"letters": 2}
 
 
 def picture_job(job: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -75,12 +73,11 @@ def picture_job(job: tuple) -> tuple[np.ndarray, np.ndarray]:
     family, kind, split, count, source = job
 
     def build() -> dict[str, np.ndarray]:
-        if family == "digits":
-            images = written.make(kind, split, count, source).images
-            return {"images": images, "no_ink": np.zeros(len(images), bool)}
-        made = negatives.make(kind, split, count)
-        return {"images": made.images, "no_ink": made.no_ink}
+        images = written.make(kind, split, count, source).images
+        return {"images": images, "no_ink": np.zeros(len(images), bool)}
 
+    if family == "negatives":
+        return negatives.cached(kind, split, count)
     arrays = written.cached(job, build)
     return arrays["images"], arrays["no_ink"]
 
@@ -120,7 +117,7 @@ def picture_jobs(x_train: np.ndarray, x_validation: np.ndarray, digits_count: in
             count = len(x_validation) // 2 if kind == "redrawn" else max(digits_count // 6, 100)
             jobs[f"validation/{kind}"] = ("digits", kind, "validation", count, held)
     for kind in negatives.available():
-        train = (negatives_count or negatives.COUNTS["train"]) * MORE.get(kind, 1)
+        train = (negatives_count or negatives.COUNTS["train"]) * negatives.MORE.get(kind, 1)
         validation = max(1, negatives_count // 3) if negatives_count else negatives.COUNTS["validation"]
         jobs[f"train/{kind}"] = ("negatives", kind, "train", train, None)
         jobs[f"validation/{kind}"] = ("negatives", kind, "validation", validation, None)

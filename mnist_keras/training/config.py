@@ -40,6 +40,7 @@ class Config:
     train_examples: int = 0
     written_share: float = 0.18
     reshape_share: float = 0.5
+    negative_share: float = 0.0
     validation_examples: int = 5000
     test_examples: int = 0
     jit_compile: str = "auto"
@@ -69,6 +70,8 @@ def validate(config: Config) -> None:
         raise InputError(f"--written_share={config.written_share}: must be between 0 and 1")
     if not 0 <= config.reshape_share <= 1:
         raise InputError(f"--reshape_share={config.reshape_share}: must be between 0 and 1")
+    if not 0 <= config.negative_share <= 1:
+        raise InputError(f"--negative_share={config.negative_share}: must be between 0 and 1")
     if config.cpu_replicas < 1:
         raise InputError(f"--cpu_replicas={config.cpu_replicas}: must be at least 1")
     if config.lr_schedule not in LR_SCHEDULES:

@@ -28,6 +28,24 @@ class Schedule:
     jit: bool
 
 
+# Outlier exposure (Hendrycks et al., 2019): a non-digit's loss is how far its softmax is from the
+# uniform distribution, weighted so; the network learns features on which non-digits read as no
+# digit in particular, which the no-digit head then tells apart better (docs/no_digit.md).
+OUTLIER_WEIGHT = 0.5
+NUM_CLASSES = 10
+
+
+def from_uniform(logits: Any) -> Any:
+    """KL(uniform || softmax(logits)) per example: 0 when the ten logits are equal, more the more one
+    stands out. (The cross-entropy from uniform less its least value, log 10: the epoch's loss stays
+    comparable to the digits' own.)"""
+    import math
+
+    import tensorflow as tf
+
+    return tf.reduce_logsumexp(logits, axis=1) - tf.reduce_mean(logits, axis=1) - math.log(NUM_CLASSES)
+
+
 def make_train_steps(strategy: Any, model: Any, jit: bool) -> Callable:
     """A tf.function that runs n training steps on every replica; returns their sums.
 
@@ -42,13 +60,16 @@ def make_train_steps(strategy: Any, model: Any, jit: bool) -> Callable:
     optimizer = model.optimizer
 
     def gradients(images, labels):
+        digit = labels < NUM_CLASSES  # the others are non-digits (negatives.NO_DIGIT_LABEL)
         with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
-            loss = tf.nn.compute_average_loss(per_example)
-        correct = tf.reduce_sum(tf.cast(
+            logits = tf.cast(model(images, training=True), tf.float32)
+            per_digit = keras.losses.sparse_categorical_crossentropy(
+                tf.minimum(labels, NUM_CLASSES - 1), logits, from_logits=True)
+            loss = tf.nn.compute_average_loss(tf.where(digit, per_digit, OUTLIER_WEIGHT * from_uniform(logits)))
+        digits = tf.cast(digit, tf.float32)
+        correct = tf.reduce_sum(digits * tf.cast(
             tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels), tf.float32))
-        sums = tf.stack([loss, tf.reduce_sum(per_example), correct, tf.cast(tf.size(labels), tf.float32)])
+        sums = tf.stack([loss, tf.reduce_sum(digits * per_digit), correct, tf.reduce_sum(digits)])
         return tape.gradient(loss, model.trainable_variables), sums
 
     if jit:  # nested only under XLA, which compiles it; without XLA the nesting costs time (docs/benchmarks.md)

@@ -48,6 +48,7 @@ class Run:
     chief: bool  # writes the run's files; the other workers write nothing
     dataset: datasets.Data  # training (with the digits in other styles) and test pictures
     mixed: int  # how many of the training pictures are digits in other styles
+    non_digits: int  # and how many are non-digits (outlier exposure)
     x_val: np.ndarray
     y_val: np.ndarray
     first_epoch: int  # of a resumed run, the epochs done
@@ -90,11 +91,12 @@ def prepare(config: Config, workdir: Path) -> Run:
         run_folder.check_folder(workdir)
     loaded = datasets.load(config.data_dir, config.tfds)
     loaded, x_val, y_val = datasets.hold_out(loaded, config.validation_examples)
-    dataset, mixed = with_written_digits(datasets.take(loaded, config.train_examples, config.test_examples), config)
+    dataset, mixed, non_digits = with_written_digits(
+        datasets.take(loaded, config.train_examples, config.test_examples), config)
     first_epoch, done = 0, []
     if chief:  # the other workers write nothing: the chief's files are the run's
         first_epoch, done = run_folder.prepare(workdir, config)
-    return Run(config, workdir, chief, dataset, mixed, x_val, y_val, first_epoch, done)
+    return Run(config, workdir, chief, dataset, mixed, non_digits, x_val, y_val, first_epoch, done)
 
 
 def place(run: Run) -> None:
@@ -119,7 +121,8 @@ def place(run: Run) -> None:
         "settings": dataclasses.asdict(config),
         "data": run.dataset.source,
         "written_digits": run.mixed,
-        "train_examples": len(run.dataset.x_train) - run.mixed,  # MNIST's; written_digits besides
+        "non_digits": run.non_digits,
+        "train_examples": len(run.dataset.x_train) - run.mixed - run.non_digits,  # MNIST's; the others besides
         "validation_examples": len(run.x_val),
         "test_examples": len(run.dataset.x_test),
         "steps_per_epoch": run.steps,
@@ -154,7 +157,7 @@ def print_plan(run: Run) -> None:
     n = len(run.x_val)
     held_out = (f"{n} validation (the last {n} training images)" if n
                 else "no validation (--validation_examples=0: no per-epoch validation, no best.keras)")
-    print(f"Data: {run.dataset.source}: {len(run.dataset.x_train)} training{mixed_note(run.mixed, config)}, "
+    print(f"Data: {run.dataset.source}: {len(run.dataset.x_train)} training{mixed_note(run, config)}, "
           f"{held_out} and {len(run.dataset.x_test)} test images, {run.steps} batches of {run.global_batch} "
           "per epoch")
 
@@ -257,24 +260,29 @@ def compare_replicas(placement: distribute.Placement, prints: list[str]) -> None
           f"fingerprint {', '.join(sorted(set(prints)))}")
 
 
-def with_written_digits(dataset: datasets.Data, config: Config) -> tuple[datasets.Data, int]:
+def with_written_digits(dataset: datasets.Data, config: Config) -> tuple[datasets.Data, int, int]:
     """The shipped MNIST's training images plus config.written_share as many digits in other styles
-    (typed, drawn, reshaped): the network then reads people better. Other data sources train as they are."""
+    (typed, drawn, reshaped), and config.negative_share as many non-digits labelled NO_DIGIT_LABEL:
+    the network then reads people better, and answers non-digits with no digit in particular.
+    Other data sources train as they are. Returns the data, and how many of each were added."""
     count = round(config.written_share * len(dataset.x_train))
     if not count or dataset.source != datasets.SHIPPED_SOURCE:
-        return dataset, 0
-    from mnist_keras.data import written
+        return dataset, 0, 0
+    from mnist_keras.data import negatives, written
 
     extra = written.cached_training_digits(count, (dataset.x_train, dataset.y_train), config.seed)
-    x_train = np.concatenate([dataset.x_train, extra.images])
-    y_train = np.concatenate([dataset.y_train, extra.labels])
-    return dataset._replace(x_train=x_train, y_train=y_train), len(extra.images)
+    others = negatives.training_negatives(round(config.negative_share * len(dataset.x_train)), config.seed)
+    x_train = np.concatenate([dataset.x_train, extra.images, others])
+    y_train = np.concatenate([dataset.y_train, extra.labels,
+                              np.full(len(others), negatives.NO_DIGIT_LABEL, dataset.y_train.dtype)])
+    return dataset._replace(x_train=x_train, y_train=y_train), len(extra.images), len(others)
 
 
-def mixed_note(mixed: int, config: Config) -> str:
+def mixed_note(run: Run, config: Config) -> str:
     """What the training images are, for the Data: line."""
-    if mixed:
-        reshaped = f", and {config.reshape_share:.0%} of each batch reshaped afresh" if config.reshape_share else ""
-        return (f" ({mixed} of them digits in other styles: typed, drawn, reshaped{reshaped}; "
+    if run.mixed:
+        others = f"; {run.non_digits} non-digits, taught to read as no digit in particular" if run.non_digits else ""
+        reshaped = f"; {config.reshape_share:.0%} of each batch reshaped afresh" if config.reshape_share else ""
+        return (f" ({run.mixed} of them digits in other styles: typed, drawn, reshaped{others}{reshaped}; "
                 "--written_share=0 for MNIST alone)")
     return " (MNIST alone)" if not config.written_share else " (no digits in other styles with this data)"

@@ -89,3 +89,16 @@ def test_drawn_non_digits_are_held_out_by_template_and_digit_like_letters_apart(
     assert kinds["heldout"] - kinds["train"]  # whole kinds of shape never fitted on
     letters = {t.label for t in templates.letter_templates("train")}
     assert "A" in letters and not letters & templates.DIGIT_LIKE_LETTERS
+
+
+def test_training_non_digits_come_from_every_kind_but_not_the_heads_pictures(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNIST_KERAS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(negatives, "COUNTS", {**negatives.COUNTS, "train": 30})  # the head's pictures, fewer
+    made = negatives.training_negatives(25)
+    kinds = [kind for kind in negatives.available() if kind != "blank"]
+    assert made.shape == (25, 28, 28) and made.dtype == np.uint8
+    assert made.reshape(25, -1).max(axis=1).min() > 0  # every one has ink
+    heads = np.concatenate([negatives.cached(kind, "train", 30)[0] for kind in kinds])
+    assert not any((heads == image).all(axis=(1, 2)).any() for image in made)  # other pictures than the head's
+    np.testing.assert_array_equal(made, negatives.training_negatives(25))  # the same every run
+    assert negatives.training_negatives(0).shape == (0, 28, 28)

@@ -126,3 +126,31 @@ def test_fused_adam_updates_as_keras_adam_does(mnist):
     trained.optimizer.build(trained.trainable_variables)
     grads = [tf.zeros_like(v) for v in trained.trainable_variables]
     assert "ResourceApplyAdam" in kernels(trained)
+
+
+def test_non_digits_are_taught_to_read_as_no_digit_in_particular(mnist):
+    """Outlier exposure: a batch of non-digits (negatives.NO_DIGIT_LABEL) moves the logits towards
+    equal (cross-entropy to uniform), and counts in neither the digits' loss nor their accuracy."""
+    import tensorflow as tf
+
+    from mnist_keras.data import negatives
+    from mnist_keras.training import loop
+
+    keras.utils.set_random_seed(0)
+    model = model_lib.build_model()
+    model_lib.compile_model(model, 1e-3, False)
+    model.optimizer.build(model.trainable_variables)
+    images = datasets.scale_images(mnist.x_train[:64])
+    steps = loop.make_train_steps(tf.distribute.get_strategy(), model, jit=False)
+
+    def train(labels: np.ndarray) -> np.ndarray:
+        return steps(iter(tf.data.Dataset.from_tensors((images, labels)).repeat()), tf.constant(20)).numpy()
+
+    def divergence() -> float:  # KL(uniform || softmax), averaged: 0 when all ten logits are equal
+        return float(np.mean(loop.from_uniform(model(images, training=False))))
+
+    train(mnist.y_train[:64].astype(np.int32))  # confident on these as digits first
+    before = divergence()
+    sums = train(np.full(64, negatives.NO_DIGIT_LABEL, np.int32))
+    assert before > 1.0 and divergence() < before / 4, (before, divergence())
+    assert sums[1:].tolist() == [0.0, 0.0, 0.0]  # no digit's loss, correct answer or count

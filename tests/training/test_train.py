@@ -32,6 +32,7 @@ def test_training_learns_and_writes_its_outputs(training_run, mnist):
     assert all(list(e) == EPOCH_KEYS for e in record["epochs"])  # no test_* figures per epoch
     assert losses[0] > losses[1] > losses[2], losses
     assert record["written_digits"] == 720  # 18% as many digits in other styles (written.py) beside them
+    assert record["non_digits"] == 0  # none by default (--negative_share)
     assert record["steps_per_epoch"] == 74  # ceil((4000 + 720) / 64)
     assert (record["train_examples"], record["validation_examples"], record["test_examples"]) == (4000, 2000, 2000)
     assert record["test"]["total"] == 2000 and record["test"]["accuracy"] >= 90.0, record["test"]
@@ -129,6 +130,16 @@ def test_written_digits_join_the_shipped_mnist_only(tmp_path, capsys, monkeypatc
     _, record = train.train_and_evaluate(config, tmp_path)
     assert record["written_digits"] == 0 and record["steps_per_epoch"] == 5
     assert "300 training (no digits in other styles with this data)" in capsys.readouterr().out
+
+
+def test_non_digits_join_with_negative_share_and_the_log_says_so(tmp_path, capsys):
+    config = train.Config(epochs=1, train_examples=300, validation_examples=100, test_examples=100,
+                          negative_share=0.1, progress="none")
+    _, record = train.train_and_evaluate(config, tmp_path)
+    assert (record["written_digits"], record["non_digits"], record["train_examples"]) == (54, 30, 300)
+    assert record["steps_per_epoch"] == 6  # ceil((300 + 54 + 30) / 64)
+    assert "384 training (54 of them digits in other styles: typed, drawn, reshaped; 30 non-digits, taught to " \
+           "read as no digit in particular; 50% of each batch reshaped afresh;" in capsys.readouterr().out
 
 
 def test_whole_training_on_tfds_mock_data(tmp_path, monkeypatch):
