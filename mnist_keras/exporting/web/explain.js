@@ -48,7 +48,7 @@ function views() {  // [{ name, kind, shape, of? }] in the page's order
   const result = [];
   meta.stages.forEach((name, at) => {
     const shape = shapeOf(name), following = meta.stages[at + 1];
-    const kind = name === PROBABILITIES ? "bars" : shape.length === 4 ? "maps" : "cells";
+    const kind = name === PROBABILITIES ? "bars" : shape.length === 4 ? "maps" : "cells";  // cells: [1, N] or [1]
     result.push({ name, kind, shape });
     if (shape.length === 4 && following && shapeOf(following).length === 2) {  // what the dense layer reads
       result.push({ name: `${name}-flattened`, kind: "flat", of: name,
@@ -83,11 +83,11 @@ function buildViews() {
       (view.kind === "flat" ? `<p class="hint">${flatNote(view)}</p>` : "") + `<div class="${view.kind}"></div>`;
     const holder = box.lastElementChild;
     if (view.kind === "bars") {
-      addBars(holder, view.shape[view.shape.length - 1]);
+      addBars(holder, view.shape.at(-1));
       for (const bar of holder.children) { bar.addEventListener("click", () => pick(Number(bar.dataset.digit))); }
     } else {
       const [count, width, height] = view.kind === "maps" ? [view.shape[3], view.shape[2], view.shape[1]]
-        : view.kind === "flat" ? [1, view.source[3], view.source[1] * view.source[2]] : [1, view.shape[1], 1];
+        : view.kind === "flat" ? [1, view.source[3], view.source[1] * view.source[2]] : [1, view.shape.at(-1), 1];
       for (let c = 0; c < count; c++) {
         const map = Object.assign(document.createElement("canvas"), { width, height });
         map.dataset.channel = String(c);
@@ -97,7 +97,7 @@ function buildViews() {
         holder.append(map);
       }
     }
-    if (view.kind === "cells" && view.shape[1] <= 16) { box.insertAdjacentHTML("beforeend", `<div class="values"></div>`); }
+    if (view.kind === "cells" && view.shape.at(-1) <= 16) { box.insertAdjacentHTML("beforeend", `<div class="values"></div>`); }
     layersBox.append(box);
   }
 }
@@ -240,9 +240,10 @@ function update(source = canvas) {
 }
 
 async function upload(file) {
+  pen.clear();
+  forget();
   try {
     const bitmap = await imageOf(file);
-    forget();
     pen.picture(bitmap);
     await update(bitmap);
     await occlusion();
