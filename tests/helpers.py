@@ -283,6 +283,16 @@ def preview(page, selector: str) -> np.ndarray:
     return np.asarray(data["rgba"], np.uint8).reshape(data["h"], data["w"], 4)
 
 
+BLANK_GRAY = 238  # draw.js's blank preview
+
+
+def blank(page, selector: str = "#seen") -> bool:
+    """The preview shows draw.js's blank paper (light, opaque) and its hint: nothing drawn, not a black square."""
+    pixels = preview(page, selector)
+    hint = page.locator(selector).locator("xpath=following-sibling::*[contains(@class, 'preview-hint')]")
+    return bool((pixels[..., :3] == BLANK_GRAY).all() and (pixels[..., 3] == 255).all() and hint.is_visible())
+
+
 def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
     """Mouse strokes in canvas coordinates (0-280), as a person draws them."""
     box = page.locator("#canvas").bounding_box()

@@ -4,7 +4,8 @@ The command (its flags) is mnist_keras/web_export.py.
 
 (`mnist-export` writes it too, after the .tflite files.) The folder holds
 index.html and page.js, draw.js and draw.css (the pen, the bars and the stylesheet it shares with
-mnist-serve's page), the model (model.tflite and model.json, how to feed it), and
+mnist-serve's page; the markup both include, panel.html and pad.html, is put in), explain.html and
+explain.js (every layer, issue 29), the model (model.tflite and model.json, how to feed it), and
 LiteRT.js's JavaScript and WebAssembly under litert/, copied from the npm package that
 `npm ci --prefix web` installs from web/package-lock.json, each file checked against
 exporting/web/runtime.sha256 first. Nothing is fetched from a CDN when the page runs.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ONE, SEVEN, ZERO, draw, preview, require_browser
+from tests.helpers import ONE, SEVEN, ZERO, blank, draw, require_browser
 
 require_browser()
 
@@ -81,16 +81,12 @@ def test_uploading_something_that_is_not_an_image_says_so(page, tmp_path):
 
 
 def test_the_preview_is_light_with_a_hint_until_a_digit_is_drawn(page):
-    def blank() -> bool:
-        pixels = preview(page, "#seen")
-        return bool((pixels[..., :3] == 238).all() and (pixels[..., 3] == 255).all())  # draw.js's BLANK_GRAY
-
-    assert blank() and page.locator("#seen-hint").is_visible()
+    assert blank(page)
     draw(page, SEVEN)
-    assert prediction(page)[0] == "7"
-    assert not blank() and not page.locator("#seen-hint").is_visible()
+    assert prediction(page)[0] == "7" and not blank(page)
+    assert not page.locator("#seen-hint").is_visible()
     page.click("#clear")
-    assert blank() and page.locator("#seen-hint").is_visible()
+    assert blank(page)
 
 
 def test_the_page_links_to_the_explain_page_that_export_wrote(page):
