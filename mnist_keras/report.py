@@ -12,7 +12,7 @@ path of report.html. It opens offline: the images sit beside it.
 - the most confident mistakes
 - the 32 first-layer kernels, and the feature maps of one digit after each conv stage
 - the 128-dimensional features of the test set projected to 2-D (PCA), by digit
-- the export table, if mnist-export has run
+- the export table, if mnist-export has run, and a link to export's explain page (every layer live)
 
 From Python: mnist_keras.reporting.page.write_report(model_path, dataset) -> the path of report.html.
 """

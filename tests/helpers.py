@@ -265,6 +265,34 @@ def upload(page, path: Path) -> None:
                            " || document.getElementById('status').textContent !== ''")
 
 
+def keep(picture: Path) -> Path:
+    """A picture a person should look at (a screenshot): copied into $MNIST_KERAS_TEST_OUTPUT when that
+    is set (CI keeps the folder), else left in pytest's folder, which a passing run removes."""
+    folder = os.environ.get("MNIST_KERAS_TEST_OUTPUT")
+    if not folder:
+        return picture
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(picture, Path(folder) / picture.name))
+
+
+def preview(page, selector: str) -> np.ndarray:
+    """The RGBA pixels [H, W, 4] of a canvas on the page, as it holds them now."""
+    data = page.locator(selector).evaluate(
+        "c => ({ w: c.width, h: c.height,"
+        "        rgba: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data) })")
+    return np.asarray(data["rgba"], np.uint8).reshape(data["h"], data["w"], 4)
+
+
+BLANK_GRAY = 238  # draw.js's blank preview
+
+
+def blank(page, selector: str = "#seen") -> bool:
+    """The preview shows draw.js's blank paper (light, opaque) and its hint: nothing drawn, not a black square."""
+    pixels = preview(page, selector)
+    hint = page.locator(selector).locator("xpath=following-sibling::*[contains(@class, 'preview-hint')]")
+    return bool((pixels[..., :3] == BLANK_GRAY).all() and (pixels[..., 3] == 255).all() and hint.is_visible())
+
+
 def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
     """Mouse strokes in canvas coordinates (0-280), as a person draws them."""
     box = page.locator("#canvas").bounding_box()

@@ -4,7 +4,8 @@ The command (its flags) is mnist_keras/web_export.py.
 
 (`mnist-export` writes it too, after the .tflite files.) The folder holds
 index.html and page.js, draw.js and draw.css (the pen, the bars and the stylesheet it shares with
-mnist-serve's page), the model (model.tflite and model.json, how to feed it), and
+mnist-serve's page; the markup both include, panel.html and pad.html, is put in), explain.html and
+explain.js (every layer, issue 29), the model (model.tflite and model.json, how to feed it), and
 LiteRT.js's JavaScript and WebAssembly under litert/, copied from the npm package that
 `npm ci --prefix web` installs from web/package-lock.json, each file checked against
 exporting/web/runtime.sha256 first. Nothing is fetched from a CDN when the page runs.
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import textwrap
 from collections.abc import Collection, Mapping
 from importlib import resources
 from pathlib import Path
@@ -43,6 +46,10 @@ RUNTIME_FILES = {
 # draw.*: shared with mnist-serve's page; preprocess.js: with explain.html (every layer, issue 29)
 PAGE_FILES = ("index.html", "page.js", "draw.js", "draw.css", "preprocess.js", "explain.html", "explain.js")
 SET_UP = "npm ci --prefix web"
+# A line `<!-- include NAME -->` in a page stands for exporting/web/NAME, indented as the line is:
+# the markup the drawing pages share (panel.html, pad.html), written once, put in when a page is
+# written here or served by mnist-serve (serving/draw.html).
+INCLUDE = re.compile(r"^([ \t]*)<!-- include ([\w-]+\.html) -->$", re.M)
 
 
 def default_runtime() -> Path:
@@ -51,6 +58,13 @@ def default_runtime() -> Path:
     if (here / RUNTIME_PACKAGE).is_dir():
         return here
     return Path(__file__).resolve().parent.parent / "web" / "node_modules"
+
+
+def page_text(text: str) -> str:
+    """A page's HTML with its includes put in (an included part may include another)."""
+    folder = resources.files("mnist_keras.exporting").joinpath("web")
+    return INCLUDE.sub(lambda m: textwrap.indent(page_text(folder.joinpath(m.group(2)).read_text()).rstrip("\n"),
+                                                 m.group(1)), text)
 
 
 def checksums() -> dict[str, str]:
@@ -145,7 +159,9 @@ def _build_and_swap(folder: Path, model: Path, runtime: Path, version: str, extr
         for name in PAGE_FILES:
             target = partial / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(resources.files("mnist_keras.exporting").joinpath(f"web/{name}").read_bytes())
+            source = resources.files("mnist_keras.exporting").joinpath(f"web/{name}")
+            html = name.endswith(".html")  # with the markup it includes
+            target.write_bytes(page_text(source.read_text()).encode() if html else source.read_bytes())
         for source, target in RUNTIME_FILES.items():
             (partial / target).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(runtime / source, partial / target)

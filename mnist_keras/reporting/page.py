@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ from mnist_keras.training.metrics import metrics
 MISTAKES_SHOWN = 36
 FASHION = ["T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
            "bag", "ankle boot"]
+# export's page showing every layer live (mnist_keras/exporting/web/explain.html), beside export.json
+EXPLAIN_PAGE = Path("web") / "explain.html"
 EXPECTED_SHAPES = {"conv1 kernels": (3, 3, 1, 32), "pool1": (14, 14, 32), "pool2": (7, 7, 64),
                    "dense": (128,), "logits": (NUM_CLASSES,)}
 
@@ -168,6 +171,7 @@ def render_html(record: dict, images: dict[str, str]) -> str:
            "The 128 numbers the network computes for each image just before its decision, "
            "squeezed to two dimensions (PCA). Images of one class gather together: that is what "
            "makes them easy to tell apart for the last layer.")
+    sections += explain_section(record)
     sections += export_section(record)
     return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>mnist-keras report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>\n")
@@ -177,6 +181,32 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:84rem;margin:2rem auto
          "color:#222}img{max-width:100%;border:1px solid #ddd}table{border-collapse:collapse;"
          "margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.2rem .6rem;text-align:right}"
          "p.meta{color:#555}code{background:#f3f3f3;padding:0 .2rem}")
+
+
+def explain_section(record: dict) -> list[str]:
+    """The link to export's explain page, or where it would be."""
+    text = ("The same layers for a digit you draw, updated on every stroke, with the weights of each "
+            "convolution written out: ")
+    if record.get("explain_page"):
+        href = html.escape(record["explain_page"])
+        text += (f"<a href=\"{href}\" id=explain-link>{html.escape(record['explain_note'])}</a>. It loads its "
+                 "model as a web page does: open it through a web server (mnist-serve shows it at "
+                 "/web/explain.html; this link works when one server serves a folder holding both this "
+                 "report and the export), not as a file.")
+    else:
+        text += html.escape(record.get("explain_note") or "")
+    return [f"<h2>Inside the network, live</h2><p>{text}</p>"]
+
+
+def explain_page(report_dir: Path, export_json: Path | None, described: bool) -> tuple[str | None, str]:
+    """(the explain page's address relative to the report, its path) when export wrote one for this
+    model; else (None, where mnist-export writes it)."""
+    page = (export_json.parent if export_json else Path("export")) / EXPLAIN_PAGE
+    if not (described and page.is_file()):
+        return None, (f"mnist-export --model with this model writes it to {page} (with LiteRT.js installed: "
+                      "npm ci --prefix web).")
+    relative = Path(os.path.relpath(page.resolve(), report_dir.resolve()))
+    return urllib.parse.quote(relative.as_posix()), str(page)
 
 
 def export_section(record: dict) -> list[str]:
@@ -323,6 +353,7 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
             "curves_note": curves_note, "export": export, "export_note": export_note,
             "export_path": str(export_json) if export_json else "",
         }
+        record["explain_page"], record["explain_note"] = explain_page(final, export_json, export is not None)
         progress(f"figures drawn: {time.monotonic() - start:.0f} s")
         (partial / "report.json").write_text(json.dumps(record, indent=2) + "\n")
         (partial / "report.html").write_text(render_html(record, {n: n for n in record["figures"]}))

@@ -16,6 +16,7 @@ from typing import Any
 
 from mnist_keras.data.datasets import scale_images
 from mnist_keras.errors import InputError, NoInk
+from mnist_keras.exporting.web_page import page_text
 from mnist_keras.serving.batching import QueueFull
 from mnist_keras.serving.config import ServerOptions
 from mnist_keras.serving.model_manager import NotFound
@@ -134,7 +135,7 @@ def add_draw_routes(app: Any, manager: Any, options: ServerOptions) -> None:
     from fastapi.responses import HTMLResponse
     from starlette.concurrency import run_in_threadpool
 
-    page = resources.files("mnist_keras.serving").joinpath("draw.html").read_text()
+    page = page_text(resources.files("mnist_keras.serving").joinpath("draw.html").read_text())  # with its includes
     # Preprocessing a large upload takes much memory for a moment: two at a time, not forty.
     preprocessing = threading.BoundedSemaphore(2)
 

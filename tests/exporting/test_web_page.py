@@ -30,7 +30,9 @@ from tests.helpers import (
     ZERO,
     Offline,
     assert_one_line_error,
+    blank,
     draw,
+    preview,
     read,
     require_browser,
     run_module,
@@ -82,6 +84,18 @@ def test_drawn_digits_are_read_in_the_browser_with_no_other_origin(offline, digi
     assert all(r.startswith(origin) for r in offline.requests)
     offline.page.click("#clear")
     assert offline.page.locator("#prediction").text_content() == ""
+
+
+def test_the_preview_is_light_with_a_hint_until_a_digit_is_drawn(offline):
+    """'What the network sees' is not a black square before anything is drawn, nor after Clear."""
+    page = offline.page
+    assert blank(page)
+    draw(page, SEVEN)
+    assert shown(page)[0] == "7" and not blank(page)
+    assert not page.locator("#seen-hint").is_visible()
+    assert (preview(page, "#seen")[..., 0] == 0).mean() > 0.5  # the digit, white on black as MNIST
+    page.click("#clear")
+    assert blank(page)
 
 
 def test_probabilities_for_50_test_digits_match_litert_in_python(offline, mnist, int8_model, tmp_path):

@@ -8,6 +8,7 @@ import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from mnist_keras.inference import classifiers
 from mnist_keras.reporting import figures as report_figures
 from mnist_keras.reporting import page as report
 from mnist_keras.training import keras_file, metrics, train
-from tests.helpers import assert_no_library_lines, assert_one_line_error, run_module
+from tests.helpers import Offline, assert_no_library_lines, assert_one_line_error, run_module, static_server
 
 FIGURES = report_figures.FIGURES
 
@@ -64,7 +65,8 @@ def test_each_figure_is_a_png_of_its_declared_size(reported, name):
 
 
 def test_html_references_only_files_that_exist(reported):
-    html_path, _, _ = reported
+    """The figures, and export's explain page (where export wrote one), by addresses relative to the report."""
+    html_path, record, _ = reported
 
     class Sources(HTMLParser):
         found: list[str] = []
@@ -76,9 +78,54 @@ def test_html_references_only_files_that_exist(reported):
 
     parser = Sources()
     parser.feed(html_path.read_text())
-    assert sorted(parser.found) == sorted(FIGURES)
+    explain = [record["explain_page"]] if record["explain_page"] else []  # none without LiteRT.js
+    assert sorted(parser.found) == sorted([*FIGURES, *explain])
     for source in parser.found:
-        assert not re.match(r"\w+://", source) and (html_path.parent / source).is_file()
+        assert not re.match(r"\w+://", source) and not source.startswith("/")
+        assert (html_path.parent / unquote(source)).is_file()
+    assert all(page.endswith("/web/explain.html") for page in explain)
+
+
+BROWSER = pytest.mark.skipif(not shutil.which("chromium") and not os.environ.get("MNIST_KERAS_REQUIRE_BROWSER"),
+                             reason="Debian's chromium is not installed")
+
+
+@BROWSER
+def test_the_link_opens_the_explain_page_where_one_server_serves_both(reported, exported, browser):
+    html_path, record, _ = reported
+    if not record["explain_page"]:
+        pytest.skip("LiteRT.js is not installed: export wrote no explain page")
+    root = Path(os.path.commonpath([html_path, exported.export]))
+    server = static_server(root)
+    session = Offline(browser, f"http://127.0.0.1:{server.server_address[1]}/{html_path.relative_to(root).as_posix()}")
+    try:
+        session.page.click("#explain-link")
+        session.page.wait_for_url("**/web/explain.html")
+        session.page.evaluate("window.mnistExplain.ready")
+        assert session.page.evaluate("window.mnistExplain.stats.error") is None
+        assert not session.foreign
+    finally:
+        session.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_explain_link_is_relative_to_the_report_or_says_where_the_page_is(tmp_path):
+    report_dir = tmp_path / "saved_models" / "mnist_report"
+    page = tmp_path / "export" / "web" / "explain.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<!doctype html>")
+    export_json = tmp_path / "export" / "export.json"
+    href, where = report.explain_page(report_dir, export_json, described=True)
+    assert href == "../../export/web/explain.html" and (report_dir / href).resolve() == page.resolve()
+    section = "".join(report.explain_section({"explain_page": href, "explain_note": where}))
+    assert f'<a href="{href}" id=explain-link>{page}</a>' in section and "/web/explain.html" in section
+    # an export of another model, or none with the page: no link, but where mnist-export writes it
+    href, where = report.explain_page(report_dir, export_json, described=False)
+    assert href is None and where.startswith(f"mnist-export --model with this model writes it to {page} ")
+    href, where = report.explain_page(report_dir, None, described=True)
+    assert href is None and "mnist-export --model with this model writes it to export/web/explain.html" in where
+    assert "<a " not in "".join(report.explain_section({"explain_page": None, "explain_note": where}))
 
 
 def test_confusion_matrix_matches_the_evaluation(reported, trained, mnist):
@@ -164,20 +211,16 @@ def test_train_report_flag_writes_the_report(tmp_path):
     assert "training_curves.png" in record["figures"] and record["test"]["total"] == 200
 
 
-@pytest.mark.skipif(not shutil.which("chromium") and not os.environ.get("MNIST_KERAS_REQUIRE_BROWSER"),
-                    reason="Debian's chromium is not installed")
-def test_the_report_opens_offline_in_a_browser(reported):
-    from playwright.sync_api import sync_playwright
-
+@BROWSER
+def test_the_report_opens_offline_in_a_browser(reported, browser):
     html_path, _, _ = reported
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                             args=["--no-sandbox"])
-        page = browser.new_page()
+    page = browser.new_page()
+    try:
         page.route("http*://**", lambda route: route.abort())  # offline: nothing may be fetched
         page.goto(html_path.as_uri())
         widths = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
-        browser.close()
+    finally:
+        page.close()
     assert len(widths) == len(FIGURES) and all(w > 0 for w in widths)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import ONE, SEVEN, ZERO, draw, require_browser
+from tests.helpers import ONE, SEVEN, ZERO, blank, draw, require_browser
 
 require_browser()
 
@@ -78,3 +78,24 @@ def test_uploading_something_that_is_not_an_image_says_so(page, tmp_path):
     page.wait_for_function("document.getElementById('status').textContent !== ''")
     assert "not an image file" in page.locator("#status").text_content()
     assert page.locator("#prediction").text_content() == ""
+
+
+def test_the_preview_is_light_with_a_hint_until_a_digit_is_drawn(page):
+    assert blank(page)
+    draw(page, SEVEN)
+    assert prediction(page)[0] == "7" and not blank(page)
+    assert not page.locator("#seen-hint").is_visible()
+    page.click("#clear")
+    assert blank(page)
+
+
+def test_the_page_links_to_the_explain_page_that_export_wrote(page):
+    """mnist-serve serves export/web/ at /web/ (the fixture's server runs beside an export): the link
+    shows once /web/explain.html answers, and opens it, running."""
+    link = page.locator("#explain-link")
+    link.wait_for(state="visible")
+    link.click()
+    page.wait_for_url("**/web/explain.html")
+    page.evaluate("window.mnistExplain.ready")
+    assert page.evaluate("window.mnistExplain.stats.error") is None
+    assert page.locator('.layer[data-layer="conv1"] .maps canvas').count() > 0

@@ -1,6 +1,6 @@
-// What both drawing pages share (mnist-serve's / and export/web/): the pen on the canvas and the
-// ten bars of probabilities. mnist-serve serves this module at /draw.js; mnist-export copies it
-// beside export/web/index.html.
+// What the drawing pages share (mnist-serve's /, export/web/'s index.html and explain.html): the pen
+// on the canvas, an uploaded picture put on it, the ten bars of probabilities and the blank preview.
+// mnist-serve serves this module at /draw.js; mnist-export copies it beside export/web/index.html.
 
 export const PEN_WIDTH = 20;  // in canvas pixels: about MNIST's stroke once the digit is scaled down
 
@@ -23,6 +23,15 @@ export class Pen {
     const box = this.canvas.getBoundingClientRect();
     return [(event.clientX - box.left) * this.canvas.width / box.width,
             (event.clientY - box.top) * this.canvas.height / box.height];
+  }
+
+  picture(bitmap) {  // an uploaded picture on white paper, fitted (aspect kept) and centred
+    this.clear();
+    const { width, height } = this.canvas;
+    const scale = Math.min(width / bitmap.width, height / bitmap.height);
+    const w = bitmap.width * scale, h = bitmap.height * scale;
+    this.ctx.drawImage(bitmap, (width - w) / 2, (height - h) / 2, w, h);
+    this.inked = true;
   }
 
   down(event) { this.last = null; this.stroke(this.point(event)); }
@@ -50,8 +59,41 @@ export class Pen {
   }
 }
 
-export function addBars(bars) {  // one row a digit: its label, a bar, the percentage
-  for (let d = 0; d < 10; d++) {
+// The elements of pad.html (every drawing page) and of panel.html (both drawing pages, around the pad),
+// by the names the pages' scripts give them; the pen on the pad's canvas.
+export function pad() {
+  const canvas = document.getElementById("canvas");
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });  // the pages read it back
+  return { canvas, ctx, pen: new Pen(canvas, ctx), statusLine: document.getElementById("status"),
+           upload: document.getElementById("upload"), clear: document.getElementById("clear") };
+}
+
+export function panel() {
+  const seenCanvas = document.getElementById("seen");
+  return { ...pad(), bars: document.getElementById("bars"), seenCanvas, seen: seenCanvas.getContext("2d"),
+           seenHint: document.getElementById("seen-hint"), predictionBox: document.getElementById("prediction") };
+}
+
+// An uploaded file as a bitmap; an Error naming the file when this browser cannot read it as a picture.
+export async function imageOf(file, name = file.name) {
+  try {
+    return await createImageBitmap(file);
+  } catch {
+    throw new Error(`${name}: not an image file this browser can read (PNG, JPEG, GIF, WebP, BMP)`);
+  }
+}
+
+// "What the network sees" before anything is drawn: light paper and its hint, not a black square.
+export const BLANK_GRAY = 238;
+export function showBlank(preview, hint) {
+  const g = preview.getContext("2d");
+  g.fillStyle = `rgb(${BLANK_GRAY}, ${BLANK_GRAY}, ${BLANK_GRAY})`;
+  g.fillRect(0, 0, preview.width, preview.height);
+  if (hint) { hint.hidden = false; }
+}
+
+export function addBars(bars, count = 10) {  // one row a class: its label, a bar, the percentage
+  for (let d = 0; d < count; d++) {
     bars.insertAdjacentHTML("beforeend",
       `<div class="bar" data-digit="${d}"><span>${d}</span>` +
       `<div class="track"><div class="fill"></div></div><span class="value"></span></div>`);

@@ -1,26 +1,30 @@
 // explain.html: every layer of the user's own model, live as they draw (issue 29).
 // It runs mnist_inspect.tflite (export's inspection model: each stage a named output) and reads
 // mnist_inspect.json (the output names in the model's order, the stages' order, the conv weights).
-// Views are built from the model's own output shapes, so other layer widths show as well.
+// Views are built from the model's own output names and shapes, so other layer widths show as well.
 import { loadLiteRt, loadAndCompile, Tensor } from "./litert/core.js";
-import { Pen } from "./draw.js";
+import { addBars, clearBars, imageOf, pad, showBars, showBlank } from "./draw.js";
 import { WORK_SIZE, grayOf, inkOf, pixelsOf, toMnist } from "./preprocess.js";
 
-const canvas = document.getElementById("canvas");
-const ctx = canvas.getContext("2d", { willReadFrequently: true });
-const pen = new Pen(canvas, ctx);
+const { canvas, pen, statusLine, upload: uploadButton, clear } = pad();
 const layersBox = document.getElementById("layers");
-const inputView = document.getElementById("input-view").getContext("2d");
-const statusLine = document.getElementById("status");
+const inputCanvas = document.getElementById("input-view");
+const inputView = inputCanvas.getContext("2d");
+const inputHint = document.getElementById("input-hint");
 const pixelBox = document.getElementById("explain-pixel");
+const occlusionNote = document.getElementById("occlusion-note");
+const PROBABILITIES = "probabilities";  // the signature's output the bars show (inspect_model.py)
+const PATCH = 4;  // the occlusion's square, in input pixels
 
 // What tests and scripts/web_benchmark.py read.
 const stats = { loadedMs: null, firstViewMs: null, strokeMs: [], occlusionMs: null, error: null };
-const last = { input: null, outputs: {}, occlusion: null, pixel: null };
-window.mnistExplain = { stats, last, ready: null, explainPixel: null, showPixels: null };
+const last = { input: null, outputs: {}, flattened: {}, occlusion: null, pixel: null };
+window.mnistExplain = { stats, last, ready: null, explainPixel: null };
 
 let model = null, meta = null, details = [], inputShape = null;
-let drawing = false, busy = false, again = false;
+let drawing = false, running = null, again = false, next = canvas;
+let chosen = null;  // the digit picked in the bars for the occlusion map; null: the top digit
+let occlusionRun = 0;  // bumped by each new occlusion, drawing and Clear: older maps are dropped
 
 // --- Running the inspection model ---------------------------------------------------------
 
@@ -35,35 +39,70 @@ async function inspect(pixels) {  // uint8 [H*W] -> { name: { shape, values } }
   return result;
 }
 
-// --- Views, one per output, built from its shape --------------------------------------------
+// --- Views, one per output (and the flattened values), built from the shapes ----------------
 
 const shapeText = (s) => `(${s.join(", ")})`;
 
-function buildViews() {
-  layersBox.replaceChildren();
-  meta.stages.forEach((name) => {
-    const shape = details[meta.outputs.indexOf(name)];
-    const box = document.createElement("div");
-    box.className = "layer"; box.dataset.layer = name;
-    const first = shape.length === 4 ? `; channel-first ${shapeText([shape[0], shape[3], shape[1], shape[2]])}` : "";
-    box.innerHTML = `<h2>${name}: ${shapeText(shape)} channel-last${first}` +
-                    ` <span class="zeros"></span></h2><div class="${shape.length === 4 ? "maps" : "cells"}"></div>`;
-    const holder = box.lastElementChild;
-    const count = shape.length === 4 ? shape[3] : 1;
-    for (let c = 0; c < count; c++) {
-      const map = document.createElement("canvas");
-      map.width = shape.length === 4 ? shape[2] : shape[shape.length - 1];
-      map.height = shape.length === 4 ? shape[1] : 1;
-      map.dataset.channel = String(c);
-      if (meta.weights[name]) { map.addEventListener("click", (e) => clickMap(name, c, map, e)); }
-      holder.append(map);
+function views() {  // [{ name, kind, shape, of? }] in the page's order
+  const shapeOf = (name) => details[meta.outputs.indexOf(name)];
+  const result = [];
+  meta.stages.forEach((name, at) => {
+    const shape = shapeOf(name), following = meta.stages[at + 1];
+    const kind = name === PROBABILITIES ? "bars" : shape.length === 4 ? "maps" : "cells";  // cells: [1, N] or [1]
+    result.push({ name, kind, shape });
+    if (shape.length === 4 && following && shapeOf(following).length === 2) {  // what the dense layer reads
+      result.push({ name: `${name}-flattened`, kind: "flat", of: name,
+                    shape: [shape[0], shape[1] * shape[2] * shape[3]], source: shape });
     }
-    if (name === "probabilities" || name === "logits") { box.insertAdjacentHTML("beforeend", `<div class="values"></div>`); }
-    layersBox.append(box);
   });
+  return result;
 }
 
-function paint(map, values, pick, scale) {  // gray levels: 0 black, the layer's largest |value| white
+function heading(view) {
+  const { name, kind, shape } = view;
+  if (kind === "maps") {
+    return `${name}: ${shapeText(shape)} channel-last; channel-first ${shapeText([shape[0], shape[3], shape[1], shape[2]])}`;
+  }
+  return kind === "flat" ? `${view.of} flattened: ${shapeText(shape)} = ${view.source.slice(1).join(" x ")}, ` +
+    "in channel-last order" : `${name}: ${shapeText(shape)}`;
+}
+
+function flatNote({ of, source: [, h, w, c] }) {  // how Keras' Flatten orders the values, from the shape
+  return `Keras' Flatten reads ${of}'s (1, ${h}, ${w}, ${c}) position by position, row after row, the ${c} ` +
+    `channels of each position together: value i is row floor(i / ${w * c}), column floor(i / ${c}) mod ${w}, ` +
+    `channel i mod ${c}. The seed's channel-first (1, ${c}, ${h}, ${w}) would be flattened channel by channel ` +
+    `instead. Shown wrapped: each of the ${h * w} rows is one position, its ${c} channels left to right.`;
+}
+
+function buildViews() {
+  layersBox.replaceChildren();
+  for (const view of views()) {
+    const box = document.createElement("div");
+    box.className = "layer"; box.dataset.layer = view.name; box.dataset.kind = view.kind;
+    box.innerHTML = `<h2>${heading(view)} <span class="zeros"></span></h2>` +
+      (view.kind === "flat" ? `<p class="hint">${flatNote(view)}</p>` : "") + `<div class="${view.kind}"></div>`;
+    const holder = box.lastElementChild;
+    if (view.kind === "bars") {
+      addBars(holder, view.shape.at(-1));
+      for (const bar of holder.children) { bar.addEventListener("click", () => pick(Number(bar.dataset.digit))); }
+    } else {
+      const [count, width, height] = view.kind === "maps" ? [view.shape[3], view.shape[2], view.shape[1]]
+        : view.kind === "flat" ? [1, view.source[3], view.source[1] * view.source[2]] : [1, view.shape.at(-1), 1];
+      for (let c = 0; c < count; c++) {
+        const map = Object.assign(document.createElement("canvas"), { width, height });
+        map.dataset.channel = String(c);
+        if (view.kind === "maps" && meta.weights[view.name]) {
+          map.addEventListener("click", (e) => clickMap(view.name, c, map, e));
+        }
+        holder.append(map);
+      }
+    }
+    if (view.kind === "cells" && view.shape.at(-1) <= 16) { box.insertAdjacentHTML("beforeend", `<div class="values"></div>`); }
+    layersBox.append(box);
+  }
+}
+
+function paint(map, pick, scale) {  // gray levels: 0 black, the layer's largest |value| white; negatives red
   const g = map.getContext("2d");
   const image = g.createImageData(map.width, map.height);
   for (let i = 0; i < map.width * map.height; i++) {
@@ -73,20 +112,45 @@ function paint(map, values, pick, scale) {  // gray levels: 0 black, the layer's
   g.putImageData(image, 0, 0);
 }
 
+function showInput(pixels) {
+  const image = inputView.createImageData(inputCanvas.width, inputCanvas.height);
+  pixels.forEach((v, i) => { image.data.set([v, v, v, 255], 4 * i); });
+  inputView.putImageData(image, 0, 0);
+  inputHint.hidden = true;
+}
+
 function showAll(pixels, result) {
-  const input = inputView.createImageData(28, 28);
-  for (let i = 0; i < 784; i++) { input.data.set([pixels[i], pixels[i], pixels[i], 255], 4 * i); }
-  inputView.putImageData(input, 0, 0);
+  showInput(pixels);
+  last.flattened = {};
   for (const box of layersBox.children) {
-    const { shape, values } = result[box.dataset.layer];
+    const flat = box.dataset.kind === "flat";
+    const name = flat ? box.dataset.layer.replace(/-flattened$/, "") : box.dataset.layer;
+    const { shape, values } = result[name];
+    if (flat) { last.flattened[name] = { shape: [1, values.length], values }; }  // the same order: channel-last
     let top = 1e-6, zeros = 0;
     for (const v of values) { top = Math.max(top, Math.abs(v)); zeros += v === 0 ? 1 : 0; }
     box.querySelector(".zeros").textContent = `- ${(100 * zeros / values.length).toFixed(1)}% zero`;
     box.dataset.zeroShare = String(zeros / values.length);
-    const channels = shape.length === 4 ? shape[3] : 1;
-    box.querySelectorAll("canvas").forEach((map, c) => paint(map, values, (i) => values[i * channels + c], top));
+    if (box.dataset.kind === "bars") {
+      showBars(box.querySelector(".bars"), values, values.indexOf(Math.max(...values)));
+      continue;
+    }
+    const channels = box.dataset.kind === "maps" ? shape[3] : 1;
+    box.querySelectorAll("canvas").forEach((map, c) => paint(map, (i) => values[i * channels + c], top));
     const text = box.querySelector(".values");
     if (text) { text.textContent = Array.from(values, (v, d) => `${d}: ${v.toFixed(3)}`).join("  "); }
+  }
+}
+
+function clearViews() {
+  showBlank(inputCanvas, inputHint);
+  occlusionNote.textContent = ""; pixelBox.textContent = "";
+  for (const box of layersBox.children) {
+    box.querySelector(".zeros").textContent = "";
+    if (box.dataset.kind === "bars") { clearBars(box.querySelector(".bars")); }
+    box.querySelectorAll("canvas").forEach((map) => map.getContext("2d").clearRect(0, 0, map.width, map.height));
+    const text = box.querySelector(".values");
+    if (text) { text.textContent = ""; }
   }
 }
 
@@ -137,71 +201,127 @@ function clickMap(name, c, map, event) {
     `+ bias ${e.bias.toFixed(4)} = ${e.sum.toFixed(4)}; ReLU: ${e.relu.toFixed(4)}; the model's value: ${e.value.toFixed(4)}`;
 }
 
-// --- Drawing -------------------------------------------------------------------------------
+// --- Drawing and uploads -------------------------------------------------------------------
 
-function prepare() {
-  const image = pixelsOf(canvas, WORK_SIZE);
+function prepare(source) {
+  const image = pixelsOf(source, WORK_SIZE);
   const ink = inkOf(grayOf(image), image.width, image.height);
   return ink === null ? null : toMnist(ink, image.width, image.height);
 }
 
-async function update() {
-  if (busy) { again = true; return; }
-  busy = true;
-  try {
-    do {
-      again = false;
-      const t0 = performance.now();
-      const pixels = prepare();
-      if (pixels === null) { continue; }
-      const result = await inspect(pixels);
-      last.input = Float32Array.from(pixels, (v) => v / 255);
-      last.outputs = result;
-      showAll(pixels, result);
-      stats.strokeMs.push(performance.now() - t0);
-      if (stats.firstViewMs === null) { stats.firstViewMs = performance.now(); }
-    } while (again);
-  } finally { busy = false; }
+// Every view for the canvas (or an uploaded picture); strokes made meanwhile are read once it is done.
+function update(source = canvas) {
+  next = source;
+  if (running) { again = true; return running; }
+  running = (async () => {
+    try {
+      await window.mnistExplain.ready;  // strokes made while the model loads are read once it is there
+      if (!model) { return; }
+      do {
+        again = false;
+        const t0 = performance.now();
+        const pixels = prepare(next);
+        if (pixels === null) {
+          statusLine.textContent = "No digit found: the picture is blank or has almost no contrast.";
+          continue;
+        }
+        const result = await inspect(pixels);
+        occlusionRun += 1;  // any map being computed is for an older picture
+        last.input = Float32Array.from(pixels, (v) => v / 255);
+        last.outputs = result;
+        showAll(pixels, result);
+        statusLine.textContent = "";
+        stats.strokeMs.push(performance.now() - t0);
+        if (stats.firstViewMs === null) { stats.firstViewMs = performance.now(); }
+      } while (again);
+    } finally { running = null; }
+  })();
+  return running;
 }
 
-// Occlusion: a 4x4 patch of background slid over the input; how much the top digit's probability drops.
+async function upload(file) {
+  pen.clear();
+  forget();
+  try {
+    const bitmap = await imageOf(file);
+    pen.picture(bitmap);
+    await update(bitmap);
+    await occlusion();
+  } catch (error) { statusLine.textContent = error.message; }
+}
+
+function forget() {  // nothing drawn: no input, no outputs, no map; the views blank
+  occlusionRun += 1;
+  last.input = null; last.outputs = {}; last.flattened = {}; last.occlusion = null; last.pixel = null;
+  clearViews();
+}
+
+// --- What made it decide: occlusion for the top digit, or the one picked in the bars --------
+
+// A PATCH x PATCH square of background slid over the input; how much the digit's probability drops.
 async function occlusion() {
   if (!last.input) { return; }
-  const t0 = performance.now();
-  const base = last.outputs.probabilities.values;
-  const top = base.indexOf(Math.max(...base));
+  const run = ++occlusionRun, t0 = performance.now();
+  const [, height, width] = inputShape;
+  const base = last.outputs[PROBABILITIES].values;
+  const top = base.indexOf(Math.max(...base)), digit = chosen ?? top;
   const pixels = Uint8Array.from(last.input, (v) => Math.round(255 * v));
-  const patch = 4, drops = [];
-  for (let y = 0; y < 28; y += patch) {
-    for (let x = 0; x < 28; x += patch) {
+  const drops = [];
+  for (let y = 0; y < height; y += PATCH) {
+    for (let x = 0; x < width; x += PATCH) {
       const covered = pixels.slice();
-      for (let dy = 0; dy < patch; dy++) { covered.fill(0, (y + dy) * 28 + x, (y + dy) * 28 + x + patch); }
+      for (let dy = 0; dy < PATCH && y + dy < height; dy++) {
+        covered.fill(0, (y + dy) * width + x, (y + dy) * width + Math.min(width, x + PATCH));
+      }
       const result = await inspect(covered);
-      drops.push({ y, x, drop: base[top] - result.probabilities.values[top] });
+      if (run !== occlusionRun) { return; }  // another drawing or digit meanwhile
+      drops.push({ y, x, drop: base[digit] - result[PROBABILITIES].values[digit] });
     }
   }
-  const largest = Math.max(1e-6, ...drops.map((d) => d.drop));
-  for (const d of drops) {
-    inputView.fillStyle = `rgba(255, 0, 0, ${(0.6 * Math.max(0, d.drop) / largest).toFixed(3)})`;
-    inputView.fillRect(d.x, d.y, patch, patch);
-  }
-  last.occlusion = { digit: top, patch, drops };
+  showOcclusion(pixels, drops, digit, top);
+  last.occlusion = { digit, top, patch: PATCH, drops };
   stats.occlusionMs = performance.now() - t0;
 }
 
-canvas.addEventListener("pointerdown", (e) => { drawing = true; canvas.setPointerCapture(e.pointerId); pen.down(e); update(); });
+function showOcclusion(pixels, drops, digit, top) {  // red: covering lowers the digit's probability; blue: raises it
+  showInput(pixels);
+  const largest = Math.max(1e-6, ...drops.map((d) => Math.abs(d.drop)));
+  for (const d of drops) {
+    inputView.fillStyle = d.drop >= 0 ? `rgba(255, 0, 0, ${(0.6 * d.drop / largest).toFixed(3)})`
+      : `rgba(0, 90, 255, ${(-0.6 * d.drop / largest).toFixed(3)})`;
+    inputView.fillRect(d.x, d.y, PATCH, PATCH);
+  }
+  occlusionNote.textContent = `Occlusion for ${digit}${digit === top ? " (the top digit)" : ` (the top digit is ${top})`}: ` +
+    `each ${PATCH}x${PATCH} square covered in turn. Red where covering it lowers the probability of ${digit} (that ` +
+    `part counts for it), blue where it raises it; the largest change ${(100 * largest).toFixed(1)} points. ` +
+    "Click a digit's bar below to see its map.";
+  for (const bar of layersBox.querySelectorAll(".bars .bar")) { bar.classList.toggle("chosen", Number(bar.dataset.digit) === digit); }
+}
+
+function pick(digit) {  // a digit clicked in the bars: its occlusion map
+  chosen = digit;
+  occlusion();
+}
+
+// --- Events and start-up -------------------------------------------------------------------
+
+canvas.addEventListener("pointerdown", (e) => {
+  drawing = true; canvas.setPointerCapture(e.pointerId); pen.down(e); update();
+});
 canvas.addEventListener("pointermove", (e) => { if (drawing) { pen.move(e); update(); } });
 for (const type of ["pointerup", "pointercancel"]) {
   canvas.addEventListener(type, () => { if (drawing) { drawing = false; pen.up(); update().then(occlusion); } });
 }
-document.getElementById("clear").addEventListener("click", () => {
-  pen.clear(); last.input = null; last.outputs = {}; pixelBox.textContent = "";
-  inputView.fillStyle = "#000"; inputView.fillRect(0, 0, 28, 28);
+clear.addEventListener("click", () => { pen.clear(); chosen = null; forget(); });
+uploadButton.addEventListener("change", async (event) => {
+  const file = event.target.files[0];
+  if (file) { await upload(file); }
+  event.target.value = "";
 });
 
 async function start() {
   pen.clear();
-  inputView.fillStyle = "#000"; inputView.fillRect(0, 0, 28, 28);
+  showBlank(inputCanvas, inputHint);
   try {
     const [description, bytes] = await Promise.all([
       fetch("mnist_inspect.json").then((r) => { if (!r.ok) { throw new Error(`mnist_inspect.json: ${r.status}`); } return r.json(); }),
@@ -216,6 +336,8 @@ async function start() {
   }
   inputShape = Array.from(model.getInputDetails()[0].shape);
   details = model.getOutputDetails().map((d) => Array.from(d.shape));
+  [inputCanvas.width, inputCanvas.height] = [inputShape[2], inputShape[1]];
+  showBlank(inputCanvas, inputHint);  // (resizing a canvas empties it)
   buildViews();
   stats.loadedMs = performance.now();
 }

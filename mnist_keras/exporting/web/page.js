@@ -10,7 +10,7 @@
 "use strict";
 
 import { loadLiteRt, loadAndCompile, Tensor } from "./litert/core.js";
-import { Pen, addBars, clearBars, showBars } from "./draw.js";
+import { addBars, clearBars, imageOf, panel, showBars, showBlank } from "./draw.js";
 import { WORK_SIZE, grayOf, inkOf, pixelsOf, toMnist } from "./preprocess.js";
 
 const SIZE = 28;
@@ -18,14 +18,7 @@ const SIZE = 28;
 const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10,
                                    1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
 
-const canvas = document.getElementById("canvas");
-const ctx = canvas.getContext("2d", { willReadFrequently: true });
-const pen = new Pen(canvas, ctx);
-const bars = document.getElementById("bars");
-const statusLine = document.getElementById("status");
-const seenCanvas = document.getElementById("seen");
-const seen = seenCanvas.getContext("2d");
-const predictionBox = document.getElementById("prediction");
+const { canvas, pen, bars, statusLine, seenCanvas, seen, seenHint, predictionBox, upload, clear } = panel();
 
 // What tests and scripts/web_benchmark.py read: timings, the last input the model got.
 const stats = { phases: {}, loadedMs: null, firstInputMs: null, firstPredictionMs: null, latenciesMs: [], inferMs: [], lastInput: null,
@@ -42,7 +35,7 @@ function clearResult() {
   predictionBox.textContent = "";
   predictionBox.dataset.noDigit = "false";
   document.getElementById("confidence").textContent = "";
-  seen.clearRect(0, 0, seenCanvas.width, seenCanvas.height);
+  showBlank(seenCanvas, seenHint);
   clearBars(bars);
 }
 
@@ -72,7 +65,7 @@ function onMove(e) { if (drawing) { pen.move(e); classifyCanvas(); } }
 function onUp() { if (drawing) { drawing = false; pen.up(); classifyCanvas(); } }
 const onPointer = { pointerdown: onDown, pointermove: onMove, pointerup: onUp, pointercancel: onUp };
 for (const [type, handler] of Object.entries(onPointer)) { canvas.addEventListener(type, handler); }
-document.getElementById("clear").addEventListener("click", clearAll);
+clear.addEventListener("click", clearAll);
 
 // At most one inference at a time; strokes made meanwhile are read once it is done.
 async function classifyCanvas() {
@@ -126,6 +119,7 @@ function showSeen(pixels) {
     image.data.set([...rgb, 255], 4 * i);
   }
   seen.putImageData(image, 0, 0);
+  seenHint.hidden = true;
 }
 
 // --- Running the model ---------------------------------------------------------------------
@@ -211,21 +205,19 @@ async function classifyFile(file, name) {
   generation = sent;
   let bitmap;
   try {
-    bitmap = await createImageBitmap(file);
+    bitmap = await imageOf(file, name);
   } catch (error) {
-    statusLine.textContent = `${name}: not an image file this browser can read (PNG, JPEG, GIF, WebP, BMP)`;
+    statusLine.textContent = error.message;
     return;
   }
-  const scale = Math.min(canvas.width / bitmap.width, canvas.height / bitmap.height);
-  const w = bitmap.width * scale, h = bitmap.height * scale;
-  ctx.drawImage(bitmap, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
+  pen.picture(bitmap);
   await window.mnistWeb.ready;
   if (stats.error) { return; }
   try { await classify(bitmap, sent); } catch (error) { statusLine.textContent = error.message; }
 }
 window.mnistWeb.classifyBlob = classifyFile;
 
-document.getElementById("upload").addEventListener("change", async (event) => {
+upload.addEventListener("change", async (event) => {
   const file = event.target.files[0];
   if (!file) { return; }
   await classifyFile(file, file.name);
@@ -289,6 +281,7 @@ async function start() {
   input = { shape: [1, height, width, channels], height, width, channels, dtype: details.dtype,
             mean: norm.mean ?? 0, std: norm.std ?? 255 };
   seenCanvas.width = width; seenCanvas.height = height;
+  showBlank(seenCanvas, seenHint);  // (resizing a canvas empties it)
   document.getElementById("seen-size").textContent = `${width}x${height}${channels === 3 ? " RGB" : ""}`;
   stats.runtime = `LiteRT.js ${meta.runtime_version || ""}`.trim();
   document.getElementById("runtime").textContent = `Model: ${meta.source || "model.tflite"} ` +
