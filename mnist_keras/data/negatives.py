@@ -255,14 +255,14 @@ MORE = {"letters": 2}  # the hardest kind to tell from digits (typed letters) is
 
 
 def cached(kind: str, split: str, count: int, draw: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """make(kind, split, count, draw)'s (images, no_ink), made once and kept in the cache folder (written.cached)."""
-    from mnist_keras.data import written
+    """make(kind, split, count, draw)'s (images, no_ink), made once and kept in the cache folder."""
+    from mnist_keras.data import picture_cache
 
     def build() -> dict[str, np.ndarray]:
         made = make(kind, split, count, draw)
         return {"images": made.images, "no_ink": made.no_ink}
 
-    arrays = written.cached(("negatives", kind, split, count, None) + ((draw,) if draw else ()), build)
+    arrays = picture_cache.cached(("negatives", kind, split, count, None) + ((draw,) if draw else ()), build)
     return arrays["images"], arrays["no_ink"]
 
 

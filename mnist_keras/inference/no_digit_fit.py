@@ -68,7 +68,7 @@ BATCH = 256  # pictures per step when fitting the head
 def picture_job(job: tuple) -> tuple[np.ndarray, np.ndarray]:
     """One set of pictures: ("digits", kind, split, count, source) or ("negatives", kind, split, count, None)
     -> (MNIST-style images, which pictures had no ink); made once and kept in the cache folder."""
-    from mnist_keras.data import negatives, written
+    from mnist_keras.data import negatives, picture_cache, written
 
     family, kind, split, count, source = job
 
@@ -78,7 +78,7 @@ def picture_job(job: tuple) -> tuple[np.ndarray, np.ndarray]:
 
     if family == "negatives":
         return negatives.cached(kind, split, count)
-    arrays = written.cached(job, build)
+    arrays = picture_cache.cached(job, build)
     return arrays["images"], arrays["no_ink"]
 
 
