@@ -5,7 +5,11 @@ Helpers (running a command, starting a server, driving a page) live in tests/hel
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -63,14 +67,36 @@ def mnist() -> datasets.Data:
     return datasets.load()
 
 
+@contextlib.contextmanager
+def once_per_session(tmp_path_factory, name: str):
+    """(folder, made): the folder shared by every pytest-xdist worker of this run, made by the first
+    to arrive (made False) while the others wait on its lock, then found made (True). Without
+    xdist, a folder of this process's own (made False)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        yield tmp_path_factory.mktemp(name), False
+        return
+    folder, done = root.parent / name, root.parent / f"{name}.done"
+    with open(root.parent / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        made = done.exists()
+        folder.mkdir(exist_ok=True)
+        yield folder, made
+        done.touch()
+
+
 @pytest.fixture(scope="session")
 def training_run(tmp_path_factory) -> TrainingRun:
-    """A real training run on 4,000 images for 3 epochs (a few seconds): model, record, workdir."""
-    from mnist_keras.training import train
+    """A real training run on 4,000 images for 3 epochs (a few seconds): model, record, workdir;
+    with pytest-xdist, run by the first worker and read from its folder by the others."""
+    from mnist_keras.training import keras_file, train
 
-    workdir = tmp_path_factory.mktemp("trained")
-    model, record = train.train_and_evaluate(train.Config(**TRAINED_CONFIG), workdir)
-    return TrainingRun(model, record, workdir)
+    with once_per_session(tmp_path_factory, "trained") as (workdir, made):
+        if made:
+            record = json.loads((workdir / train.HISTORY_FILE).read_text())
+            return TrainingRun(keras_file.load_keras(workdir / train.MODEL_FILE), record, workdir)
+        model, record = train.train_and_evaluate(train.Config(**TRAINED_CONFIG), workdir)
+        return TrainingRun(model, record, workdir)
 
 
 @pytest.fixture(scope="session")
@@ -81,18 +107,22 @@ def trained(training_run, no_digit_head) -> TrainingRun:
 
 
 @pytest.fixture(scope="session")
-def no_digit_head(training_run, mnist):
+def no_digit_head(training_run, mnist, tmp_path_factory):
     """The small model's no-digit head (no_digit.py), fitted on fewer pictures and epochs, saved beside it."""
     from mnist_keras.files import sha256_file
     from mnist_keras.inference import no_digit, no_digit_fit
     from mnist_keras.training import keras_file
 
     model_path = training_run.model_path
-    model = keras_file.load_keras(model_path)
-    settings = no_digit_fit.FitSettings(validation_examples=2000, negatives_count=300, digits_count=3000, epochs=10)
-    head = no_digit_fit.fit_head(model, mnist.x_train[:-2000], sha256_file(model_path), settings)
-    no_digit.save_head(head, model_path)
-    return head
+    with once_per_session(tmp_path_factory, "no_digit_head") as (_, made):
+        if made:
+            return no_digit.load_head(model_path, sha256_file(model_path))
+        model = keras_file.load_keras(model_path)
+        settings = no_digit_fit.FitSettings(validation_examples=2000, negatives_count=300, digits_count=3000,
+                                            epochs=10)
+        head = no_digit_fit.fit_head(model, mnist.x_train[:-2000], sha256_file(model_path), settings)
+        no_digit.save_head(head, model_path)
+        return head
 
 
 @pytest.fixture(scope="session")
@@ -100,11 +130,15 @@ def exported(trained, tmp_path_factory) -> Exported:
     """export_model on the small trained model, in-process, to every format: summary, folder, model path."""
     from mnist_keras.exporting import steps
 
-    out = tmp_path_factory.mktemp("exported")
-    dataset = datasets.take(datasets.load(), test_examples=2000)
-    summary = steps.export_model(trained.model_path, out / "serving", out / "export", dataset)
-    assert not summary.failed and not summary.problems, (summary.format(), summary.problems)
-    return Exported(summary, out, trained.model_path)
+    with once_per_session(tmp_path_factory, "exported") as (out, made):
+        kept = out.parent / f"{out.name}.summary.pickle"  # the summary, for the other workers
+        if made:
+            return Exported(pickle.loads(kept.read_bytes()), out, trained.model_path)
+        dataset = datasets.take(datasets.load(), test_examples=2000)
+        summary = steps.export_model(trained.model_path, out / "serving", out / "export", dataset)
+        assert not summary.failed and not summary.problems, (summary.format(), summary.problems)
+        kept.write_bytes(pickle.dumps(summary))
+        return Exported(summary, out, trained.model_path)
 
 
 @pytest.fixture(scope="session")
