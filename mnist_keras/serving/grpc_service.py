@@ -209,7 +209,7 @@ def _wanted_outputs(request: Any, loaded: Any, context: Any) -> list[str]:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                       f"input tensor alias not found in signature: {', '.join(unknown) or '(none)'}. "
                       "Inputs expected to be in the set {images}.")
-    known = sorted(loaded.signature.structured_outputs)  # classes, probabilities (and digit_score)
+    known = sorted(loaded.outputs)  # classes, probabilities (and digit_score)
     wanted = list(request.output_filter) or known
     extra = sorted(set(wanted) - set(known))
     if extra:
