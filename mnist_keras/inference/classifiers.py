@@ -75,14 +75,15 @@ def load_saved_model(path: str | Path, trust: bool = False) -> Any:
     return signature
 
 
-def signature_metadata(path: str | Path) -> dict:
-    """A SavedModel's signature_defs in TF Serving's JSON form, read from saved_model.pb."""
-    from google.protobuf import json_format
-    from tensorflow.core.protobuf import saved_model_pb2
+def signature_defs(path: str | Path) -> Any:
+    """A SavedModel's signatures (name -> SignatureDef protobuf), read from saved_model.pb: what the
+    servers' metadata calls answer, in JSON (signature_metadata) or as a protobuf (gRPC)."""
+    return saved_model_scan.read_saved_model(path).meta_graphs[0].signature_def
 
-    proto = saved_model_pb2.SavedModel()
-    proto.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
-    signatures = proto.meta_graphs[0].signature_def
-    return {"signature_def": {name: json_format.MessageToDict(signatures[name],
-                                                               preserving_proto_field_name=True)
+
+def signature_metadata(signatures: Any) -> dict:
+    """Signatures (signature_defs) in TF Serving's REST JSON form."""
+    from google.protobuf import json_format
+
+    return {"signature_def": {name: json_format.MessageToDict(signatures[name], preserving_proto_field_name=True)
                               for name in signatures}}

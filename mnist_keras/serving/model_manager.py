@@ -43,7 +43,8 @@ class LoadedVersion:
     version: int
     path: Path
     predictor: Predictor | None = None
-    metadata: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)  # the signatures in TF Serving's REST JSON
+    signatures: Any = None  # name -> SignatureDef protobuf, for gRPC's GetModelMetadata
     batcher: object = None  # batching.Batcher when --enable_batching
 
     @property
@@ -99,10 +100,11 @@ def load_version(name: str, version: int, path: Path, warmup: bool = True,
     import tensorflow as tf
 
     from mnist_keras.exporting import serving_files
-    from mnist_keras.inference.classifiers import check_saved_model_dir, signature_metadata
+    from mnist_keras.inference.classifiers import check_saved_model_dir, signature_defs, signature_metadata
 
     predictor = load_predictor(check_saved_model_dir(path), trust, require_score=False)
-    loaded = LoadedVersion(name, version, path, predictor, signature_metadata(path))
+    signatures = signature_defs(path)
+    loaded = LoadedVersion(name, version, path, predictor, signature_metadata(signatures), signatures)
     if warmup:
         for request in serving_files.read_warmup(path):
             unknown = set(request.inputs) - {"images"}
