@@ -44,6 +44,18 @@ def config_from_flags(config_class: type[Config], values: flags.FlagValues = fla
                            for field in dataclasses.fields(config_class) if field.init})
 
 
+KERAS_MODEL = "saved_models/mnist.keras"  # where mnist-train writes the model the later commands read
+
+
+def define_model_flags(help: str) -> None:  # noqa: A002 (absl's word)
+    """--model (a trained .keras file, by default where mnist-train writes it) and the data flags: what
+    every command that reads a Keras model and MNIST takes. --model belongs to the calling module,
+    beside its own flags in its --help."""
+    caller = sys._getframe(1).f_globals["__name__"]
+    flags.DEFINE_string("model", KERAS_MODEL, help, module_name=sys.argv[0] if caller == "__main__" else caller)
+    define_data_flags()
+
+
 def define_data_flags() -> None:
     """--data_dir, --tfds and --test_examples, shared by every command that reads MNIST."""
     flags.DEFINE_string(

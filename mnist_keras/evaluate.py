@@ -21,6 +21,13 @@ from mnist_keras.training.keras_file import check_keras_file
 FLAGS = flags.FLAGS
 
 
+def define_flags() -> None:
+    cli.define_model_flags("The .keras model file to evaluate.")
+    flags.DEFINE_string("json", None, "Also write the metrics to this JSON file.")
+    flags.DEFINE_integer("negatives", 1000, "Held-out non-digits of each kind the no-digit decision is measured "
+                         "on (0: none), when the model has its head beside it.", lower_bound=0)
+
+
 def main(argv: list[str]) -> None:
     del argv  # unused
     model_path = check_keras_file(FLAGS.model)
@@ -35,14 +42,6 @@ def main(argv: list[str]) -> None:
     if FLAGS.json:
         write_atomic(FLAGS.json, json.dumps(result, indent=2) + "\n")
         print(f"\nWrote {printable(FLAGS.json)}")
-
-
-def define_flags() -> None:
-    flags.DEFINE_string("model", "saved_models/mnist.keras", "The .keras model file to evaluate.")
-    flags.DEFINE_string("json", None, "Also write the metrics to this JSON file.")
-    flags.DEFINE_integer("negatives", 1000, "Held-out non-digits of each kind the no-digit decision is measured "
-                         "on (0: none), when the model has its head beside it.", lower_bound=0)
-    cli.define_data_flags()
 
 
 def cli_main() -> None:

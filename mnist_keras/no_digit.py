@@ -21,6 +21,12 @@ from mnist_keras.training.keras_file import check_keras_file, load_keras
 FLAGS = flags.FLAGS
 
 
+def define_flags() -> None:
+    cli.define_model_flags("The trained .keras model; the head goes beside it.")
+    flags.DEFINE_integer("validation_examples", 5000, "The last N training images (held out by training) on "
+                         "which the threshold is chosen.", lower_bound=100)
+
+
 def main(argv: list[str]) -> None:
     del argv  # unused
     model_path = check_keras_file(FLAGS.model)
@@ -35,13 +41,6 @@ def main(argv: list[str]) -> None:
     print(f"Threshold {head.threshold:.4f} on the digit score (chosen on validation data; folded in: "
           f"the decision is {SCORE} >= 0.5). Rejected on validation: {head.fitted['validation_rejected']}")
     print(f"Wrote {paths[0]} and {paths[1]}")
-
-
-def define_flags() -> None:
-    flags.DEFINE_string("model", "saved_models/mnist.keras", "The trained .keras model; the head goes beside it.")
-    flags.DEFINE_integer("validation_examples", 5000, "The last N training images (held out by training) on "
-                         "which the threshold is chosen.", lower_bound=100)
-    cli.define_data_flags()
 
 
 def cli_main() -> None:

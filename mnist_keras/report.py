@@ -33,6 +33,14 @@ from mnist_keras.training.keras_file import check_keras_file
 FLAGS = flags.FLAGS
 
 
+def define_flags() -> None:
+    cli.define_model_flags("The trained .keras model to report on.")
+    flags.DEFINE_string("export_json", "export/export.json",
+                        "The export table to include, if it describes this model.")
+    flags.DEFINE_integer("feature_map_index", 0, "Which test image the feature maps show: its index in the "
+                         "test set (0: the first).", lower_bound=0)
+
+
 def training_data(model_path: str | Path) -> tuple[str | None, str | None]:
     """(data_dir, tfds name) the model was trained on, from its run's history; (None, None) if unknown."""
     history, _ = history_for(Path(model_path))
@@ -57,15 +65,6 @@ def main(argv: list[str]) -> None:
     with cli.Progress(sys.stderr) as progress:  # stdout holds the report's path alone
         path = write_report(model_path, dataset, FLAGS.export_json, FLAGS.feature_map_index, progress)
     print(path)
-
-
-def define_flags() -> None:
-    flags.DEFINE_string("model", "saved_models/mnist.keras", "The trained .keras model to report on.")
-    flags.DEFINE_string("export_json", "export/export.json",
-                        "The export table to include, if it describes this model.")
-    flags.DEFINE_integer("feature_map_index", 0, "Which test image the feature maps show: its index in the "
-                         "test set (0: the first).", lower_bound=0)
-    cli.define_data_flags()
 
 
 def cli_main() -> None:

@@ -58,10 +58,9 @@ def main(argv: list[str]) -> None:
 
 
 def define_flags() -> None:
-    flags.DEFINE_string("model", "saved_models/mnist.keras", "The Keras model the artifacts came from.")
+    cli.define_model_flags("The Keras model the artifacts came from.")
     define_max_drop_flag()
     cli.define_trust_flag()
-    cli.define_data_flags()
 
 
 def cli_main() -> None:

@@ -336,7 +336,8 @@ def main(argv: list[str]) -> None:
 
     from mnist_keras.data import datasets
     from mnist_keras.data.datasets import scale_images
-    from mnist_keras.inference import classifiers, litert, predict
+    from mnist_keras.inference import litert, predict
+    from mnist_keras.inference.predictor import load_predictor
     from mnist_keras.training import keras_file
 
     flags_text = " ".join(FLAGS.train_flags) or "defaults"
@@ -398,10 +399,9 @@ def main(argv: list[str]) -> None:
     scaled = scale_images(batch)
     rows.append(("inference", "Keras model: batches of 1000 (predict_on_batch)",
                  median_spread(throughput(lambda x: model.predict_on_batch(x), scaled, repeats), 0, " img/s"), ""))
-    signature = classifiers.load_saved_model(version)
+    serve = load_predictor(version, require_score=False).serve  # the signature, as the servers call it
     rows.append(("inference", f"SavedModel {version.name}: batches of 1000 (serving signature)",
-                 median_spread(throughput(lambda x: signature(images=tf.constant(x)), scaled, repeats), 0,
-                               " img/s"), ""))
+                 median_spread(throughput(serve, scaled, repeats), 0, " img/s"), ""))
 
     with tempfile.TemporaryDirectory() as folder:
         one = Path(folder) / "one.png"

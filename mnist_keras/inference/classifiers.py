@@ -2,7 +2,7 @@
 
 load_saved_model checks a folder against the contract (images [N, 28, 28, 1] in, probabilities
 and classes out) and says in one line what is wrong; predictor.py runs it beside the other
-formats, and the servers serve it. TensorFlow is imported only when a SavedModel is loaded.
+formats, for every reader and the servers alike. TensorFlow is imported only when a SavedModel is loaded.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from mnist_keras.data.datasets import IMAGE_SHAPE, NUM_CLASSES, scale_images
+from mnist_keras.data.datasets import IMAGE_SHAPE, NUM_CLASSES
 from mnist_keras.errors import InputError, first_line
 from mnist_keras.inference import saved_model_scan
 
@@ -75,27 +75,15 @@ def load_saved_model(path: str | Path, trust: bool = False) -> Any:
     return signature
 
 
-def signature_outputs(signature: Any, images: np.ndarray, batch_size: int = 1000) -> dict[str, np.ndarray]:
-    """Every output of a serving signature by name (classes, probabilities, digit_score, ...) for uint8 images."""
-    import tensorflow as tf
-
-    scaled = scale_images(images)
-    batches = [signature(images=tf.constant(scaled[i:i + batch_size]))
-               for i in range(0, len(images), batch_size)]
-    if not batches:
-        return {name: np.zeros((0, *spec.shape[1:]), spec.dtype.as_numpy_dtype)
-                for name, spec in signature.structured_outputs.items()}
-    return {name: np.concatenate([b[name].numpy() for b in batches]) for name in batches[0]}
+def signature_defs(path: str | Path) -> Any:
+    """A SavedModel's signatures (name -> SignatureDef protobuf), read from saved_model.pb: what the
+    servers' metadata calls answer, in JSON (signature_metadata) or as a protobuf (gRPC)."""
+    return saved_model_scan.read_saved_model(path).meta_graphs[0].signature_def
 
 
-def signature_metadata(path: str | Path) -> dict:
-    """A SavedModel's signature_defs in TF Serving's JSON form, read from saved_model.pb."""
+def signature_metadata(signatures: Any) -> dict:
+    """Signatures (signature_defs) in TF Serving's REST JSON form."""
     from google.protobuf import json_format
-    from tensorflow.core.protobuf import saved_model_pb2
 
-    proto = saved_model_pb2.SavedModel()
-    proto.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
-    signatures = proto.meta_graphs[0].signature_def
-    return {"signature_def": {name: json_format.MessageToDict(signatures[name],
-                                                               preserving_proto_field_name=True)
+    return {"signature_def": {name: json_format.MessageToDict(signatures[name], preserving_proto_field_name=True)
                               for name in signatures}}

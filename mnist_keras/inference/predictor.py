@@ -2,8 +2,10 @@
 
 A .keras file (with its no-digit head beside it when there is one), a SavedModel folder (its
 serving signature; scanned for untrusted ops before it loads, unless `trust`) or a .tflite from
-export (LiteRT: no TensorFlow is imported for it): predict, evaluate, verify and the benchmarks
-all read through load_predictor, so every reader decides "no digit" the same way.
+export (LiteRT: no TensorFlow is imported for it): predict, evaluate, verify, the servers and the
+benchmarks all read through load_predictor, so every reader decides "no digit" the same way. A
+SavedModel's predictor also answers as the servers do (Predictor.serve: every signature output by
+name, for float pixels already scaled to [0, 1]).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from mnist_keras.inference import classifiers, litert
 from mnist_keras.inference.no_digit import CHECK, SCORE, Head, head_paths, load_head
 
 Outputs = tuple[np.ndarray, np.ndarray]  # probabilities [N, 10], digit_score [N] (NaN: the model has none)
+Named = dict[str, np.ndarray]  # every output of a serving signature by name: classes, probabilities, ...
+BATCH_SIZE = 1000  # images per signature call when reading many
 
 
 @dataclasses.dataclass
@@ -29,13 +33,17 @@ class Predictor:
 
     model: what runs it (the Keras model without its head, the SavedModel's serving signature,
     or the LiteRT interpreter), for a caller that times one call; missing_score: why there is no
-    digit score (None when the model has one)."""
+    digit score (None when the model has one); serve (a SavedModel's only): float32 images
+    [N, 28, 28, 1] in [0, 1] -> every output by name, in one call, as TF Serving answers;
+    outputs: those names."""
 
     path: Path | None
     format: str  # "keras", "savedmodel" or "tflite"
     model: Any
     run: Callable[[np.ndarray], Outputs]
     missing_score: str | None = None
+    serve: Callable[[np.ndarray], Named] | None = None
+    outputs: tuple[str, ...] = ()
 
     def __call__(self, images: np.ndarray) -> Outputs:
         return self.run(images)
@@ -102,18 +110,38 @@ def _keras(path: Path, trust: bool) -> Predictor:
     return predictor
 
 
-def saved_model_outputs(signature: Any, images: np.ndarray, batch_size: int = 1000) -> Outputs:
-    """Probabilities [N, 10] and digit_score [N] (NaN without one) from a serving signature, for uint8 images."""
-    outputs = classifiers.signature_outputs(signature, images, batch_size)
-    return outputs["probabilities"], outputs.get(SCORE, np.full(len(images), np.nan, np.float32))
+def signature_runner(signature: Any) -> Callable[[np.ndarray], Named]:
+    """A serving signature as a function: float images [N, 28, 28, 1] in [0, 1] -> {name: array}, one call."""
+    import tensorflow as tf
+
+    def serve(images: np.ndarray) -> Named:
+        outputs = signature(images=tf.constant(images, tf.float32))
+        return {name: value.numpy() for name, value in outputs.items()}
+    return serve
+
+
+def in_batches(serve: Callable[[np.ndarray], Named], specs: dict[str, Any], images: np.ndarray,
+               batch_size: int = BATCH_SIZE) -> Named:
+    """Every output by name for uint8 images [N, 28, 28], batch_size images a call (none for no images)."""
+    scaled = scale_images(images)
+    batches = [serve(scaled[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    if not batches:
+        return {name: np.zeros((0, *spec.shape[1:]), spec.dtype.as_numpy_dtype) for name, spec in specs.items()}
+    return {name: np.concatenate([b[name] for b in batches]) for name in batches[0]}
 
 
 def _saved_model(path: Path, trust: bool) -> Predictor:
     """A SavedModel folder's serving signature (classifiers.load_saved_model: scanned unless `trust`)."""
     signature = classifiers.load_saved_model(path, trust)
-    missing = None if SCORE in signature.structured_outputs else (
+    specs = signature.structured_outputs
+    serve = signature_runner(signature)
+
+    def read(images: np.ndarray) -> Outputs:
+        outputs = in_batches(serve, specs, images)
+        return outputs["probabilities"], outputs.get(SCORE, np.full(len(images), np.nan, np.float32))
+    missing = None if SCORE in specs else (
         f"{path}: the SavedModel has no {SCORE} output (exported before the no-digit decision); export it again")
-    return Predictor(path, "savedmodel", signature, lambda images: saved_model_outputs(signature, images), missing)
+    return Predictor(path, "savedmodel", signature, read, missing, serve, tuple(sorted(specs)))
 
 
 def _tflite(path: Path, trust: bool) -> Predictor:

@@ -7,10 +7,8 @@ NOT_FOUND; a wrong signature, input name, shape or dtype is INVALID_ARGUMENT.
 
 from __future__ import annotations
 
-import functools
 import math
 from concurrent import futures
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,15 +96,12 @@ def array_to_tensor(array: np.ndarray) -> Any:
     return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, tensor_content=array.tobytes())
 
 
-@functools.lru_cache(maxsize=16)
-def signature_def_map(path: Path) -> Any:
-    """The SavedModel's signatures as GetModelMetadata returns them (SignatureDefMap)."""
-    from tensorflow.core.protobuf import saved_model_pb2
+def signature_def_map(signatures: Any) -> Any:
+    """A version's signatures (LoadedVersion.signatures) as GetModelMetadata returns them (SignatureDefMap)."""
     from tensorflow_serving.apis import get_model_metadata_pb2
 
-    proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
     result = get_model_metadata_pb2.SignatureDefMap()
-    for name, signature in proto.meta_graphs[0].signature_def.items():
+    for name, signature in signatures.items():
         result.signature_def[name].CopyFrom(signature)
     return result
 
@@ -178,7 +173,7 @@ class Handlers:
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = self.manager.name
         response.model_spec.version.value = loaded.version
-        response.metadata["signature_def"].Pack(signature_def_map(loaded.path))
+        response.metadata["signature_def"].Pack(signature_def_map(loaded.signatures))
         return response
 
     def status(self, request: Any, context: Any) -> Any:
@@ -209,7 +204,7 @@ def _wanted_outputs(request: Any, loaded: Any, context: Any) -> list[str]:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                       f"input tensor alias not found in signature: {', '.join(unknown) or '(none)'}. "
                       "Inputs expected to be in the set {images}.")
-    known = sorted(loaded.signature.structured_outputs)  # classes, probabilities (and digit_score)
+    known = sorted(loaded.outputs)  # classes, probabilities (and digit_score)
     wanted = list(request.output_filter) or known
     extra = sorted(set(wanted) - set(known))
     if extra:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from mnist_keras.errors import InputError, first_line
+from mnist_keras.inference.predictor import Predictor, load_predictor
 
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
 
@@ -36,14 +37,20 @@ class VersionStatus:
 
 @dataclass
 class LoadedVersion:
-    """One SavedModel version's serving_default signature, callable from many threads."""
+    """One SavedModel version, run through its predictor (inference/predictor.py), from many threads."""
 
     name: str
     version: int
     path: Path
-    signature: object = None
-    metadata: dict = field(default_factory=dict)
+    predictor: Predictor | None = None
+    metadata: dict = field(default_factory=dict)  # the signatures in TF Serving's REST JSON
+    signatures: Any = None  # name -> SignatureDef protobuf, for gRPC's GetModelMetadata
     batcher: object = None  # batching.Batcher when --enable_batching
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The signature's output names, sorted: classes, probabilities (and digit_score)."""
+        return self.predictor.outputs
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         if self.batcher is not None:
@@ -51,11 +58,8 @@ class LoadedVersion:
         return self.call(images)
 
     def call(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """The signature itself, unbatched."""
-        import tensorflow as tf
-
-        outputs = self.signature(images=tf.constant(images, tf.float32))
-        return {name: value.numpy() for name, value in outputs.items()}
+        """The signature itself, unbatched: float images [N, 28, 28, 1] in [0, 1] -> every output by name."""
+        return self.predictor.serve(images)
 
 
 def disk_versions(base: Path) -> dict[int, Path]:
@@ -96,9 +100,11 @@ def load_version(name: str, version: int, path: Path, warmup: bool = True,
     import tensorflow as tf
 
     from mnist_keras.exporting import serving_files
-    from mnist_keras.inference.classifiers import load_saved_model, signature_metadata
+    from mnist_keras.inference.classifiers import check_saved_model_dir, signature_defs, signature_metadata
 
-    loaded = LoadedVersion(name, version, path, load_saved_model(path, trust), signature_metadata(path))
+    predictor = load_predictor(check_saved_model_dir(path), trust, require_score=False)
+    signatures = signature_defs(path)
+    loaded = LoadedVersion(name, version, path, predictor, signature_metadata(signatures), signatures)
     if warmup:
         for request in serving_files.read_warmup(path):
             unknown = set(request.inputs) - {"images"}

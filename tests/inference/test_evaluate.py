@@ -31,8 +31,8 @@ def test_metrics_count_what_they_say():
 
 def test_evaluate_command_prints_and_writes_json(trained, tmp_path):
     record = trained.record
-    result = run_module("mnist_keras.evaluate", f"--model={trained.model_path}",
-                        "--test_examples=2000", "--json=metrics.json", cwd=tmp_path)
+    result = run_module("mnist_keras.evaluate", f"--model={trained.model_path}",  # its head beside it
+                        "--test_examples=2000", "--negatives=20", "--json=metrics.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert_no_library_lines(result)
     assert result.stdout.startswith("Test accuracy: ")  # the progress, with times, goes to stderr
@@ -46,15 +46,17 @@ def test_evaluate_command_prints_and_writes_json(trained, tmp_path):
     assert written["confusion_matrix"] == record["test"]["confusion_matrix"]
     recalls = [row["recall"] for row in written["per_class"]]
     np.testing.assert_allclose(recalls, np.diag(confusion) / confusion.sum(axis=1))
+    assert {row["total"] for row in written["no_digit"]["negatives_heldout"].values()} == {20}  # --negatives
 
 
 def test_evaluate_file_returns_the_metrics_of_the_model_file(trained):
     record = trained.record
     dataset = datasets.take(datasets.load(), test_examples=2000)
-    result = evaluate.evaluate_file(trained.model_path, dataset)
+    result = evaluate.evaluate_file(trained.model_path, dataset, negatives_per_kind=0)
     assert result["model"] == str(trained.model_path) and result["data"] == dataset.source
     assert result["total"] == 2000 and result["correct"] == record["test"]["correct"]
     assert result["confusion_matrix"] == record["test"]["confusion_matrix"]
+    assert result["no_digit"]["negatives_heldout"] == {}  # negatives_per_kind=0: none made
 
 
 def _zip_without_config(path):

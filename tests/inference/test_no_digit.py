@@ -250,21 +250,22 @@ def test_a_model_without_its_head_is_one_line(trained, mnist, keras_probabilitie
     assert np.isnan(scores).all()
 
 
-def test_evaluate_reports_both_sides(trained, no_digit_head, tmp_path):
-    model = trained.model_path
-    result = run_module("mnist_keras.evaluate", f"--model={model}", "--test_examples=500", "--negatives=60",
-                        f"--json={tmp_path / 'm.json'}", cwd=REPO)
-    assert result.returncode == 0, result.stderr
-    assert "test digits rejected as no digit:" in result.stdout
-    assert "test accuracy counting rejections as errors:" in result.stdout
-    found = json.loads((tmp_path / "m.json").read_text())["no_digit"]
+def test_evaluate_reports_both_sides(trained, no_digit_head):
+    """evaluate_file and the lines mnist-evaluate prints from it (the command itself: test_evaluate.py)."""
+    from mnist_keras.inference import evaluate
+
+    result = evaluate.evaluate_file(trained.model_path, datasets.take(datasets.load(), test_examples=500), 60)
+    printed = evaluate.format_report(result)
+    assert "test digits rejected as no digit:" in printed
+    assert "test accuracy counting rejections as errors:" in printed
+    found = json.loads(json.dumps(result))["no_digit"]  # as --json writes it
     kinds = [k for k in negatives.KINDS if k != "fashion" or FASHION]
     assert set(found["negatives_heldout"]) >= set(kinds)
     for kind in kinds:
         row = found["negatives_heldout"][kind]
         assert row["total"] == 60 and row["rejected"] + row["accepted"] == 60
-        assert f"  {kind:<34} {row['rejected_percent']:>7.1f}%" in result.stdout
-    assert found["accuracy_rejections_wrong"] <= json.loads((tmp_path / "m.json").read_text())["accuracy"]
+        assert f"  {kind:<34} {row['rejected_percent']:>7.1f}%" in printed
+    assert found["accuracy_rejections_wrong"] <= result["accuracy"]
     assert found["threshold"] == no_digit_head.threshold
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from mnist_keras.errors import InputError
 from mnist_keras.inference import classifiers, saved_model_scan
-from tests.helpers import run_module
 
 
 def _hostile_saved_model(folder: Path, side_effect) -> Path:
@@ -65,15 +64,16 @@ def test_our_denylist_holds_saved_model_cli_scans():
     assert theirs and theirs <= saved_model_scan.DENYLIST, theirs - saved_model_scan.DENYLIST
 
 
-@pytest.mark.slow
-def test_a_model_writing_a_file_is_refused_by_verify_before_it_runs(hostile, training_run, tmp_path):
+def test_a_model_writing_a_file_is_refused_by_verify_before_it_runs(hostile, training_run, mnist):
+    """verify_artifacts, as mnist-verify calls it (the command's one-line error: tests/exporting/test_export.py)."""
+    from mnist_keras.exporting.verify import verify_artifacts
+
     folder, target = hostile["write_file"]
-    result = run_module("mnist_keras.verify", str(folder), f"--model={training_run.model_path}", cwd=tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and errors == result.stderr.strip().splitlines()[-1:], result.stderr
-    assert errors[0].startswith(f"error: {folder}: refused: op WriteFile (node ")
-    assert "in function '__inference_serve" in errors[0] and "--trust_model" in errors[0]
+    with pytest.raises(InputError) as refused:
+        verify_artifacts(training_run.model_path, [folder], mnist)
+    message = str(refused.value)
+    assert message.startswith(f"{folder}: refused: op WriteFile (node ") and "\n" not in message
+    assert "in function '__inference_serve" in message and "--trust_model" in message
     assert not target.exists()  # not a single op of it ran
 
 

@@ -287,6 +287,22 @@ def test_specific_version_policy_serves_the_named_version(exported, tmp_path):
     assert read_model_config(base / "models.config")[1] == base
 
 
+def test_a_served_version_runs_through_the_predictor_that_predict_uses(exported, mnist):
+    """The server's answer and load_predictor's for the same version agree: one way to run a model."""
+    from mnist_keras.inference.predictor import load_predictor
+    from mnist_keras.serving.model_manager import load_version
+
+    loaded = load_version("mnist", 1, exported.serving / "1", warmup=False)
+    assert loaded.predictor.format == "savedmodel" and loaded.outputs == ("classes", "digit_score", "probabilities")
+    served = loaded.call(scaled(mnist, 16))
+    probabilities, scores = load_predictor(exported.serving / "1")(mnist.x_test[:16])
+    np.testing.assert_allclose(served["probabilities"], probabilities, atol=1e-6)
+    np.testing.assert_allclose(served["digit_score"], scores, atol=1e-6)
+    np.testing.assert_array_equal(served["classes"], probabilities.argmax(axis=1))
+    empty = load_predictor(exported.serving / "1")(mnist.x_test[:0])  # no images: no signature call
+    assert empty[0].shape == (0, 10) and empty[1].shape == (0,)
+
+
 def test_batcher_groups_requests_and_splits_answers_back(exported, mnist):
     from mnist_keras.serving.batching import Batcher, BatchingParameters
     from mnist_keras.serving.model_manager import load_version
