@@ -13,15 +13,13 @@ exporting/web/runtime.sha256 first. Nothing is fetched from a CDN when the page 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Collection, Mapping
 from importlib import resources
 from pathlib import Path
 
 from mnist_keras.errors import InputError
-from mnist_keras.exporting.folders import export_lock, partial_path
-from mnist_keras.files import sha256_file, write_atomic
+from mnist_keras.exporting.folders import export_lock
+from mnist_keras.files import Content, publish, sha256_file
 
 # The model the page runs: the first of these that export wrote. The camera model (RGB in,
 # preprocessing in the graph) is the one meant for it; the 28x28x1 files work meanwhile.
@@ -124,43 +122,26 @@ def fixed_batch(model: bytes) -> bytes:
 
 
 def write_web(folder: Path, model: Path, runtime: Path, extras: Mapping[str, bytes] | None = None) -> Path:
-    """Builds the page folder beside `folder`, then swaps it in: a reader never sees half of one.
+    """Builds the page folder beside `folder` under a partial name, then swaps it in (files.publish):
+    a reader never sees half of one.
 
     Under the export lock of folder's parent (an export's own, or web_export's), so two never
-    interleave; the partial names are folders.py's, so the next run removes a killed one's.
+    interleave; the next run removes a killed one's partial folder.
     extras: more files for the folder, by name (export's inspection model for explain.html)."""
     check_runtime(runtime)
     version = json.loads((runtime / RUNTIME_PACKAGE / "package.json").read_text())["version"]
     with export_lock([folder.parent]):
-        _build_and_swap(folder, model, runtime, version, extras or {})
+        publish(folder.parent, {folder.name: page_files(model, runtime, version, extras or {})})
     return folder
 
 
-def _build_and_swap(folder: Path, model: Path, runtime: Path, version: str, extras: Mapping[str, bytes]) -> None:
-    """The page under a partial name, renamed to `folder`; the old page moved aside first, then removed."""
-    partial = partial_path(folder.parent, folder.name, is_dir=True)
-    old = partial_path(folder.parent, f"{folder.name}-old", is_dir=True)
-    old.rmdir()  # a name for the page being replaced
-    try:
-        for name in PAGE_FILES:
-            target = partial / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(resources.files("mnist_keras.exporting").joinpath(f"web/{name}").read_bytes())
-        for source, target in RUNTIME_FILES.items():
-            (partial / target).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(runtime / source, partial / target)
-        for name, content in extras.items():
-            (partial / name).write_bytes(content)
-        (partial / "model.tflite").write_bytes(fixed_batch(model.read_bytes()))
-        description = {"file": "model.tflite", "source": model.name, "sha256": sha256_file(model),
-                       **describe_model(model), "runtime": RUNTIME_PACKAGE, "runtime_version": version}
-        write_atomic(partial / "model.json", json.dumps(description, indent=2) + "\n")
-        if folder.exists():
-            os.rename(folder, old)
-        os.rename(partial, folder)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+def page_files(model: Path, runtime: Path, version: str, extras: Mapping[str, bytes]) -> dict[str, Content]:
+    """The page folder's files by name: the page, LiteRT.js (copied), the model and its description."""
+    page = {name: resources.files("mnist_keras.exporting").joinpath(f"web/{name}").read_bytes() for name in PAGE_FILES}
+    description = {"file": "model.tflite", "source": model.name, "sha256": sha256_file(model),
+                   **describe_model(model), "runtime": RUNTIME_PACKAGE, "runtime_version": version}
+    return {**page, **{target: runtime / source for source, target in RUNTIME_FILES.items()}, **extras,
+            "model.tflite": fixed_batch(model.read_bytes()), "model.json": json.dumps(description, indent=2) + "\n"}
 
 
 def export_web(export_dir: Path, runtime: Path | None = None, candidates: Collection[Path] | None = None,
