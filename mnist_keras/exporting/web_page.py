@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from mnist_keras.errors import InputError
+from mnist_keras.exporting import inspect_model
 from mnist_keras.exporting.folders import export_lock
 from mnist_keras.files import Content, publish, sha256_file
 
@@ -166,3 +167,29 @@ def export_web(export_dir: Path, runtime: Path | None = None, candidates: Collec
         return f"web page: {e}"
     print(f"  web page: {folder}/ (LiteRT.js, {model.name}); serve the folder, open index.html", flush=True)
     return None
+
+
+def rebuild(export_dir: Path, runtime: Path | None, model_path: Path, test_images: int = 200) -> str | None:
+    """What `python -m mnist_keras.web_export` runs: export_web from the .tflite files already in
+    export_dir, with the explain page's inspection model (inspect_model.py) made from model_path and
+    verified on test_images shipped test digits, as export writes it. Without that model (none, another
+    one, not the seed's layers) one line says so and the page is written without it."""
+    runtime = runtime or default_runtime()
+    try:
+        page_model = choose_model(export_dir)
+        check_runtime(runtime)
+    except (FileNotFoundError, InputError):
+        return export_web(export_dir, runtime)  # says in one line why no page is written
+    from mnist_keras.data import datasets
+
+    name = f"web/{inspect_model.MODEL_FILE}"
+    try:
+        extras = inspect_model.for_keras_file(model_path, page_model, datasets.load().x_test[:test_images])
+    except FileNotFoundError as e:
+        print(f"  {name}: not written: {e}; the explain page shows no layers", flush=True)
+        return export_web(export_dir, runtime)
+    except InputError as e:
+        print(f"  {name}: FAILED: {e}", flush=True)
+        return export_web(export_dir, runtime) or f"{name}: {e}, not kept"
+    print(f"  {name}: ok, every layer equals Keras' ({model_path.name})", flush=True)
+    return export_web(export_dir, runtime, extras=extras)
