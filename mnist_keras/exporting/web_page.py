@@ -49,7 +49,7 @@ def default_runtime() -> Path:
     here = Path("web/node_modules")
     if (here / RUNTIME_PACKAGE).is_dir():
         return here
-    return Path(__file__).resolve().parent.parent / "web" / "node_modules"
+    return Path(__file__).resolve().parents[2] / "web" / "node_modules"  # mnist_keras/exporting/ -> the checkout
 
 
 def checksums() -> dict[str, str]:
