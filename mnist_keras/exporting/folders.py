@@ -1,9 +1,8 @@
-"""Where an export's files go: the folders' locks, partial files and folders, stale leftovers,
-SavedModel versions.
+"""Where an export's files go: the folders' locks, stale leftovers, SavedModel versions.
 
 Everything is written under a .partial-<host>-<pid>- name first and renamed when whole and
-verified, so TF Serving and phones never read half a file, and a killed export's leftovers
-are recognised and removed by the next one. A SavedModel version appears only by that rename,
+verified (files.publish), so TF Serving and phones never read half a file, and a killed export's
+leftovers are recognised and removed here by the next one. A SavedModel version appears only by that rename,
 so a killed export never leaves a half-written <N>. An export holds each output folder's lock
 file (export_lock) from before its first write to its end, so two exports never interleave.
 """
@@ -17,15 +16,13 @@ import os
 import re
 import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from mnist_keras.errors import InputError, printable
-from mnist_keras.files import umask
+from mnist_keras.files import PARTIAL, partial_path, umask  # noqa: F401 (partial_path: for tests)
 
-PARTIAL = ".partial-"  # prefix of what an unfinished export is writing; never served or read
 STALE_SECONDS = 24 * 3600  # a partial this old is a leftover even if its PID is alive again
 # Before PARTIAL names, the web page was built in .web.partial-<pid> and swapped via .web.old-<pid>.
 LEGACY_PARTIAL = re.compile(r"\.web\.(partial|old)-(\d+)$")
@@ -144,22 +141,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def partial_path(folder: Path, name: str, is_dir: bool = False) -> Path:
-    """A fresh temporary file or folder in `folder`, readable as the umask allows.
-
-    (mkstemp's 0600 would hide a model from a TF Serving container running as another user.)
-    """
-    prefix = f"{PARTIAL}{socket.gethostname()}-{os.getpid()}-{name}."
-    if is_dir:
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=folder))
-        path.chmod(0o777 & ~umask())
-        return path
-    fd, path = tempfile.mkstemp(prefix=prefix, dir=folder)
-    os.fchmod(fd, 0o666 & ~umask())
-    os.close(fd)
-    return Path(path)
 
 
 def versions(base: Path) -> list[int]:

@@ -5,7 +5,8 @@ one float32 .tflite whose signature returns, by name, conv1 (after ReLU), pool1,
 ReLU), pool2, dense, logits, probabilities (and digit_score with a no-digit head), and from
 mnist_inspect.json beside it: the conv layers' kernels and biases, so that a clicked pixel's sum
 can be written out. convert() returns the bytes; web_page.py writes them into the page folder
-after verify() has checked them against the Keras model on the test images.
+after verify() has checked them against the Keras model on the test images (export's own
+network, or for `python -m mnist_keras.web_export` the .keras file, for_keras_file).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import tempfile
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -137,3 +139,34 @@ def files(network: Network, images: np.ndarray) -> dict[str, bytes]:
     description = {"file": MODEL_FILE, "outputs": output_names(model), "stages": order,
                    "weights": weights(network.model)}
     return {MODEL_FILE: model, WEIGHTS_FILE: (json.dumps(description) + "\n").encode()}
+
+
+def for_keras_file(model_path: Path, page_model: Path, images: np.ndarray) -> dict[str, bytes]:
+    """files() for the .keras model the page's .tflite was exported from (web_export has no export
+    job to take the network from); images: uint8 test digits it is verified on.
+
+    FileNotFoundError (a skip: the page is written without it) when there is no such model, when
+    it is not the one page_model's JSON records, or when it lacks the seed's layers; InputError when
+    the inspection model differs from Keras."""
+    from mnist_keras.data.datasets import scale_images
+    from mnist_keras.files import sha256_file
+    from mnist_keras.inference import classifiers, no_digit
+    from mnist_keras.training import keras_file
+
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path}: no such model file (--model)")
+    sha = sha256_file(model_path)
+    description = page_model.with_suffix(".json")
+    recorded = json.loads(description.read_text()).get("source_model_sha256") if description.is_file() else None
+    if recorded and recorded != sha:
+        raise FileNotFoundError(f"{model_path}: not the model {page_model.name} was exported from "
+                                f"(its SHA-256 differs from the one in {description.name})")
+    model = keras_file.load_keras(model_path)
+    if not supports(model):
+        raise FileNotFoundError(f"{model_path}: not this project's CNN (no layers named {', '.join(LAYERS)})")
+    try:  # the head export folded into the page's model, if it is beside this one
+        head = no_digit.load_head(model_path, sha)
+    except InputError:
+        head = None
+    ends_in_softmax = classifiers.are_probabilities(keras_file.keras_scores(model, images[:20]))
+    return files(Network(model, ends_in_softmax, head), scale_images(images))

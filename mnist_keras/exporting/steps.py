@@ -2,10 +2,11 @@
 
 The command (its flags, and the list of what it writes) is mnist_keras/export.py.
 From Python: export_model(model_path, serving_dir, export_dir, dataset[, ExportOptions]) -> ExportSummary.
-It runs STEPS in order (saved_model_step, tflite_step, app_models_step, index_step,
-web_step), each reading the Export (the Network with its no-digit head, the data, the
-verify.Reference every artifact is checked against) and adding its results and kept paths.
-The artifacts themselves are written by formats.py and app_models.py; partial names, stale
+It checks the input (check_outputs), loads and measures the model (start), then runs STEPS in
+order: artifacts_step (each row of artifacts.ARTIFACTS asked for: converted, read back through its
+runtime, judged, published), index_step (TF Serving's configs, labels.txt, export.json) and
+web_step (export/web/, web_page.py). Each reads the artifacts.Export job and adds its results
+and kept paths. Every file and folder is written by files.publish; the folders' locks, stale
 leftovers and version numbers are folders.py's job; the TF Serving files are serving_files.py's.
 """
 
@@ -14,27 +15,20 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
-import shutil
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from mnist_keras.data.datasets import NUM_CLASSES, Data, scale_images
-from mnist_keras.errors import InputError, first_line, printable
-from mnist_keras.exporting import app_models, inspect_model, serving_files, tflite_metadata, verify, web_page
-from mnist_keras.exporting.folders import check_folder, export_lock, partial_path, publish_version
-from mnist_keras.exporting.formats import (
-    APP_FORMATS,
+from mnist_keras.errors import InputError, printable
+from mnist_keras.exporting import inspect_model, serving_files, verify, web_page
+from mnist_keras.exporting.artifacts import ARTIFACTS, Export, publish_artifact
+from mnist_keras.exporting.folders import check_folder, export_lock
+from mnist_keras.exporting.formats import (  # noqa: F401 (TFLITE_FORMATS, write_saved_model: for callers)
     FORMATS,
-    PIXELS,
     SAVED_MODEL,
     TFLITE_FORMATS,
-    convert,
-    describe_tflite,
-    tflite_name,
     write_saved_model,
 )
 from mnist_keras.files import sha256_file, write_atomic
@@ -42,112 +36,7 @@ from mnist_keras.inference import no_digit, no_digit_fit
 from mnist_keras.inference.no_digit_graph import Network
 from mnist_keras.training import keras_file
 
-# --- One artifact: write under a partial name, verify, then publish or discard -------------
-
-def export_saved_model(network: Network, base: Path, reference: verify.Reference) -> verify.Result:
-    """Writes, verifies and publishes the next SavedModel version; one that fails is removed.
-
-    With a no-digit head (network.head): the signature's digit_score output, and its record
-    in assets.extra/no_digit.json."""
-    partial = partial_path(base, "savedmodel", is_dir=True)
-    try:
-        write_saved_model(network, partial, outputs="serving")
-        if network.head is not None:
-            no_digit.write_record(network.head, partial / "assets.extra" / "no_digit.json")
-        serving_files.write_warmup(partial, reference.images[:32])  # TF Serving replays it on load
-        result = reference.check("SavedModel", partial, quantized=False)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if not result.passed:
-        shutil.rmtree(partial)
-        result.path = f"{base}/(new version)"
-        return result
-    result.path = str(publish_version(partial, base))
-    serving_files.write_configs(base)  # models/batching/monitoring.config, compose
-    return result
-
-
-def export_tflite(source: Path, fmt: str, folder: Path, calibration: np.ndarray, reference: verify.Reference,
-                  provenance: dict) -> verify.Result:
-    """Converts, verifies on the test set, and keeps the file and its JSON only if it passes.
-
-    One that fails also removes an earlier export's file of that name, so export/ never
-    mixes this model's files with another's.
-    """
-    final = folder / tflite_name(fmt)
-    final_json = final.with_suffix(".json")
-    partial = partial_path(folder, final.name)
-    partial_json = partial_path(folder, final_json.name)
-    try:
-        model = convert(source, fmt, calibration)
-        partial.write_bytes(tflite_metadata.embed(model, final.name, TFLITE_FORMATS[fmt][0], PIXELS, provenance))
-        result = reference.check("TFLite " + fmt, partial, quantized=TFLITE_FORMATS[fmt][1])
-        result.path = str(final)
-        if result.passed:
-            description = {**describe_tflite(partial, fmt, result, provenance), "file": final.name}
-            partial_json.write_text(json.dumps(description, indent=2) + "\n")
-            os.replace(partial, final)  # the model and its description, back to back
-            os.replace(partial_json, final_json)
-        else:
-            for path in (final, final_json):
-                path.unlink(missing_ok=True)
-    except InputError:  # metadata not written or not read back: no file of that name stays
-        for path in (final, final_json):
-            path.unlink(missing_ok=True)
-        raise
-    finally:
-        partial.unlink(missing_ok=True)
-        partial_json.unlink(missing_ok=True)
-    return result
-
-
 # --- The whole export, step by step ---------------------------------------------------------
-
-@dataclasses.dataclass
-class Export:
-    """What the steps of one export read (the model, the data, the Keras reference) and add to."""
-
-    model_path: Path
-    network: Network  # the model, whether it ends in a softmax, its no-digit head (one more output)
-    dataset: Data
-    serving_dir: Path | None
-    export_dir: Path | None
-    tflite_formats: list[str]
-    calibration: np.ndarray
-    reference: verify.Reference  # the test images, the Keras model's probabilities and row, --max_drop
-    provenance: dict
-    results: list[verify.Result]  # the Keras row first, then one per artifact
-    written: list[Path] = dataclasses.field(default_factory=list)  # kept files and folders
-    progress: Callable[[str], None] = lambda line: None
-    web_runtime: Path | None = None  # node_modules with LiteRT.js; None: web_export's default
-    problems: list[str] = dataclasses.field(default_factory=list)  # artifacts or steps that failed outright
-    clock: float = dataclasses.field(default_factory=time.monotonic)  # when the artifact at work began
-
-    def add(self, result: verify.Result) -> None:
-        self.results.append(result)
-        if result.passed:
-            self.written.append(Path(result.path))
-        self.progress(f"  {result.artifact}: {'ok' if result.passed else 'FAILED'} ({self.lap():.0f} s)")
-
-    def keep(self, result: verify.Result) -> None:
-        """add, for a .tflite kept with its JSON description beside it."""
-        self.add(result)
-        if result.passed:
-            self.written.append(Path(result.path).with_suffix(".json"))
-
-    def refuse(self, path: Path, error: InputError) -> None:
-        """An artifact that could not be written or checked at all: its files are gone, one line says why."""
-        line = first_line(error) if path.name in first_line(error) else f"{path.name}: {first_line(error)}"
-        self.problems.append(f"{line}, not kept")
-        self.progress(f"  {path.name}: FAILED: {line} ({self.lap():.0f} s)")
-
-    def lap(self) -> float:
-        """Seconds since the last artifact: this one's writing and checking on the test images."""
-        now = time.monotonic()
-        seconds, self.clock = now - self.clock, now
-        return seconds
-
 
 @dataclasses.dataclass
 class ExportSummary:
@@ -183,7 +72,7 @@ def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export
     if unknown or not formats:
         raise InputError(f"--formats: {'unknown ' + ', '.join(unknown) if unknown else 'empty'}; "
                          f"choose from {', '.join(FORMATS)}")
-    tflite_formats = [f for f in (*TFLITE_FORMATS, *APP_FORMATS) if f in formats]
+    tflite_formats = [a.name for a in ARTIFACTS if a.name in formats and not a.versioned]
     serving = Path(serving_dir) if SAVED_MODEL in formats and serving_dir is not None else None
     tflite_dir = Path(export_dir) if tflite_formats and export_dir is not None else None
     if SAVED_MODEL in formats and serving is None or tflite_formats and tflite_dir is None:
@@ -191,8 +80,7 @@ def check_outputs(model_path: str | Path, serving_dir: str | Path | None, export
     for folder in filter(None, [serving, tflite_dir]):
         check_folder(folder)
     if tflite_dir is not None:
-        outputs = [app_models.FORMATS[f] if f in APP_FORMATS else tflite_name(f) for f in tflite_formats] + [
-            Path(tflite_name(f)).with_suffix(".json").name for f in tflite_formats] + [
+        outputs = [name for a in ARTIFACTS if a.name in tflite_formats for name in (a.file, a.json)] + [
             "labels.txt", "export.json"]
         taken = [name for name in outputs if (tflite_dir / name).is_dir()]
         if taken:
@@ -246,46 +134,21 @@ def start(model_path: str | Path, serving_dir: str | Path | None, export_dir: st
                   web_runtime=Path(options.web_runtime) if options.web_runtime else None)
 
 
-def saved_model_step(job: Export) -> None:
-    """The next SavedModel version for TF Serving, verified before it is published."""
-    if job.serving_dir is None:
-        return
-    job.add(export_saved_model(job.network, job.serving_dir, job.reference))
-
-
-def tflite_step(job: Export) -> None:
-    """Each .tflite asked for, converted from one probabilities-only SavedModel, each verified."""
-    if not job.tflite_formats:
-        return
-    source = partial_path(job.export_dir, "tflite-source", is_dir=True)
+def artifacts_step(job: Export) -> None:
+    """Each artifact asked for, in the table's order (artifacts.ARTIFACTS), converted, verified, published."""
+    asked = {*job.tflite_formats, *([SAVED_MODEL] if job.serving_dir is not None else [])}
     try:
-        write_saved_model(job.network, source, outputs="probabilities")
-        for fmt in (f for f in job.tflite_formats if f in TFLITE_FORMATS):
-            try:
-                result = export_tflite(source, fmt, job.export_dir, job.calibration, job.reference, job.provenance)
-            except InputError as e:  # metadata not written or not read back: no file of that name stays
-                job.refuse(job.export_dir / tflite_name(fmt), e)
-                continue
-            job.keep(result)
+        for artifact in (a for a in ARTIFACTS if a.name in asked):
+            publish_artifact(job, artifact)
     finally:
-        shutil.rmtree(source, ignore_errors=True)
-
-
-def app_models_step(job: Export) -> None:
-    """The camera model (MNIST preprocessing in the graph) and the 28x28 RGB model, each
-    verified through MediaPipe's ImageClassifier (app_models.py)."""
-    for fmt in (f for f in job.tflite_formats if f in APP_FORMATS):
-        file = app_models.FORMATS[fmt]
-        try:
-            result = app_models.export_one(job.network, job.export_dir, file, job.reference, job.provenance)
-        except InputError as e:  # metadata, or MediaPipe refusing the model: no file of that name stays
-            job.refuse(job.export_dir / file, e)
-            continue
-        job.keep(result)
+        job.close()  # the .tflite files' source SavedModel
 
 
 def index_step(job: Export) -> None:
-    """labels.txt and export.json (the table, as JSON) beside the .tflite files."""
+    """TF Serving's configs beside a new version; labels.txt and export.json (the table, as JSON)
+    beside the .tflite files."""
+    if any(r.artifact == "SavedModel" and r.passed for r in job.results):
+        serving_files.write_configs(job.serving_dir)  # models/batching/monitoring.config, compose
     if job.export_dir is None:
         return
     labels = job.export_dir / "labels.txt"
@@ -332,9 +195,9 @@ def inspection_files(job: Export) -> dict[str, bytes]:
 
 
 # The steps, in order. Each reads the Export and adds its results and the paths it kept;
-# a new artifact is one more function here (one that writes into the SavedModel version
-# must run inside export_saved_model, before the version is published).
-STEPS: list[Callable[[Export], None]] = [saved_model_step, tflite_step, app_models_step, index_step, web_step]
+# a new artifact is one more row of artifacts.ARTIFACTS (one that writes into the SavedModel
+# version goes inside artifacts.saved_model's writer, before the version is published).
+STEPS: list[Callable[[Export], None]] = [artifacts_step, index_step, web_step]
 
 
 def export_model(model_path: str | Path, serving_dir: str | Path | None, export_dir: str | Path | None,

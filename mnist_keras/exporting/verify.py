@@ -168,6 +168,16 @@ def judge(result: Result, keras: Result, quantized: bool, max_drop: float) -> Re
     return result
 
 
+def float_bar(result: Result, reference: Reference) -> Result:
+    """A float artifact's bar: within FLOAT_TOLERANCE points, probabilities within PROBABILITY_TOLERANCE."""
+    return judge(result, reference.keras, False, reference.max_drop)
+
+
+def quantized_bar(result: Result, reference: Reference) -> Result:
+    """A quantized artifact's bar: at most reference.max_drop points lost (--max_drop)."""
+    return judge(result, reference.keras, True, reference.max_drop)
+
+
 def failure_message(result: Result, keras: Result) -> str:
     """One line saying which bar an artifact missed, and by how much."""
     if result.probability_gap is not None and result.probability_gap > PROBABILITY_TOLERANCE \

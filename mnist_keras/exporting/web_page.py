@@ -14,17 +14,16 @@ exporting/web/runtime.sha256 first. Nothing is fetched from a CDN when the page 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import textwrap
 from collections.abc import Collection, Mapping
 from importlib import resources
 from pathlib import Path
 
 from mnist_keras.errors import InputError
-from mnist_keras.exporting.folders import export_lock, partial_path
-from mnist_keras.files import sha256_file, write_atomic
+from mnist_keras.exporting import inspect_model
+from mnist_keras.exporting.folders import export_lock
+from mnist_keras.files import Content, publish, sha256_file
 
 # The model the page runs: the first of these that export wrote. The camera model (RGB in,
 # preprocessing in the graph) is the one meant for it; the 28x28x1 files work meanwhile.
@@ -57,7 +56,7 @@ def default_runtime() -> Path:
     here = Path("web/node_modules")
     if (here / RUNTIME_PACKAGE).is_dir():
         return here
-    return Path(__file__).resolve().parent.parent / "web" / "node_modules"
+    return Path(__file__).resolve().parents[2] / "web" / "node_modules"  # mnist_keras/exporting/ -> the checkout
 
 
 def page_text(text: str) -> str:
@@ -138,45 +137,32 @@ def fixed_batch(model: bytes) -> bytes:
 
 
 def write_web(folder: Path, model: Path, runtime: Path, extras: Mapping[str, bytes] | None = None) -> Path:
-    """Builds the page folder beside `folder`, then swaps it in: a reader never sees half of one.
+    """Builds the page folder beside `folder` under a partial name, then swaps it in (files.publish):
+    a reader never sees half of one.
 
     Under the export lock of folder's parent (an export's own, or web_export's), so two never
-    interleave; the partial names are folders.py's, so the next run removes a killed one's.
+    interleave; the next run removes a killed one's partial folder.
     extras: more files for the folder, by name (export's inspection model for explain.html)."""
     check_runtime(runtime)
     version = json.loads((runtime / RUNTIME_PACKAGE / "package.json").read_text())["version"]
     with export_lock([folder.parent]):
-        _build_and_swap(folder, model, runtime, version, extras or {})
+        publish(folder.parent, {folder.name: page_files(model, runtime, version, extras or {})})
     return folder
 
 
-def _build_and_swap(folder: Path, model: Path, runtime: Path, version: str, extras: Mapping[str, bytes]) -> None:
-    """The page under a partial name, renamed to `folder`; the old page moved aside first, then removed."""
-    partial = partial_path(folder.parent, folder.name, is_dir=True)
-    old = partial_path(folder.parent, f"{folder.name}-old", is_dir=True)
-    old.rmdir()  # a name for the page being replaced
-    try:
-        for name in PAGE_FILES:
-            target = partial / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = resources.files("mnist_keras.exporting").joinpath(f"web/{name}")
-            html = name.endswith(".html")  # with the markup it includes
-            target.write_bytes(page_text(source.read_text()).encode() if html else source.read_bytes())
-        for source, target in RUNTIME_FILES.items():
-            (partial / target).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(runtime / source, partial / target)
-        for name, content in extras.items():
-            (partial / name).write_bytes(content)
-        (partial / "model.tflite").write_bytes(fixed_batch(model.read_bytes()))
-        description = {"file": "model.tflite", "source": model.name, "sha256": sha256_file(model),
-                       **describe_model(model), "runtime": RUNTIME_PACKAGE, "runtime_version": version}
-        write_atomic(partial / "model.json", json.dumps(description, indent=2) + "\n")
-        if folder.exists():
-            os.rename(folder, old)
-        os.rename(partial, folder)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+def page_files(model: Path, runtime: Path, version: str, extras: Mapping[str, bytes]) -> dict[str, Content]:
+    """The page folder's files by name: the page, LiteRT.js (copied), the model and its description."""
+    page = {name: page_file(name) for name in PAGE_FILES}
+    description = {"file": "model.tflite", "source": model.name, "sha256": sha256_file(model),
+                   **describe_model(model), "runtime": RUNTIME_PACKAGE, "runtime_version": version}
+    return {**page, **{target: runtime / source for source, target in RUNTIME_FILES.items()}, **extras,
+            "model.tflite": fixed_batch(model.read_bytes()), "model.json": json.dumps(description, indent=2) + "\n"}
+
+
+def page_file(name: str) -> bytes:
+    """One of PAGE_FILES as written: an .html page with the markup it includes put in."""
+    source = resources.files("mnist_keras.exporting").joinpath(f"web/{name}")
+    return page_text(source.read_text()).encode() if name.endswith(".html") else source.read_bytes()
 
 
 def export_web(export_dir: Path, runtime: Path | None = None, candidates: Collection[Path] | None = None,
@@ -201,3 +187,29 @@ def export_web(export_dir: Path, runtime: Path | None = None, candidates: Collec
         return f"web page: {e}"
     print(f"  web page: {folder}/ (LiteRT.js, {model.name}); serve the folder, open index.html", flush=True)
     return None
+
+
+def rebuild(export_dir: Path, runtime: Path | None, model_path: Path, test_images: int = 200) -> str | None:
+    """What `python -m mnist_keras.web_export` runs: export_web from the .tflite files already in
+    export_dir, with the explain page's inspection model (inspect_model.py) made from model_path and
+    verified on test_images shipped test digits, as export writes it. Without that model (none, another
+    one, not the seed's layers) one line says so and the page is written without it."""
+    runtime = runtime or default_runtime()
+    try:
+        page_model = choose_model(export_dir)
+        check_runtime(runtime)
+    except (FileNotFoundError, InputError):
+        return export_web(export_dir, runtime)  # says in one line why no page is written
+    from mnist_keras.data import datasets
+
+    name = f"web/{inspect_model.MODEL_FILE}"
+    try:
+        extras = inspect_model.for_keras_file(model_path, page_model, datasets.load().x_test[:test_images])
+    except FileNotFoundError as e:
+        print(f"  {name}: not written: {e}; the explain page shows no layers", flush=True)
+        return export_web(export_dir, runtime)
+    except InputError as e:
+        print(f"  {name}: FAILED: {e}", flush=True)
+        return export_web(export_dir, runtime) or f"{name}: {e}, not kept"
+    print(f"  {name}: ok, every layer equals Keras' ({model_path.name})", flush=True)
+    return export_web(export_dir, runtime, extras=extras)

@@ -11,8 +11,6 @@ import datetime
 import html
 import json
 import os
-import shutil
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -23,7 +21,7 @@ import numpy as np
 
 from mnist_keras.data.datasets import NUM_CLASSES, Data, scale_images
 from mnist_keras.errors import InputError
-from mnist_keras.files import sha256_file, umask
+from mnist_keras.files import publish, sha256_file
 from mnist_keras.inference import classifiers
 from mnist_keras.reporting.figures import (
     held_out,
@@ -302,18 +300,6 @@ def draw_figures(folder: Path, seen: dict, history: dict | None, dataset: Data, 
     plot_embedding(seen["points"], labels, seen["explained"], noun, names, folder)
 
 
-def swap_in(partial: Path, final: Path) -> None:
-    """The finished report folder renamed to final; an old one moved aside first, then removed."""
-    os.chmod(partial, 0o777 & ~umask())
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        os.rename(final, old / final.name)
-        os.rename(partial, final)
-        shutil.rmtree(old)
-    else:
-        os.rename(partial, final)
-
-
 def write_report(model_path: str | Path, dataset: Data, export_json: str | Path | None = "export/export.json",
                  feature_map_index: int = 0, progress: Callable[[str], None] = lambda line: None) -> Path:
     """Draws everything into a temporary folder, then swaps it in: never half a report.
@@ -338,8 +324,7 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
     progress(f"{model_path} on {len(images)} test images: {time.monotonic() - start:.0f} s")
     start = time.monotonic()
 
-    partial = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=model_path.parent))
-    try:
+    def build(partial: Path) -> None:
         draw_figures(partial, seen, history, dataset, index)
         record = {
             "model": str(model_path), "data": dataset.source, "noun": noun, "names": names,
@@ -357,8 +342,6 @@ def write_report(model_path: str | Path, dataset: Data, export_json: str | Path 
         progress(f"figures drawn: {time.monotonic() - start:.0f} s")
         (partial / "report.json").write_text(json.dumps(record, indent=2) + "\n")
         (partial / "report.html").write_text(render_html(record, {n: n for n in record["figures"]}))
-        swap_in(partial, final)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+
+    publish(final.parent, {final.name: build})  # drawn under a partial name, then swapped in: never half a report
     return final / "report.html"

@@ -16,7 +16,7 @@ import pytest
 
 from mnist_keras.data import datasets
 from mnist_keras.errors import InputError
-from mnist_keras.exporting import app_models, steps, verify
+from mnist_keras.exporting import app_models, artifacts, steps, verify
 from mnist_keras.exporting.folders import PARTIAL, partial_path, publish_version
 from mnist_keras.files import sha256_file
 from mnist_keras.inference import litert
@@ -25,6 +25,7 @@ from mnist_keras.training import keras_file
 from tests.helpers import REPO, assert_no_library_lines, assert_one_line_error, run_module
 
 TFLITE = list(steps.TFLITE_FORMATS)
+ARTIFACT = {a.name: a for a in artifacts.ARTIFACTS}
 
 # What export writes beside the versions for TF Serving (tests/serving/test_tf_serving.py reads them).
 TF_SERVING_FILES = ["batching.config", "compose.yaml", "models.config", "monitoring.config"]
@@ -210,16 +211,29 @@ def test_an_artifact_that_misses_its_bar_is_not_kept(trained, mnist, tmp_path):
     model = keras_file.load_keras(trained.model_path)
     reference = verify.keras_reference(model, trained.model_path, datasets.take(mnist, test_examples=500),
                                        max_drop=0.3)[0]
-    source = partial_path(tmp_path, "tflite-source", is_dir=True)
-    steps.write_saved_model(Network(model), source, outputs="probabilities")
+    job = artifacts.Export(trained.model_path, Network(model), mnist, None, tmp_path, ["int8"],
+                           mnist.x_train[:200] // 50, reference, provenance={}, results=[reference.keras])
     (tmp_path / "mnist_int8.tflite").write_bytes(b"an earlier export's model")
     (tmp_path / "mnist_int8.json").write_text("{}")
-    result = steps.export_tflite(source, "int8", tmp_path, mnist.x_train[:200] // 50, reference, provenance={})
+    artifacts.publish_artifact(job, ARTIFACT["int8"])
+    result = job.results[-1]
     assert result.passed is False and result.change < -0.3
     assert result.path == str(tmp_path / "mnist_int8.tflite")
     assert "misses its bar" in verify.failure_message(result, reference.keras)
     # Neither the rejected model nor an earlier one of that name is left to be mistaken for it.
-    assert [p.name for p in tmp_path.iterdir()] == [source.name]
+    assert job.written == [] and [p.name for p in tmp_path.iterdir()] == [job.source.name]
+    job.close()  # the source SavedModel the .tflite files are converted from
+    assert not list(tmp_path.iterdir())
+
+
+def test_every_format_is_one_row_of_the_table():
+    """Each --formats name is declared once, with its file, runtime and bar (artifacts.ARTIFACTS)."""
+    assert [a.name for a in artifacts.ARTIFACTS] == list(steps.FORMATS)
+    bars = {a.name: a.bar for a in artifacts.ARTIFACTS}
+    assert bars["savedmodel"] is bars["float32"] is bars["float16"] is verify.float_bar
+    assert bars["int8"] is bars["dynamic_int8"] is verify.quantized_bar
+    assert {a.file for a in artifacts.ARTIFACTS if a.runtime is artifacts.mediapipe} == set(app_models.MODELS)
+    assert [a.json for a in artifacts.ARTIFACTS][1:] == [Path(a.file).stem + ".json" for a in artifacts.ARTIFACTS[1:]]
 
 
 def test_a_killed_export_leaves_nothing_half_written(trained, tmp_path):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import re
 import tomllib
 
 import numpy as np
@@ -141,14 +143,20 @@ def test_redrawn_pages_read_as_predict_reads_them(exported, mnist, small_model, 
 
 def test_a_model_mediapipe_refuses_is_not_kept(trained, small_model, mnist, tmp_path):
     """Grayscale metadata on an RGB model: MediaPipe refuses it, and nothing stays."""
-    from mnist_keras.exporting import verify
+    from mnist_keras.exporting import artifacts, verify
 
     (tmp_path / "mnist_rgb.tflite").write_bytes(b"an earlier export's model")
     keras = verify.Result("Keras", "m", 0, 95, 100, 0.0)
     reference = verify.Reference(mnist.x_test[:100], mnist.y_test[:100], np.zeros((100, 10)), keras)
-    with pytest.raises(InputError, match=r"mnist_rgb.tflite: MediaPipe's ImageClassifier refuses it"):
-        app_models.export_one(Network(small_model), tmp_path, "mnist_rgb.tflite", reference, {}, color="GRAYSCALE")
-    assert not list(tmp_path.iterdir())
+    job = artifacts.Export(trained.model_path, Network(small_model), mnist, None, tmp_path, ["rgb"],
+                           mnist.x_train[:10], reference, provenance={}, results=[keras])
+    rgb = next(a for a in artifacts.ARTIFACTS if a.name == "rgb")
+    grayscale = dataclasses.replace(rgb, convert=lambda job, a: app_models.convert(job.network, a.file, {},
+                                                                                   color="GRAYSCALE"))
+    artifacts.publish_artifact(job, grayscale)
+    assert len(job.problems) == 1, job.problems
+    assert re.fullmatch(r"mnist_rgb.tflite: MediaPipe's ImageClassifier refuses it: .*, not kept", job.problems[0])
+    assert job.results == [keras] and job.written == [] and not list(tmp_path.iterdir())
 
 
 def test_metadata_that_cannot_be_written_or_read_is_one_line(exported, tmp_path):
