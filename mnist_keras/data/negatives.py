@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from mnist_keras.data import fonts
+from mnist_keras.data.datasets import NUM_CLASSES
 from mnist_keras.errors import InputError
 
 PAGE = 64
@@ -248,7 +249,7 @@ def make_all(split: str, count: int | None = None, kinds: tuple[str, ...] = KIND
     return {kind: make(kind, split, count) for kind in kinds}
 
 
-NO_DIGIT_LABEL = 10  # a training label past the ten digits: "no digit" (training/loop.py's outlier loss)
+NO_DIGIT_LABEL = NUM_CLASSES  # a training label past the ten digits: "no digit" (training/loop.py's outlier loss)
 # Kinds the network itself is shown in training, as the head's: blank pages are no-ink before any network.
 TRAINING_KINDS = tuple(kind for kind in KINDS if kind != "blank")
 MORE = {"letters": 2}  # the hardest kind to tell from digits (typed letters) is made in larger number

@@ -72,6 +72,9 @@ def validate(config: Config) -> None:
         raise InputError(f"--reshape_share={config.reshape_share}: must be between 0 and 1")
     if not 0 <= config.negative_share <= 1:
         raise InputError(f"--negative_share={config.negative_share}: must be between 0 and 1")
+    if config.negative_share and not config.written_share:
+        raise InputError(f"--negative_share={config.negative_share:g}: non-digits join only with the digits in other "
+                         "styles; set --written_share above 0, or --negative_share=0")
     if config.cpu_replicas < 1:
         raise InputError(f"--cpu_replicas={config.cpu_replicas}: must be at least 1")
     if config.lr_schedule not in LR_SCHEDULES:

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from mnist_keras.data.datasets import NUM_CLASSES
 from mnist_keras.training import distribute
 
 # Training steps run per call into TensorFlow (a tf.while_loop): fewer round trips to
@@ -32,7 +33,6 @@ class Schedule:
 # uniform distribution, weighted so; the network learns features on which non-digits read as no
 # digit in particular, which the no-digit head then tells apart better (docs/no_digit.md).
 OUTLIER_WEIGHT = 0.5
-NUM_CLASSES = 10
 
 
 def from_uniform(logits: Any) -> Any:
@@ -62,7 +62,7 @@ def make_train_steps(strategy: Any, model: Any, jit: bool) -> Callable:
     def gradients(images, labels):
         digit = labels < NUM_CLASSES  # the others are non-digits (negatives.NO_DIGIT_LABEL)
         with tf.GradientTape() as tape:
-            logits = tf.cast(model(images, training=True), tf.float32)
+            logits = model(images, training=True)  # float32 in every precision (model.py)
             per_digit = keras.losses.sparse_categorical_crossentropy(
                 tf.minimum(labels, NUM_CLASSES - 1), logits, from_logits=True)
             loss = tf.nn.compute_average_loss(tf.where(digit, per_digit, OUTLIER_WEIGHT * from_uniform(logits)))

@@ -183,9 +183,11 @@ def test_run_prints_devices_epochs_bar_and_accuracy(tmp_path, capsys, monkeypatc
     ("--learning_rate=0", "--learning_rate=0.0: must be a positive number"),
     ("--written_share=1.5", "flag --written_share=1.5"),
     ("--written_share=nan", "--written_share=nan: must be between 0 and 1"),
+    ("--written_share=0 --negative_share=0.1", "--negative_share=0.1: non-digits join only with the digits in "
+     "other styles; set --written_share above 0"),
 ])
 def test_bad_flag_is_one_clear_line(tmp_path, flag, fragment):
-    assert_one_line_error(run_module("mnist_keras.train", flag, cwd=tmp_path), fragment)
+    assert_one_line_error(run_module("mnist_keras.train", *flag.split(), cwd=tmp_path), fragment)
     assert not (tmp_path / "saved_models").exists()
 
 
