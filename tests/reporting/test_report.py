@@ -110,7 +110,7 @@ def test_the_link_opens_the_explain_page_where_one_server_serves_both(reported, 
         server.server_close()
 
 
-def test_the_explain_link_is_relative_to_the_report_or_says_where_the_page_is(tmp_path):
+def test_the_explain_link_is_relative_to_the_report_or_says_where_the_page_is(tmp_path, monkeypatch):
     report_dir = tmp_path / "saved_models" / "mnist_report"
     page = tmp_path / "export" / "web" / "explain.html"
     page.parent.mkdir(parents=True)
@@ -123,6 +123,8 @@ def test_the_explain_link_is_relative_to_the_report_or_says_where_the_page_is(tm
     # an export of another model, or none with the page: no link, but where mnist-export writes it
     href, where = report.explain_page(report_dir, export_json, described=False)
     assert href is None and where.startswith(f"mnist-export --model with this model writes it to {page} ")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # no export/ here, as in a fresh clone
     href, where = report.explain_page(report_dir, None, described=True)
     assert href is None and "mnist-export --model with this model writes it to export/web/explain.html" in where
     assert "<a " not in "".join(report.explain_section({"explain_page": None, "explain_note": where}))
