@@ -149,15 +149,17 @@ def main(argv: list[str]) -> None:
     print(f"Readers: the network alone (argmax), Keras with its head, {', '.join(others) or 'no exported model'}")
     digits, nondigits = digit_sets(mnist, FLAGS.count), negative_sets(FLAGS.negatives)
     columns = ["network right", "Keras right", "refused"] + [f"{n} {c}" for n in others for c in ("right", "refused")]
+    widths = [max(16, len(column) + 2) for column in columns]  # a column as wide as its name
     print(f"\nDigits held out by style (% read right counting a refusal wrong; % refused)\n{'kind':<36} {'n':>5}"
-          + "".join(f"{c:>16}" for c in columns))
+          + "".join(f"{c:>{width}}" for c, width in zip(columns, widths)))
     for data in digits:
         network = 100 * np.mean(model.predict(datasets.scale_images(data.images), verbose=0, batch_size=1000)
                                  .argmax(axis=1) == data.labels)
         cells = [network, *measure(keras_read(data.images), data)]
         for read, feed in others.values():
             cells += measure(read(getattr(data, feed)), data)
-        print(f"{data.name:<36} {len(data.images):>5}" + "".join(f"{c:>15.2f}%" for c in cells))
+        print(f"{data.name:<36} {len(data.images):>5}"
+              + "".join(f"{c:>{width - 1}.2f}%" for c, width in zip(cells, widths)))
         if data.styles is not None:
             per_style(data, keras_read)
     print(f"\nNon-digits held out (% refused)\n{'kind':<36} {'n':>5}{'Keras':>16}"

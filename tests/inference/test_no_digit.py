@@ -375,6 +375,9 @@ def test_the_reading_benchmark_prints_every_kind_for_every_reader(exported, mnis
         line = next(line for line in result.stdout.splitlines() if line.startswith(name + "  "))
         return [float(cell) for cell in re.findall(r"([\d.]+)%", line)]
 
+    header = next(line for line in result.stdout.splitlines() if "network right" in line)
+    assert re.search(r"Keras right +refused +mnist-predict right +mnist-predict refused +camera \.tflite right "
+                     r"+camera \.tflite refused$", header), header  # every column's name apart
     digits = ["MNIST test", "typed, print fonts", "typed, handwriting fonts", "drawn, held-out templates",
               "MNIST test reshaped", "MNIST test redrawn", "real handwriting (UCI, 43 writers)"]
     for name in digits:
