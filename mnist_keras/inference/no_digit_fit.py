@@ -29,7 +29,7 @@ from mnist_keras.inference.no_digit import (
     load_head,
     save_head,
 )
-from mnist_keras.inference.no_digit_graph import features, supports
+from mnist_keras.inference.no_digit_graph import feature_reader, supports
 
 
 def calibration_negatives(count: int) -> np.ndarray:
@@ -144,12 +144,13 @@ def build_sets(model: Any, x_train: np.ndarray, x_validation: np.ndarray, negati
              f"{time.monotonic() - start:.0f} s")
     start = time.monotonic()
     chosen = np.random.default_rng(20).choice(len(x_train), min(digits_count, len(x_train)), replace=False)
-    sets = Sets({"digits": features(model, x_train[chosen])}, {"digits": features(model, x_validation)}, {})
+    read = feature_reader(model)
+    sets = Sets({"digits": read(x_train[chosen])}, {"digits": read(x_validation)}, {})
     for name, (images, no_ink) in made.items():
         split, kind = name.split("/")
         # Pictures without ink stay in as all-zero images: what a model that is handed one
         # (the camera model's in-graph preprocessing makes one of a blank frame) must reject.
-        getattr(sets, split)[kind] = features(model, images)
+        getattr(sets, split)[kind] = read(images)
         if split == "validation" and kind not in POSITIVE:
             sets.no_ink[kind] = float(no_ink.mean())
     progress(f"  read by the network: {time.monotonic() - start:.0f} s")

@@ -8,6 +8,7 @@ model, whether it ends in a softmax, and its head (with_head puts both in one gr
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,17 +33,28 @@ def feature_model(model: Any) -> Any:
     return keras.Model(model.inputs, [keras.ops.concatenate(outputs, axis=1), model.outputs[0]])
 
 
-def features(model: Any, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """(tapped [N, INPUTS], logits [N, 10]) of uint8 images [N, 28, 28]."""
+def feature_reader(model: Any, batch_size: int = 1000) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """features() for many sets of pictures: the graph traced once, then half the time of eager calls."""
+    import tensorflow as tf
+
     from mnist_keras.data.datasets import scale_images
 
     both = feature_model(model)
-    parts = [both([scale_images(images[i:i + batch_size])], training=False)
-             for i in range(0, len(images), batch_size)]
-    if not parts:
-        return np.zeros((0, INPUTS), np.float32), np.zeros((0, 10), np.float32)
-    return (np.concatenate([np.asarray(p[0]) for p in parts]).astype(np.float32),
-            np.concatenate([np.asarray(p[1]) for p in parts]).astype(np.float32))
+    step = tf.function(lambda images: both(images, training=False), reduce_retracing=True)
+
+    def read(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [step(scale_images(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+        if not parts:
+            return np.zeros((0, INPUTS), np.float32), np.zeros((0, 10), np.float32)
+        return (np.concatenate([np.asarray(p[0]) for p in parts]).astype(np.float32),
+                np.concatenate([np.asarray(p[1]) for p in parts]).astype(np.float32))
+
+    return read
+
+
+def features(model: Any, images: np.ndarray, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """(tapped [N, INPUTS], logits [N, 10]) of uint8 images [N, 28, 28]."""
+    return feature_reader(model, batch_size)(images)
 
 
 def with_head(model: Any, head: Head) -> Any:
