@@ -48,9 +48,9 @@ def define_flags() -> None:
            "0: MNIST alone, as the original pipeline.", lower_bound=0, upper_bound=1)
     define("reshape_share", "With digits in other styles (--written_share above 0), turn, shear and zoom this share "
            "of each batch afresh.", lower_bound=0, upper_bound=1)
-    define("negative_share", "With digits in other styles, add non-digits (letters, drawn shapes, clothes, noise, "
-           "textures), this share of the training images in number, taught to read as no digit in particular "
-           "(outlier exposure; docs/no_digit.md).", lower_bound=0, upper_bound=1)
+    define("negative_share", "With digits in other styles, add non-digits (letters, drawn shapes, people's drawings, "
+           "clothes, noise, textures), this share of the training images in number, taught to read as no digit in "
+           "particular (outlier exposure; docs/no_digit.md).", lower_bound=0, upper_bound=1)
     define("validation_examples", "Hold out the last N of the training images as the validation split, which "
            "the per-epoch figures and best.keras use; the test set is read once, at the "
            "end. 0: no validation split and no best.keras.", lower_bound=0)
