@@ -203,8 +203,6 @@ def drawing_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarra
     width, at any size and place on the page."""
     from scipy import ndimage
 
-    from mnist_keras.data import quickdraw
-
     source = quickdraw.drawings(split)
     pages = np.empty((count, PAGE, PAGE), np.uint8)
     for n, drawing in enumerate(source[rng.choice(len(source), count, replace=len(source) < count)]):

@@ -38,7 +38,7 @@ POOLED = 4 * 4 * 64
 INPUTS = POOLED + 128 + 10
 # 256 units: with people's drawings among the kinds, 128 refused 5 points fewer typed letters
 HIDDEN, DROPOUT, EPOCHS = 256, 0.3, 30
-TARGET_REJECTED = 0.0025  # of the MNIST validation digits, at most this share is rejected (issue 25: 0.3% on test)
+TARGET_REJECTED = 0.0025  # of the MNIST-style validation digits, at most this share is rejected (aim: 0.3% on test)
 DIGIT, NO_DIGIT = "digit", "no digit"
 CHECK_LABELS = [NO_DIGIT, DIGIT]  # the .tflite's digit_check output [N, 2], in order
 NO_INK = "no ink: the picture is blank or has almost no contrast"  # why, when preprocessing finds none

@@ -114,7 +114,7 @@ def picture_jobs(x_train: np.ndarray, x_validation: np.ndarray, digits_count: in
     sizes = {"redrawn": digits_count // 3, "reshaped": digits_count // 2, "typed": digits_count // 3,
              "drawn": digits_count // 3}
     jobs = {f"train/{kind}": ("digits", kind, "train", count, source) for kind, count in sizes.items()}
-    for kind in sum(TARGETS, ()):
+    for kind in (kind for kinds in TARGETS for kind in kinds):
         if kind != "digits":
             count = len(x_validation) // 2 if kind == "redrawn" else max(digits_count // 6, 100)
             jobs[f"validation/{kind}"] = ("digits", kind, "validation", count, held)
