@@ -55,8 +55,18 @@ def start_workers(folder, count: int = 2, args: list[str] = ARGS) -> list[subpro
     return processes
 
 
-def finish(processes: list[subprocess.Popen]) -> list[str]:
-    outputs = [p.communicate(timeout=300) for p in processes]
+def finish(processes: list[subprocess.Popen], timeout: float = 300) -> list[str]:
+    """Every worker's stdout once all have ended; past the timeout none is left running, and the
+    failure shows what each one wrote (a worker that exits early leaves the others waiting for it)."""
+    deadline = time.monotonic() + timeout
+    try:
+        outputs = [p.communicate(timeout=max(1.0, deadline - time.monotonic())) for p in processes]
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.kill()
+        said = [f"worker {n} (exit {p.returncode}): {out[-1500:]}{err[-1500:]}"
+                for n, (p, (out, err)) in enumerate(zip(processes, [p.communicate() for p in processes]))]
+        pytest.fail(f"the workers had not ended after {timeout:.0f} s:\n" + "\n".join(said))
     for process, (out, err) in zip(processes, outputs):
         assert process.returncode == 0, out + err
     return [out for out, _ in outputs]
