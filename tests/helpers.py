@@ -308,3 +308,12 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
 ZERO = [[(140 + 60 * math.sin(t), 140 - 95 * math.cos(t)) for t in np.linspace(0, 2 * math.pi, 40)]]
 ONE = [[(145, 40), (140, 140), (135, 240)]]
 SEVEN = [[(70, 50), (210, 50), (170, 130), (120, 240)]]
+
+
+def backed_up(metadata: Path) -> bool:
+    """Keras' training_metadata.json is written whole (Keras writes it in place: a kill the moment it
+    appears would test a backup cut short, which run_folder.backed_up_epochs handles on its own)."""
+    try:
+        return "epoch" in json.loads(metadata.read_text())
+    except (OSError, ValueError):
+        return False

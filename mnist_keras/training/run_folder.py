@@ -32,11 +32,10 @@ def resume_point(workdir: Path, config: Config) -> tuple[int, list[dict]]:
     A run that cannot continue under these settings is an error, not a silent restart:
     the user asked for this folder and may want the hours already spent in it.
     """
-    metadata = workdir / BACKUP_DIR / "training_metadata.json"
-    if not metadata.exists():
+    finished = backed_up_epochs(workdir / BACKUP_DIR)
+    if finished is None:
         return 0, []
     try:
-        finished = int(json.loads(metadata.read_text())["epoch"])
         history = json.loads((workdir / HISTORY_FILE).read_text())
         previous = history["settings"]
     except (OSError, ValueError, KeyError) as e:
@@ -50,6 +49,29 @@ def resume_point(workdir: Path, config: Config) -> tuple[int, list[dict]]:
                          "rerun with the same flags to resume, --noresume to start over, "
                          "or another --model_dir")
     return finished, history["epochs"][:finished]
+
+
+def backed_up_epochs(backup_dir: Path) -> int | None:
+    """The epochs Keras' backup holds; None without one. Keras writes training_metadata.json in place,
+    so a kill can cut it short: then the previous backup (double_checkpoint's .bkp files) is put back,
+    as Keras' own restore does for cut-short weights, or, at the first epoch's, there is none."""
+    metadata = backup_dir / "training_metadata.json"
+    previous = (backup_dir / "training_metadata.json.bkp", backup_dir / "latest.weights.h5.bkp")
+    for attempt in range(2):
+        if not metadata.exists():
+            return None
+        try:
+            return int(json.loads(metadata.read_text())["epoch"])
+        except (ValueError, KeyError, TypeError):  # cut short by a kill
+            if attempt or not all(path.exists() for path in previous):
+                remove_backup(backup_dir)
+                return None
+            files.write_atomic(metadata, previous[0].read_bytes())
+            files.write_atomic(backup_dir / "latest.weights.h5", previous[1].read_bytes())
+        except OSError as e:
+            raise InputError(f"{metadata}: unreadable backup of an unfinished run ({e.strerror}); "
+                             "start over with --noresume") from None
+    return None
 
 
 def _remove_if_empty(folder: Path) -> None:

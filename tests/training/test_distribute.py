@@ -16,7 +16,7 @@ import pytest
 
 from mnist_keras.errors import InputError
 from mnist_keras.training import distribute, keras_file, metrics, train
-from tests.helpers import REPO, assert_one_line_error, run_module
+from tests.helpers import REPO, assert_one_line_error, backed_up, run_module
 
 ARGS = ["--epochs=2", "--train_examples=1280", "--validation_examples=500", "--test_examples=500",
         "--progress=none"]
@@ -182,7 +182,7 @@ def test_killed_workers_resume_from_the_chief_backup(multi_worker, tmp_path):
     history = tmp_path / "run" / train.HISTORY_FILE
     backup = tmp_path / "run" / train.BACKUP_DIR / "training_metadata.json"
     deadline = time.monotonic() + 120
-    while not backup.exists():  # the chief has backed up epoch 1
+    while not backed_up(backup):  # the chief has backed up epoch 1
         assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
         time.sleep(0.005)
     for process in processes:
@@ -203,7 +203,7 @@ def test_when_a_worker_dies_the_others_stop_with_one_line(tmp_path):
                                               "--test_examples=500", "--progress=none"])
     backup = tmp_path / "run" / train.BACKUP_DIR / "training_metadata.json"
     deadline = time.monotonic() + 120
-    while not backup.exists():  # epoch 1 done and backed up
+    while not backed_up(backup):  # epoch 1 done and backed up
         assert all(p.poll() is None for p in processes) and time.monotonic() < deadline
         time.sleep(0.01)
     processes[1].send_signal(signal.SIGKILL)

@@ -17,7 +17,7 @@ import pytest
 from mnist_keras.data import datasets, pipeline
 from mnist_keras.errors import InputError
 from mnist_keras.training import keras_file, metrics, train
-from tests.helpers import REPO, TRAINED_CONFIG, assert_one_line_error, run_module
+from tests.helpers import REPO, TRAINED_CONFIG, assert_one_line_error, backed_up, run_module
 
 EPOCH_KEYS = ["epoch", "avg_loss", "loss", "accuracy", "val_avg_loss", "val_accuracy", "learning_rate",
               "wall_seconds", "cpu_seconds"]
@@ -230,6 +230,26 @@ def test_noresume_starts_over(tmp_path, capsys):
     assert not backup.exists()
 
 
+def test_a_backup_cut_short_by_a_kill_falls_back_to_the_one_before(tmp_path):
+    """Keras writes training_metadata.json in place: a kill can leave it empty or cut short."""
+    from mnist_keras.training import run_folder
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "training_metadata.json").write_text('{"epoch": 2, "ba')  # killed while writing epoch 2's
+    (backup / "latest.weights.h5").write_bytes(b"epoch 2, whole")
+    (backup / "training_metadata.json.bkp").write_text('{"epoch": 1, "batch": 0}')
+    (backup / "latest.weights.h5.bkp").write_bytes(b"epoch 1")
+    assert run_folder.backed_up_epochs(backup) == 1
+    assert (backup / "latest.weights.h5").read_bytes() == b"epoch 1"  # weights and epoch agree again
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
+    (backup / "training_metadata.json").write_text("")  # the first epoch's, with nothing before it
+    for name in ("training_metadata.json.bkp", "latest.weights.h5.bkp"):
+        (backup / name).unlink()
+    assert run_folder.backed_up_epochs(backup) is None and not backup.exists()  # so the run starts over
+    assert run_folder.backed_up_epochs(backup) is None
+
+
 def test_diverged_run_is_an_error_and_leaves_no_model(tmp_path):
     config = train.Config(**{**TINY, "epochs": 2}, learning_rate=1e6)
     with pytest.raises(InputError, match=r"--learning_rate=1e\+06: training diverged in epoch 1"):
@@ -253,7 +273,7 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
             if line.startswith("Epoch 1/3:"):
                 break
         deadline = time.monotonic() + 60
-        while not metadata.exists() and time.monotonic() < deadline:
+        while not backed_up(metadata) and time.monotonic() < deadline:
             time.sleep(0.01)
         run.send_signal(signal.SIGKILL)
     finally:
