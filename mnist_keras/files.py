@@ -150,3 +150,12 @@ def cache_dir() -> Path:
         return Path(os.environ[CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "mnist_keras"
+
+
+def node_modules(package: str) -> Path:
+    """The node_modules folder `npm ci --prefix web` filled with `package`: web/ in the current folder,
+    else in the checkout this package runs from."""
+    here = Path("web/node_modules")
+    if (here / package).is_dir():
+        return here
+    return Path(__file__).resolve().parents[1] / "web" / "node_modules"  # mnist_keras/ -> the checkout

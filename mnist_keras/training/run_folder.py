@@ -57,21 +57,27 @@ def backed_up_epochs(backup_dir: Path) -> int | None:
     as Keras' own restore does for cut-short weights, or, at the first epoch's, there is none."""
     metadata = backup_dir / "training_metadata.json"
     previous = (backup_dir / "training_metadata.json.bkp", backup_dir / "latest.weights.h5.bkp")
-    for attempt in range(2):
-        if not metadata.exists():
-            return None
-        try:
-            return int(json.loads(metadata.read_text())["epoch"])
-        except (ValueError, KeyError, TypeError):  # cut short by a kill
-            if attempt or not all(path.exists() for path in previous):
-                remove_backup(backup_dir)
-                return None
-            files.write_atomic(metadata, previous[0].read_bytes())
-            files.write_atomic(backup_dir / "latest.weights.h5", previous[1].read_bytes())
-        except OSError as e:
-            raise InputError(f"{metadata}: unreadable backup of an unfinished run ({e.strerror}); "
-                             "start over with --noresume") from None
-    return None
+    if not metadata.exists():
+        return None
+    epochs = _epochs(metadata)
+    if epochs is None and all(path.exists() for path in previous):
+        files.write_atomic(metadata, previous[0].read_bytes())
+        files.write_atomic(backup_dir / "latest.weights.h5", previous[1].read_bytes())
+        epochs = _epochs(metadata)
+    if epochs is None:
+        remove_backup(backup_dir)  # nothing whole to resume from: the run starts over
+    return epochs
+
+
+def _epochs(metadata: Path) -> int | None:
+    """training_metadata.json's epoch; None when a kill cut the file short."""
+    try:
+        return int(json.loads(metadata.read_text())["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    except OSError as e:
+        raise InputError(f"{metadata}: unreadable backup of an unfinished run ({e.strerror}); "
+                         "start over with --noresume") from None
 
 
 def _remove_if_empty(folder: Path) -> None:
