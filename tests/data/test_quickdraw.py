@@ -26,9 +26,10 @@ def test_things_are_held_out_whole_and_digit_shapes_are_in_no_split():
 
 
 def test_drawings_are_read_whole_as_ink_on_paper():
-    drawings = quickdraw.drawings("validation")
-    things = sum(part == "validation" for part in quickdraw.split_of(quickdraw.things()).values())
-    assert drawings.shape == (100 * things, 28, 28) and drawings.dtype == np.float32
+    drawings, of = quickdraw.drawings("validation")
+    things = {name for name, part in quickdraw.split_of(quickdraw.things()).items() if part == "validation"}
+    assert drawings.shape == (100 * len(things), 28, 28) and drawings.dtype == np.float32
+    assert set(of) == things and len(of) == len(drawings)
     assert drawings.min() == 0.0 and drawings.max() == 1.0
     assert (drawings.reshape(len(drawings), -1).max(axis=1) > 0.5).all()  # every one has a line
 
@@ -36,6 +37,8 @@ def test_drawings_are_read_whole_as_ink_on_paper():
 def test_the_kind_is_mnist_style_pictures_of_the_splits_things():
     made = negatives.make("drawings", "heldout", 40)
     assert made.images.shape == (40, 28, 28) and not made.no_ink.any()
+    split = quickdraw.split_of(quickdraw.things())
+    assert {split[thing] for thing in made.sources} == {"heldout"}  # each names a held-out thing
     ink = made.images.reshape(40, -1)
     assert (ink.max(axis=1) > 200).all() and ((ink > 64).mean(axis=1) < 0.6).all()  # lines, not filled pages
     np.testing.assert_array_equal(made.images, negatives.make("drawings", "heldout", 40).images)

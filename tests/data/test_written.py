@@ -78,12 +78,14 @@ def test_training_digits_are_cached_and_the_same_from_the_cache(mnist, tmp_path,
 
 
 def test_drawn_non_digits_are_held_out_by_template_and_digit_like_letters_apart():
-    for kind in ("drawn shapes", "drawn letters"):
+    shapes = {split: {t.name for t in templates.shape_templates(split)} for split in ("train", "heldout")}
+    letters = {split: {t.name for t in templates.letter_templates(split)} for split in ("train", "heldout")}
+    for kind, named in (("drawn shapes", shapes), ("drawn letters", letters)):
         assert kind in negatives.KINDS
         made = negatives.make(kind, "heldout", 20)
         assert made.images.shape == (20, 28, 28) and not made.no_ink.any()
+        assert set(made.sources) <= named["heldout"]  # each picture names the held-out template it was drawn from
     assert negatives.DIGIT_LIKE not in negatives.KINDS
-    shapes = {split: {t.name for t in templates.shape_templates(split)} for split in ("train", "heldout")}
     assert not shapes["train"] & shapes["heldout"]
     kinds = {split: {t.label for t in templates.shape_templates(split)} for split in ("train", "heldout")}
     assert kinds["heldout"] - kinds["train"]  # whole kinds of shape never fitted on

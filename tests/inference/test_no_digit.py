@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_keras.data import datasets, fonts, negatives, preprocess
+from mnist_keras.data import datasets, fonts, negatives, preprocess, templates
 from mnist_keras.errors import InputError, NoInk
 from mnist_keras.inference import classifiers, litert, no_digit, no_digit_fit, no_digit_graph, predict
 from mnist_keras.inference.predictor import keras_predictor, load_predictor
@@ -387,6 +387,11 @@ def test_the_reading_benchmark_prints_every_kind_for_every_reader(exported, mnis
     network = metrics.evaluate(keras_file.load_keras(model_path), mnist.x_test[:1000], mnist.y_test[:1000])
     assert figures("MNIST test")[0] == pytest.approx(network["accuracy"], abs=0.006)
     assert re.search(r"per style \(right/refused, Keras\): \d-[a-z-]+ \d+%/\d+%", result.stdout)
+    lines = result.stdout.splitlines()
+    least = lines[lines.index(next(line for line in lines if line.startswith("drawn shapes  "))) + 1]
+    named = re.findall(r"([\w -]+?) \d+% of \d+(?: \(as \d\))?(?:, |;|$)", least.split(": ", 1)[1])
+    assert least.startswith("    refused least (Keras): ") and named, least  # which shapes pass, worst first
+    assert set(named) <= {t.name for t in templates.shape_templates("heldout")}, least
     if page:  # what the drawing page answers for each drawing: a digit or "no digit"
         answers = re.findall(r"^  ([\w-]+) \((train|heldout)\): (no digit|\d)$", result.stdout, re.M)
         assert len(answers) == 12 and {"letter-A-b", "arrow-a", "tick-c", "7-plain-a"} <= {a[0] for a in answers}
