@@ -9,9 +9,10 @@ set); and real handwriting from 43 writers outside MNIST (scikit-learn's 8x8 dig
 installed). For each: % read right (a refusal counts as wrong) and % refused, by the network
 alone (its argmax, no head), by `mnist-predict`'s reader (the int8 .tflite) and by the camera
 .tflite (preprocessing in its graph) on the pictures as frames. Non-digits: % refused of each
-held-out kind (negatives.py), and under each drawn kind the templates or things refused least,
-with the digit they pass as; drawn letters that are digit shapes in some hands (O, I, S, Z, ...)
-are reported apart, with no bar. A picture without ink counts as refused, as every reader refuses it.
+held-out kind (negatives.py), and under the typed letters and each drawn kind the glyphs,
+templates or things refused least, with the digit they pass as; drawn letters that are digit
+shapes in some hands (O, I, S, Z, ...) are reported apart, with no bar. A picture without ink
+counts as refused, as every reader refuses it.
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def per_style(data: Set, read: Predictor) -> None:
 
 
 def least_refused(data: Set, read: Predictor, shown: int = 12) -> None:
-    """The templates or things of a drawn kind refused least, and the digit they pass as: where it fails."""
+    """The glyphs, templates or things of a kind refused least, and the digit they pass as: where it fails."""
     probabilities, scores = read(data.images)
     refused = no_digit.decide(scores) | data.no_ink
     digits = probabilities.argmax(axis=1)

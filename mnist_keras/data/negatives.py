@@ -50,8 +50,8 @@ SPLIT_SEED = {"train": 1, "validation": 2, "heldout": 3}
 
 class Negatives(NamedTuple):
     """One kind's split: MNIST-style images [N, 28, 28] uint8, the pages they came from, which
-    pages preprocessing found no ink in (their image is zeros), and for the drawn kinds what each
-    was drawn from (a template's or a thing's name; None for the other kinds)."""
+    pages preprocessing found no ink in (their image is zeros), and for the typed letters and the
+    drawn kinds what each shows (a glyph, a template's or a thing's name; None for the other kinds)."""
 
     kind: str
     split: str
@@ -76,6 +76,9 @@ def _paper_and_ink(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # --- The kinds ------------------------------------------------------------------------------
 
+Named = tuple[np.ndarray, np.ndarray]  # pages, and what each shows (a glyph, template or thing)
+
+
 def fashion_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
     """Fashion-MNIST items on a page; train and validation from its training file, heldout its test file."""
     from mnist_keras.data import datasets as data
@@ -97,15 +100,15 @@ def fashion_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarra
     return pages
 
 
-def letter_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
+def letter_pages(split: str, count: int, rng: np.random.Generator) -> Named:
     """Letters and symbols (GLYPHS), each in a font of this split, size, slant and place at random."""
     paths = fonts.font_split(split)
-    pages = np.empty((count, PAGE, PAGE), np.uint8)
+    pages, glyphs = np.empty((count, PAGE, PAGE), np.uint8), np.empty(count, object)
     for n in range(count):
-        glyph = GLYPHS[int(rng.integers(len(GLYPHS)))]
-        ink = fonts.glyph_ink(paths[int(rng.integers(len(paths)))], glyph, rng, PAGE, tilt=20)
+        glyphs[n] = GLYPHS[int(rng.integers(len(GLYPHS)))]
+        ink = fonts.glyph_ink(paths[int(rng.integers(len(paths)))], glyphs[n], rng, PAGE, tilt=20)
         pages[n] = _paper_and_ink(ink, rng)
-    return pages
+    return pages, glyphs
 
 
 def noise_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -176,10 +179,9 @@ def texture_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarra
     return pages
 
 
-Drawn = tuple[np.ndarray, np.ndarray]  # pages, and what each was drawn from
 
 
-def drawn_pages(templates: list, count: int, rng: np.random.Generator) -> Drawn:
+def drawn_pages(templates: list, count: int, rng: np.random.Generator) -> Named:
     """Shapes or letters drawn with the drawing pages' round pen from the split's stroke templates."""
     from mnist_keras.data import pen
 
@@ -190,21 +192,21 @@ def drawn_pages(templates: list, count: int, rng: np.random.Generator) -> Drawn:
     return pages, names
 
 
-def shape_pages(split: str, count: int, rng: np.random.Generator) -> Drawn:
+def shape_pages(split: str, count: int, rng: np.random.Generator) -> Named:
     """Arrows, ticks, stars, hearts, houses, smileys, crosses, scribbles, ... (templates.SHAPES)."""
     from mnist_keras.data import templates
 
     return drawn_pages(templates.shape_templates(split), count, rng)
 
 
-def drawn_letter_pages(split: str, count: int, rng: np.random.Generator, digit_like: bool = False) -> Drawn:
+def drawn_letter_pages(split: str, count: int, rng: np.random.Generator, digit_like: bool = False) -> Named:
     """Letters drawn with the pen (templates.LETTERS); digit_like: only those that are digit shapes in some hands."""
     from mnist_keras.data import templates
 
     return drawn_pages(templates.letter_templates(split, digit_like=digit_like), count, rng)
 
 
-def drawing_pages(split: str, count: int, rng: np.random.Generator) -> Drawn:
+def drawing_pages(split: str, count: int, rng: np.random.Generator) -> Named:
     """People's drawings of the split's things (quickdraw.py), their 1-pixel lines thickened to a pen's
     width, at any size and place on the page."""
     from scipy import ndimage
@@ -253,7 +255,7 @@ def make(kind: str, split: str, count: int | None = None, draw: str = "") -> Neg
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     made = PAGES[kind](split, count or COUNTS[split], np.random.default_rng(_seed(kind, split + draw)))
-    pages, sources = made if isinstance(made, tuple) else (made, None)  # the drawn kinds name their sources
+    pages, sources = made if isinstance(made, tuple) else (made, None)  # letters and the drawn kinds are Named
     images, no_ink = to_mnist_pages(pages)
     return Negatives(kind, split, images, pages, no_ink, sources)
 

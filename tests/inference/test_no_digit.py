@@ -43,6 +43,8 @@ def test_letters_are_held_out_by_font_and_digit_shapes_are_not_negatives():
     for glyph in "OoIl|ZSBgq":
         assert glyph not in negatives.GLYPHS
     assert "x" in negatives.GLYPHS and "#" in negatives.GLYPHS and not set("0123456789") & set(negatives.GLYPHS)
+    typed = negatives.make("letters", "heldout", 30)
+    assert len(typed.sources) == 30 and set(typed.sources) <= set(negatives.GLYPHS)  # each names its glyph
 
 
 def test_blank_and_one_colour_pictures_have_no_ink():
