@@ -168,11 +168,12 @@ def main(argv: list[str]) -> None:
     print(f"\nNon-digits held out (% refused)\n{'kind':<36} {'n':>5}{'Keras':>16}"
           + "".join(f"{n:>16}" for n in others))
     for data in nondigits:
-        cells = [measure(keras_read(data.images), data)[1]]
+        keras_answer = keras_read(data.images)
+        cells = [measure(keras_answer, data)[1]]
         cells += [measure(read(getattr(data, feed)), data)[1] for read, feed in others.values()]
         print(f"{data.name:<36} {len(data.images):>5}" + "".join(f"{c:>15.1f}%" for c in cells))
         if data.styles is not None:
-            least_refused(data, keras_read)
+            least_refused(data, keras_answer)
     if FLAGS.page:
         page_answers(FLAGS.page)
     print(f"\nAims (issue 25): digits in held-out styles >= 98% right, <= 1% refused; MNIST test >= 99.2% right by the "
@@ -230,9 +231,10 @@ def per_style(data: Set, read: Predictor) -> None:
     print("    per style (right/refused, Keras): " + ", ".join(cells))
 
 
-def least_refused(data: Set, read: Predictor, shown: int = 12) -> None:
-    """The glyphs, templates or things of a kind refused least, and the digit they pass as: where it fails."""
-    probabilities, scores = read(data.images)
+def least_refused(data: Set, answer: tuple[np.ndarray, np.ndarray], shown: int = 12) -> None:
+    """The glyphs, templates or things of a kind refused least, and the digit they pass as: where it fails.
+    answer: Keras' (probabilities, digit scores) for data.images."""
+    probabilities, scores = answer
     refused = no_digit.decide(scores) | data.no_ink
     digits = probabilities.argmax(axis=1)
     cells = []

@@ -179,8 +179,6 @@ def texture_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarra
     return pages
 
 
-
-
 def drawn_pages(templates: list, count: int, rng: np.random.Generator) -> Named:
     """Shapes or letters drawn with the drawing pages' round pen from the split's stroke templates."""
     from mnist_keras.data import pen
