@@ -9,7 +9,7 @@ set); and real handwriting from 43 writers outside MNIST (scikit-learn's 8x8 dig
 installed). For each: % read right (a refusal counts as wrong) and % refused, by the network
 alone (its argmax, no head), by `mnist-predict`'s reader (the int8 .tflite) and by the camera
 .tflite (preprocessing in its graph) on the pictures as frames. Non-digits: % refused of each
-held-out kind (negatives.py), and under the typed letters and each drawn kind the glyphs,
+held-out kind (negatives.py), and under each kind that names its pictures the items, glyphs,
 templates or things refused least, with the digit they pass as; drawn letters that are digit
 shapes in some hands (O, I, S, Z, ...) are reported apart, with no bar. A picture without ink
 counts as refused, as every reader refuses it. The last column says whether issue 25's aim for
@@ -251,7 +251,7 @@ def per_style(data: Set, read: Predictor) -> None:
 
 
 def least_refused(data: Set, answer: tuple[np.ndarray, np.ndarray], shown: int = 12) -> None:
-    """The glyphs, templates or things of a kind refused least, and the digit they pass as: where it fails.
+    """The items, glyphs, templates or things of a kind refused least, and the digit they pass as: where it fails.
     answer: Keras' (probabilities, digit scores) for data.images."""
     probabilities, scores = answer
     refused = no_digit.decide(scores) | data.no_ink

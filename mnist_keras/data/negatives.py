@@ -50,8 +50,8 @@ SPLIT_SEED = {"train": 1, "validation": 2, "heldout": 3}
 
 class Negatives(NamedTuple):
     """One kind's split: MNIST-style images [N, 28, 28] uint8, the pages they came from, which
-    pages preprocessing found no ink in (their image is zeros), and for the typed letters and the
-    drawn kinds what each shows (a glyph, a template's or a thing's name; None for the other kinds)."""
+    pages preprocessing found no ink in (their image is zeros), and what each shows where the kind
+    has names for it (a Fashion-MNIST item, a glyph, a template's or a thing's name; else None)."""
 
     kind: str
     split: str
@@ -76,28 +76,32 @@ def _paper_and_ink(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 # --- The kinds ------------------------------------------------------------------------------
 
-Named = tuple[np.ndarray, np.ndarray]  # pages, and what each shows (a glyph, template or thing)
+Named = tuple[np.ndarray, np.ndarray | None]  # pages, and what each shows (an item, glyph, template or thing)
+FASHION_ITEMS = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 
 
-def fashion_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
+def fashion_pages(split: str, count: int, rng: np.random.Generator) -> Named:
     """Fashion-MNIST items on a page; train and validation from its training file, heldout its test file."""
     from mnist_keras.data import datasets as data
 
     if not FASHION_DIR.is_dir():
         raise InputError(f"{FASHION_DIR}: not found; install Debian's dataset-fashion-mnist")
     fashion = data.load_folder(FASHION_DIR)
-    source = fashion.x_test if split == "heldout" else (
-        fashion.x_train[:50000] if split == "train" else fashion.x_train[50000:])
-    chosen = source[rng.choice(len(source), count, replace=False)]
+    if split == "heldout":
+        source, items = fashion.x_test, fashion.y_test
+    else:
+        part = slice(0, 50000) if split == "train" else slice(50000, None)
+        source, items = fashion.x_train[part], fashion.y_train[part]
+    picked = rng.choice(len(source), count, replace=False)
     pages = np.empty((count, PAGE, PAGE), np.uint8)
-    for n, item in enumerate(chosen):
+    for n, item in enumerate(source[picked]):
         side = int(rng.integers(28, 60))
         big = np.asarray(Image.fromarray(item).resize((side, side), Image.Resampling.BILINEAR)) / 255.0
         ink = np.zeros((PAGE, PAGE))
         top, left = rng.integers(0, PAGE - side + 1, 2)
         ink[top:top + side, left:left + side] = big
         pages[n] = _paper_and_ink(ink, rng)
-    return pages
+    return pages, np.array(FASHION_ITEMS, object)[items[picked]]
 
 
 def letter_pages(split: str, count: int, rng: np.random.Generator) -> Named:
@@ -111,7 +115,7 @@ def letter_pages(split: str, count: int, rng: np.random.Generator) -> Named:
     return pages, glyphs
 
 
-def noise_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
+def noise_pages(split: str, count: int, rng: np.random.Generator) -> Named:
     """Uniform, Gaussian, salt-and-pepper and blurred (blotchy) noise at any contrast."""
     pages = np.empty((count, PAGE, PAGE), np.uint8)
     for n in range(count):
@@ -128,10 +132,10 @@ def noise_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
                 (PAGE, PAGE), Image.Resampling.BICUBIC)) / 255.0
         level, spread = rng.uniform(0, 255), rng.uniform(30, 255)
         pages[n] = np.clip(level + spread * (field - 0.5), 0, 255).astype(np.uint8)
-    return pages
+    return pages, None
 
 
-def blank_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
+def blank_pages(split: str, count: int, rng: np.random.Generator) -> Named:
     """One colour; paper with sensor noise or a lighting gradient; a speck, a dot or a smudge."""
     pages = np.empty((count, PAGE, PAGE), np.uint8)
     rows, cols = np.mgrid[0:PAGE, 0:PAGE] / PAGE
@@ -155,10 +159,10 @@ def blank_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
             pen = paper - rng.uniform(60, 200) if paper > 127 else paper + rng.uniform(60, 200)
             page = page + (pen - paper) * ink + rng.normal(0, 2, page.shape)
         pages[n] = np.clip(np.round(page), 0, 255).astype(np.uint8)
-    return pages
+    return pages, None
 
 
-def texture_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarray:
+def texture_pages(split: str, count: int, rng: np.random.Generator) -> Named:
     """Stripes at any angle, checkerboards, grids and woven (crossed sine) patterns."""
     pages = np.empty((count, PAGE, PAGE), np.uint8)
     rows, cols = np.mgrid[0:PAGE, 0:PAGE].astype(np.float64)
@@ -176,7 +180,7 @@ def texture_pages(split: str, count: int, rng: np.random.Generator) -> np.ndarra
         else:
             field = 0.5 + 0.25 * (np.sin(2 * np.pi * u / period) + np.sin(2 * np.pi * v / rng.uniform(4, 20)))
         pages[n] = _paper_and_ink(field, rng)
-    return pages
+    return pages, None
 
 
 def drawn_pages(templates: list, count: int, rng: np.random.Generator) -> Named:
@@ -252,8 +256,7 @@ def make(kind: str, split: str, count: int | None = None, draw: str = "") -> Neg
         raise InputError(f"unknown kind of negative {kind!r}; choose from {', '.join(PAGES)}")
     if split not in SPLITS:
         raise InputError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    made = PAGES[kind](split, count or COUNTS[split], np.random.default_rng(_seed(kind, split + draw)))
-    pages, sources = made if isinstance(made, tuple) else (made, None)  # letters and the drawn kinds are Named
+    pages, sources = PAGES[kind](split, count or COUNTS[split], np.random.default_rng(_seed(kind, split + draw)))
     images, no_ink = to_mnist_pages(pages)
     return Negatives(kind, split, images, pages, no_ink, sources)
 

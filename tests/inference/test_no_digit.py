@@ -45,6 +45,9 @@ def test_letters_are_held_out_by_font_and_digit_shapes_are_not_negatives():
     assert "x" in negatives.GLYPHS and "#" in negatives.GLYPHS and not set("0123456789") & set(negatives.GLYPHS)
     typed = negatives.make("letters", "heldout", 30)
     assert len(typed.sources) == 30 and set(typed.sources) <= set(negatives.GLYPHS)  # each names its glyph
+    if "fashion" in negatives.available():
+        items = negatives.make("fashion", "heldout", 30).sources
+        assert len(set(items)) > 3 and set(items) <= set(negatives.FASHION_ITEMS)
 
 
 def test_blank_and_one_colour_pictures_have_no_ink():
