@@ -48,7 +48,8 @@ PAGE_DRAWINGS = ("letter-A-a", "letter-A-b", "arrow-a", "arrow-b", "arrow-c", "a
 
 
 class Set:
-    """One kind of held-out pictures: MNIST-style images, labels (-1: not a digit), frames for the camera."""
+    """One kind of held-out pictures: MNIST-style images, labels (-1: not a digit), frames for the camera,
+    and where known what each picture is (its style, template, glyph, item or thing)."""
 
     def __init__(self, name: str, images: np.ndarray, labels: np.ndarray, frames: np.ndarray | None = None,
                  no_ink: np.ndarray | None = None, styles: np.ndarray | None = None):
