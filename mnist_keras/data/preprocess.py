@@ -4,7 +4,7 @@ MNIST was made like this: the digit, light on dark, cropped to its ink, scaled s
 longer side is 20 pixels (aspect kept, anti-aliased), placed in a 28x28 frame with its
 centre of mass at the centre. The network only ever saw digits made that way, so a photo
 resized naively to 28x28 is mostly misread; made the same way, it is read as MNIST is
-(docs/predict.md).
+(docs/predict.md). Before the ink is found, shading across the page is taken out.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def to_mnist(gray: np.ndarray, name: str = "image") -> np.ndarray:
     """Grayscale [H, W] in [0, 255] -> uint8 [28, 28]: white digit on black, MNIST-style."""
     from scipy import ndimage
 
-    ink = _light_on_dark(gray)
+    ink = _without_shading(_light_on_dark(gray))
     background = float(np.median(ink))
     # The strongest ink: the 5th brightest pixel, so a few hot pixels are not it. (A
     # percentile would miss a small digit on a large page, well under 0.1% of a photo.)
@@ -204,6 +204,17 @@ def _light_on_dark(gray: np.ndarray) -> np.ndarray:
     smooth = ndimage.uniform_filter(gray, size=3)
     low, high, median = float(smooth.min()), float(smooth.max()), float(np.median(gray))
     return 255.0 - gray if high - median < median - low else gray
+
+
+def _without_shading(ink: np.ndarray) -> np.ndarray:
+    """The ink above the paper around it (a white top-hat: the image minus its grey opening),
+    so light falling unevenly on a photographed page is not taken for ink. The square is half
+    the longer side: wider than any stroke of a digit that fills the picture, narrower than
+    the shading across it (docs/no_digit.md)."""
+    from scipy import ndimage
+
+    side = max(ink.shape) // 2 | 1  # odd, so the square is centred on each pixel
+    return ink - ndimage.grey_opening(ink, size=(side, side), mode="nearest")
 
 
 def _centre_by_mass(digit: np.ndarray) -> np.ndarray:

@@ -96,8 +96,11 @@ def _photo(digit: np.ndarray, case: str, rng: np.random.Generator) -> Image.Imag
     ink = np.zeros((height, width))
     top, left = (height - side) // 2 + int(rng.integers(-20, 21)), (width - side) // 2 + int(rng.integers(-20, 21))
     ink[top:top + side, left:left + side] = big
-    paper, pen = (110.0, 80.0) if case == "dim light" else (235.0, 190.0)
+    paper, pen = {"dim light": (110.0, 80.0), "faint ink in shade": (235.0, 120.0)}.get(case, (235.0, 190.0))
     page = paper - pen * ink
+    if case == "faint ink in shade":  # light falling off by 30% across the page, corner to corner
+        rows, cols = np.mgrid[:height, :width]
+        page *= 1 - 0.3 * (rows + cols) / (height + width - 2)
     if case == "dark frame":
         page[:6], page[-6:], page[:, :6], page[:, -6:] = 25, 25, 25, 25
     if case == "specks":
@@ -117,7 +120,7 @@ def _photo(digit: np.ndarray, case: str, rng: np.random.Generator) -> Image.Imag
 
 
 @pytest.mark.parametrize("case", ["small digit, big page", "dim light", "dark frame", "specks",
-                                  "uneven light", "16-bit", "grey with tRNS"])
+                                  "uneven light", "faint ink in shade", "16-bit", "grey with tRNS"])
 def test_photos_and_scans_are_read_too(mnist, int8_model, case, tmp_path):
     rng = np.random.default_rng(2)
     interpreter = litert.load(int8_model)

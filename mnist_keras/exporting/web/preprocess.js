@@ -54,11 +54,55 @@ export function inkOf(gray, w, h) {
     }
   }
   const median = percentile(gray, Math.floor(gray.length / 2));
-  const ink = high - median < median - low ? gray.map((v) => 255 - v) : gray;
+  const ink = withoutShading(high - median < median - low ? gray.map((v) => 255 - v) : gray, w, h);
   const background = percentile(ink, Math.floor(ink.length / 2));
   const strongest = percentile(ink, Math.max(0, ink.length - 5));
   if (strongest - background < MIN_CONTRAST) { return null; }
   return ink.map((v) => Math.min(1, Math.max(0, (v - background) / (strongest - background))));
+}
+
+// The ink above the paper around it (a white top-hat: the image minus its grey opening by a
+// square of half the longer side), so uneven light on a photographed page is not taken for ink;
+// as preprocess.py's _without_shading.
+export function withoutShading(ink, w, h) {
+  const side = Math.floor(Math.max(w, h) / 2) | 1;
+  const eroded = minimumSquare(ink, w, h, side);
+  const opened = minimumSquare(eroded.map((v) => -v), w, h, side);  // a maximum, as minus the minimum of minus
+  return ink.map((v, i) => v + opened[i]);
+}
+
+// The minimum over a side x side square round each pixel, the square cut short at the image's
+// edges (scipy's mode="nearest"): rows, then columns.
+function minimumSquare(image, w, h, side) {
+  const out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) { out.set(runningMinimum(image.subarray(y * w, (y + 1) * w), side), y * w); }
+  const column = new Float32Array(h);
+  for (let x = 0; x < w; x++) {
+    for (let y = 0; y < h; y++) { column[y] = out[y * w + x]; }
+    const least = runningMinimum(column, side);
+    for (let y = 0; y < h; y++) { out[y * w + x] = least[y]; }
+  }
+  return out;
+}
+
+// The minimum of a window of `side` (odd) values centred on each one, in three comparisons a value
+// whatever the side (van Herk, Gil and Werman): the line, padded with Infinity, is cut into blocks
+// of side; every window is the end of one block and the start of the next.
+function runningMinimum(line, side) {
+  const n = line.length, half = (side - 1) >> 1, m = n + 2 * half;
+  const padded = new Float32Array(m).fill(Infinity);
+  padded.set(line, half);
+  const fromStart = new Float32Array(m), toEnd = new Float32Array(m);
+  for (let start = 0; start < m; start += side) {
+    const stop = Math.min(m, start + side);
+    fromStart[start] = padded[start];
+    for (let i = start + 1; i < stop; i++) { fromStart[i] = Math.min(fromStart[i - 1], padded[i]); }
+    toEnd[stop - 1] = padded[stop - 1];
+    for (let i = stop - 2; i >= start; i--) { toEnd[i] = Math.min(toEnd[i + 1], padded[i]); }
+  }
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) { out[i] = Math.min(toEnd[i], fromStart[i + side - 1]); }
+  return out;
 }
 
 // Ink [h, w] in [0, 1] -> uint8 [28 * 28], MNIST-style: cropped, longer side 20, centred by mass.
