@@ -95,6 +95,25 @@ def test_in_graph_preprocessing_matches_preprocess_py(mnist, small_model):
     assert np.mean(a == b) >= 0.995
 
 
+def test_a_page_in_shade_is_flattened_in_the_graph_as_preprocess_py_does(mnist, small_model):
+    """Faint ink on a page whose light falls off by 30% corner to corner: left in, the shading is
+    taken for ink (the dark corner cropped with the digit) and few digits are read right."""
+    rows, cols = np.mgrid[:camera_model.SIZE, :camera_model.SIZE]
+    shade = 1 - 0.3 * (rows + cols) / (2 * camera_model.SIZE - 2)
+    side, at = camera_model.SIZE // 2, camera_model.SIZE // 4
+    frames = []
+    for digit in mnist.x_test[:100]:
+        ink = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)) / 255.0
+        page = np.full(SQUARE, 235.0)
+        page[at:at + side, at:at + side] -= 120 * ink
+        frames.append(np.clip(page * shade, 0, 255).astype(np.uint8))
+    ours = camera_model.preprocess_only(np.repeat(np.stack(frames)[..., None], 3, -1))
+    theirs = np.stack([preprocess.to_mnist(frame.astype(np.float32)) for frame in frames])
+    a, b = (small_model.predict(x[..., None] / 255.0, verbose=0).argmax(1) for x in (ours, theirs))
+    assert np.mean(a == b) >= 0.95
+    assert np.mean(a == mnist.y_test[:100]) >= 0.9
+
+
 def test_the_preprocessing_runs_in_xnnpack_as_the_graph_computes_it(mnist):
     """The in-graph preprocessing as its own .tflite: LiteRT's XNNPACK delegate takes all of it but
     the uint8 cast and the 5th strongest pixel (top-k, gather), and its answers are the graph's."""
