@@ -207,14 +207,25 @@ def _light_on_dark(gray: np.ndarray) -> np.ndarray:
 
 
 def _without_shading(ink: np.ndarray) -> np.ndarray:
-    """The ink above the paper around it (a white top-hat: the image minus its grey opening),
-    so light falling unevenly on a photographed page is not taken for ink. The square is half
-    the longer side: wider than any stroke of a digit that fills the picture, narrower than
-    the shading across it (docs/no_digit.md)."""
-    from scipy import ndimage
-
-    side = max(ink.shape) // 2 | 1  # odd, so the square is centred on each pixel
-    return ink - ndimage.grey_opening(ink, size=(side, side), mode="nearest")
+    """The ink less a plane fitted to the paper (the pixels at or under the median), so light
+    falling off across a photographed page is not taken for ink. A plane, not a top-hat: an
+    opening by half the page's side hollowed real digits cropped tight to their bold strokes
+    (docs/no_digit.md). Least squares from sums along rows and columns: 25 ms for a 1024x1024 photo."""
+    paper = (ink <= np.median(ink)).astype(np.float64)
+    rows = np.arange(ink.shape[0]) / max(ink.shape)
+    cols = np.arange(ink.shape[1]) / max(ink.shape)
+    per_row, per_col = paper.sum(axis=1), paper.sum(axis=0)
+    level = paper * ink
+    cross = rows @ (paper @ cols)
+    normal = np.array([[paper.sum(), rows @ per_row, cols @ per_col],
+                       [rows @ per_row, rows ** 2 @ per_row, cross],
+                       [cols @ per_col, cross, cols ** 2 @ per_col]])
+    target = np.array([level.sum(), rows @ level.sum(axis=1), level.sum(axis=0) @ cols])
+    try:
+        a, b, c = np.linalg.solve(normal, target)
+    except np.linalg.LinAlgError:  # one row or column: no slope across it
+        a, b, c = target[0] / normal[0, 0], 0.0, 0.0
+    return (ink - (a + b * rows[:, None] + c * cols[None, :])).astype(ink.dtype)
 
 
 def _centre_by_mass(digit: np.ndarray) -> np.ndarray:

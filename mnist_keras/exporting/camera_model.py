@@ -2,9 +2,9 @@
 preprocessing inside the graph (TFLite builtin ops only), then the trained CNN.
 
 The steps follow preprocess.to_mnist: grayscale, ink is the side away from the paper
-(the median; the extremes taken on 4x4 block means), the page's shading taken out (an opening
-of the block means, where preprocess.py opens the pixels), contrast stretched between paper and
-the 5th strongest pixel, ink above 25% cropped to its box (with 1 pixel of soft edge,
+(the median; the extremes taken on 4x4 block means), the page's shading taken out (a plane
+fitted to the paper's block means, where preprocess.py fits its pixels), contrast stretched
+between paper and the 5th strongest pixel, ink above 25% cropped to its box (with 1 pixel of soft edge,
 diagonals included, where preprocess.py keeps 2), the longer side resampled to 20 pixels
 with a Lanczos-3 filter written as two matrix products, and the centre of mass placed at
 the centre of 28x28 by two 0/1 matrix products. Not in the graph: preprocess.py's removal
@@ -83,38 +83,53 @@ def _median(blocks):
     return level + (1.5 * fine + fine / 2) + (fine / 2) * levels_under_half(steps)
 
 
-def _without_shading(flat, blocks, sign):
-    """(ink, paper): the ink's side up (flat * sign) minus the page's shading, and the paper's level
-    in what is left (the median block). preprocess.py takes out the grey opening by a square of
-    half the side (33 pixels); here it is the opening of the 4x4 block means by 9x9 blocks, spread
-    back over the pixels bilinearly: pooled over the 64x64 pixels it took 31 us, this about 5.
-    Each minimum or maximum is pooled down one axis with the other as channels; SAME padding
-    leaves out what lies outside, as scipy's mode="nearest" does."""
+def _without_shading(flat, blocks, median, sign):
+    """The ink's side up (flat * sign) less a plane fitted to the paper: preprocess.py fits it to the
+    pixels at or under the median, this to the 4x4 block means at or under the median block. The
+    least squares are a few small matrix products: the paper's sums (n, u, v, uu, uv, vv; y, yu, yv,
+    u a block's column and v its row), their covariances, the 2x2 system for the slopes."""
     import tensorflow as tf
 
-    side, count = 9, SIZE // 4
+    count = SIZE // 4
+    ink_blocks = tf.reshape(blocks * sign, [1, count * count])
+    # At or under the median, give or take its 4-level step (256 / LEVELS), so that no fewer than half are paper
+    paper = 0.5 + 0.5 * _sign(sign * (median - tf.reshape(blocks, [1, count * count])) + 256.0 / LEVELS)
+    sums = tf.matmul(tf.concat([paper, paper * ink_blocks], axis=0), tf.constant(_PLANE.terms))  # [2, 6]
+    means = tf.reshape(sums / tf.reduce_sum(paper), [1, 12])  # 1, u, v, uu, uv, vv; y, yu, yv, ...
+    times = lambda x, name: tf.matmul(x, tf.constant(getattr(_PLANE, name)))  # noqa: E731
+    covariances = times(means, "second") - times(means, "left") * times(means, "right")  # [1, 5]: uu, uv, vv, uy, vy
+    products = times(covariances, "factor_a") * times(covariances, "factor_b")
+    slopes = times(products, "numerators") / times(products, "determinant")  # [1, 2]
+    offset = times(means, "mean_y") - tf.reduce_sum(slopes * times(means, "mean_uv"), axis=1, keepdims=True)
+    across, down = tf.split(slopes, 2, axis=1)  # [1, 1] each
+    plane = (across * tf.constant(_PLANE.pixel_column) + offset) + down * tf.constant(_PLANE.pixel_row)  # [SIZE, SIZE]
+    return flat * sign - tf.reshape(plane, [SIZE * SIZE])
 
-    def maximum(image):  # [1, count, 1, count] -> the maximum over side x side, transposed
-        return tf.transpose(tf.nn.max_pool2d(image, [side, 1], [1, 1], "SAME"), [0, 3, 2, 1])
 
-    ink_blocks = tf.reshape(blocks * sign, [1, count, 1, count])
-    opened = maximum(maximum(maximum(maximum(-ink_blocks)) * -1.0))  # the minimum, then the maximum
-    opened = tf.reshape(opened, [count, count])
-    paper = _median(tf.reshape(ink_blocks, [count, count]) - opened)
-    spread = tf.constant(_bilinear(count, SIZE))  # [SIZE, count]
-    shading = tf.matmul(tf.matmul(spread, opened, transpose_b=True), spread, transpose_b=True)  # opened: [column, row]
-    return flat * sign - tf.reshape(shading, [SIZE * SIZE]), paper
+class _PLANE:
+    """Constants of _without_shading's least squares: which of the 12 means (1, u, v, uu, uv, vv;
+    y, yu, yv and three unused) each term takes, and the blocks' and pixels' coordinates."""
 
+    count = SIZE // 4
+    column, row = (t.ravel().astype(np.float32) for t in np.meshgrid(np.arange(count), np.arange(count), indexing="ij"))
+    terms = np.stack([np.ones_like(column), column, row, column * column, column * row, row * row], axis=1)
 
-def _bilinear(count, size):
-    """[size, count]: pixel i's weights on the block centres either side (clamped at the ends)."""
-    at = np.clip((np.arange(size) + 0.5) * count / size - 0.5, 0, count - 1)
-    low = np.floor(at).astype(int)
-    high = np.minimum(low + 1, count - 1)
-    weights = np.zeros((size, count), np.float32)
-    weights[np.arange(size), low] += 1 - (at - low)
-    weights[np.arange(size), high] += at - low
-    return weights
+    @staticmethod
+    def _select(*indices):
+        out = np.zeros((12, len(indices)), np.float32)
+        out[list(indices), np.arange(len(indices))] = 1.0
+        return out
+
+    second, left, right = _select(3, 4, 5, 7, 8), _select(1, 1, 2, 6, 6), _select(1, 2, 2, 1, 2)
+    mean_y, mean_uv = _select(6), _select(1, 2)
+    # Cramer's rule on [[uu, uv], [uv, vv]] [b, c] = [uy, vy], as products of two covariances each:
+    # uu vv, uv uv, vv uy, uv vy, uu vy, uv uy.
+    factor_a = np.eye(5, dtype=np.float32)[:, [0, 1, 2, 1, 0, 1]]
+    factor_b = np.eye(5, dtype=np.float32)[:, [2, 1, 3, 4, 4, 3]]
+    determinant = np.array([[1], [-1], [0], [0], [0], [0]], np.float32)
+    numerators = np.array([[0, 0], [0, 0], [1, 0], [-1, 0], [0, 1], [0, -1]], np.float32)
+    pixel_column = ((np.arange(SIZE, dtype=np.float32) + 0.5) / 4 - 0.5)[None, :]  # in blocks: [1, SIZE]
+    pixel_row = pixel_column.T  # [SIZE, 1]
 
 
 def _resample_matrices(start, length, out_length, scale):
@@ -191,7 +206,8 @@ def preprocess_graph(rgb: Any) -> Any:
     median, low, high = _median(blocks), tf.reduce_min(blocks), tf.reduce_max(blocks)
     # The ink is darker than the paper (high - median < median - low): sign -1, else +1.
     sign = _sign(high + low - 2.0 * median)
-    ink, paper = _without_shading(flat, blocks, sign)  # the ink's side up: its strongest is the largest
+    ink = _without_shading(flat, blocks, median, sign)
+    paper = 0.0  # the plane  # the ink's side up: its strongest is the largest
     strongest = _fifth_strongest(ink)
     # (ink - paper) / contrast, clipped to [0, 1]: ink * a + b, two scalars, one pass over the image.
     # Kept as 6x (RELU6, which the converter fuses into the addition); so is the mask (ink > INK).

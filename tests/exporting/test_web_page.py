@@ -124,8 +124,8 @@ def test_probabilities_for_50_test_digits_match_litert_in_python(offline, mnist,
 
 
 def test_a_photographed_page_in_shade_is_flattened_as_preprocess_py_does(offline, mnist, int8_model, tmp_path):
-    """Faint ink on a page whose light falls off by 30% corner to corner: without the top-hat
-    both preprocessings take the dark corner for ink (a quarter of these are read right then)."""
+    """Faint ink on a page whose light falls off by 30% corner to corner: left in, the shading is
+    taken for ink by both preprocessings (a quarter of these are read right then)."""
     inputs, reference = [], []
     rows, cols = np.mgrid[:112, :112]
     shade = 1 - 0.3 * (rows + cols) / 222

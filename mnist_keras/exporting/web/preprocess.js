@@ -61,47 +61,37 @@ export function inkOf(gray, w, h) {
   return ink.map((v) => Math.min(1, Math.max(0, (v - background) / (strongest - background))));
 }
 
-// The ink above the paper around it (a white top-hat: the image minus its grey opening by a
-// square of half the longer side), so uneven light on a photographed page is not taken for ink;
-// as preprocess.py's _without_shading.
+// The ink less a plane fitted to the paper (the pixels at or under the median), so light falling
+// off across a photographed page is not taken for ink; as preprocess.py's _without_shading.
 export function withoutShading(ink, w, h) {
-  const side = Math.floor(Math.max(w, h) / 2) | 1;
-  const eroded = minimumSquare(ink, w, h, side);
-  const opened = minimumSquare(eroded.map((v) => -v), w, h, side);  // a maximum, as minus the minimum of minus
-  return ink.map((v, i) => v + opened[i]);
-}
-
-// The minimum over a side x side square round each pixel, the square cut short at the image's
-// edges (scipy's mode="nearest"): rows, then columns.
-function minimumSquare(image, w, h, side) {
+  const median = percentile(ink, Math.floor(ink.length / 2));
+  const scale = 1 / Math.max(w, h);
+  // Sums over the paper of 1, r, c, r^2, rc, c^2 and of the ink times 1, r, c (r, c scaled by scale).
+  let n = 0, sr = 0, sc = 0, srr = 0, src = 0, scc = 0, sv = 0, svr = 0, svc = 0;
+  for (let y = 0; y < h; y++) {
+    const r = y * scale;
+    for (let x = 0; x < w; x++) {
+      const v = ink[y * w + x];
+      if (v > median) { continue; }
+      const c = x * scale;
+      n += 1; sr += r; sc += c; srr += r * r; src += r * c; scc += c * c; sv += v; svr += v * r; svc += v * c;
+    }
+  }
+  // Cramer's rule on the normal equations [n sr sc; sr srr src; sc src scc] [a b c] = [sv svr svc].
+  const det3 = (m) => m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6])
+    + m[2] * (m[3] * m[7] - m[4] * m[6]);
+  const normal = [n, sr, sc, sr, srr, src, sc, src, scc];
+  const det = det3(normal);
+  let a = sv / Math.max(n, 1), b = 0, c = 0;  // one row or column: no slope across it
+  if (Math.abs(det) > 1e-12 * n * n * n) {
+    a = det3([sv, sr, sc, svr, srr, src, svc, src, scc]) / det;
+    b = det3([n, sv, sc, sr, svr, src, sc, svc, scc]) / det;
+    c = det3([n, sr, sv, sr, srr, svr, sc, src, svc]) / det;
+  }
   const out = new Float32Array(w * h);
-  for (let y = 0; y < h; y++) { out.set(runningMinimum(image.subarray(y * w, (y + 1) * w), side), y * w); }
-  const column = new Float32Array(h);
-  for (let x = 0; x < w; x++) {
-    for (let y = 0; y < h; y++) { column[y] = out[y * w + x]; }
-    const least = runningMinimum(column, side);
-    for (let y = 0; y < h; y++) { out[y * w + x] = least[y]; }
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) { out[y * w + x] = ink[y * w + x] - (a + b * y * scale + c * x * scale); }
   }
-  return out;
-}
-
-// The minimum of a window of `side` (odd) values centred on each one, in three comparisons a value
-// whatever the side (van Herk, Gil and Werman): the line, padded with Infinity, is cut into blocks
-// of side; every window is the end of one block and the start of the next.
-function runningMinimum(line, side) {
-  const n = line.length, half = (side - 1) >> 1, m = n + 2 * half;
-  const padded = new Float32Array(m).fill(Infinity);
-  padded.set(line, half);
-  const fromStart = new Float32Array(m), toEnd = new Float32Array(m);
-  for (let start = 0; start < m; start += side) {
-    const stop = Math.min(m, start + side);
-    fromStart[start] = padded[start];
-    for (let i = start + 1; i < stop; i++) { fromStart[i] = Math.min(fromStart[i - 1], padded[i]); }
-    toEnd[stop - 1] = padded[stop - 1];
-    for (let i = stop - 2; i >= start; i--) { toEnd[i] = Math.min(toEnd[i + 1], padded[i]); }
-  }
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) { out[i] = Math.min(toEnd[i], fromStart[i + side - 1]); }
   return out;
 }
 
