@@ -221,10 +221,7 @@ def _without_shading(ink: np.ndarray) -> np.ndarray:
                        [rows @ per_row, rows ** 2 @ per_row, cross],
                        [cols @ per_col, cross, cols ** 2 @ per_col]])
     target = np.array([level.sum(), rows @ level.sum(axis=1), level.sum(axis=0) @ cols])
-    try:
-        a, b, c = np.linalg.solve(normal, target)
-    except np.linalg.LinAlgError:  # one row or column: no slope across it
-        a, b, c = target[0] / normal[0, 0], 0.0, 0.0
+    a, b, c = np.linalg.lstsq(normal, target, rcond=None)[0]  # one row or column: no slope across it
     return (ink - (a + b * rows[:, None] + c * cols[None, :])).astype(ink.dtype)
 
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from mnist_keras.data import preprocess
-from mnist_keras.errors import InputError
+from mnist_keras.errors import InputError, NoInk
 from mnist_keras.inference import litert, predict
 from mnist_keras.inference.predictor import load_predictor
 from tests.helpers import REPO, assert_one_line_error, run_module
@@ -267,6 +267,14 @@ def test_the_command_refuses_dev_zero_and_a_fifo_at_once(int8_model, tmp_path):
     assert result.stderr.splitlines() == [
         "error: /dev/zero: not a regular file (a device, pipe or socket), not an image",
         "error: fifo.png: not a regular file (a device, pipe or socket), not an image"]
+
+
+def test_a_blank_page_in_uneven_light_holds_no_digit():
+    """Light falling off by half across blank paper: its darker corner is no digit."""
+    rows, cols = np.mgrid[:200, :300]
+    page = 235 * (1 - 0.5 * (rows + cols) / 498) + np.random.default_rng(0).normal(0, 2, rows.shape)
+    with pytest.raises(NoInk, match="no digit found"):
+        preprocess.to_mnist(page.astype(np.float32))
 
 
 def test_a_tiny_image_is_a_clear_error_not_a_crash():
