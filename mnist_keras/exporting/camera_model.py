@@ -4,8 +4,8 @@ preprocessing inside the graph (TFLite builtin ops only), then the trained CNN.
 The steps follow preprocess.to_mnist: grayscale, ink is the side away from the paper
 (the median; the extremes taken on 4x4 block means), the page's shading taken out (a plane
 fitted to the paper's block means, where preprocess.py fits its pixels), contrast stretched
-between paper and the 5th strongest pixel, ink above 25% cropped to its box (with 1 pixel of soft edge,
-diagonals included, where preprocess.py keeps 2), the longer side resampled to 20 pixels
+between paper and the 5th strongest pixel, ink above 25% cropped to its box (with 1 pixel of
+soft edge, diagonals included, where preprocess.py keeps 2), the longer side resampled to 20 pixels
 with a Lanczos-3 filter written as two matrix products, and the centre of mass placed at
 the centre of 28x28 by two 0/1 matrix products. Not in the graph: preprocess.py's removal
 of specks and of a frame along the border (connected components have no builtin op).
@@ -51,8 +51,8 @@ def _windows(flat, pad, offsets, length):
 
 
 def _blocks(flat):
-    """[16, 16] 4x4 block means of the flat image, [column, row]: pooled down the rows with the columns as
-    channels, then across them (XNNPACK pools a 1-channel image pixel by pixel)."""
+    """[16, 16] 4x4 block means of the flat image, [column, row]: pooled down the rows with the
+    columns as channels, then across them (XNNPACK pools a 1-channel image pixel by pixel)."""
     import tensorflow as tf
 
     column_first = tf.reshape(flat, [1, SIZE, 1, SIZE])
@@ -94,19 +94,19 @@ def _without_shading(flat, blocks, median, sign):
     ink_blocks = tf.reshape(blocks * sign, [1, count * count])
     # At or under the median, give or take its 4-level step (256 / LEVELS), so that no fewer than half are paper
     paper = 0.5 + 0.5 * _sign(sign * (median - tf.reshape(blocks, [1, count * count])) + 256.0 / LEVELS)
-    sums = tf.matmul(tf.concat([paper, paper * ink_blocks], axis=0), tf.constant(_PLANE.terms))  # [2, 6]
+    sums = tf.matmul(tf.concat([paper, paper * ink_blocks], axis=0), tf.constant(_Plane.terms))  # [2, 6]
     means = tf.reshape(sums / tf.reduce_sum(paper), [1, 12])  # 1, u, v, uu, uv, vv; y, yu, yv, ...
-    times = lambda x, name: tf.matmul(x, tf.constant(getattr(_PLANE, name)))  # noqa: E731
+    times = lambda x, name: tf.matmul(x, tf.constant(getattr(_Plane, name)))  # noqa: E731
     covariances = times(means, "second") - times(means, "left") * times(means, "right")  # [1, 5]: uu, uv, vv, uy, vy
     products = times(covariances, "factor_a") * times(covariances, "factor_b")
     slopes = times(products, "numerators") / times(products, "determinant")  # [1, 2]
     offset = times(means, "mean_y") - tf.reduce_sum(slopes * times(means, "mean_uv"), axis=1, keepdims=True)
     across, down = tf.split(slopes, 2, axis=1)  # [1, 1] each
-    plane = (across * tf.constant(_PLANE.pixel_column) + offset) + down * tf.constant(_PLANE.pixel_row)  # [SIZE, SIZE]
+    plane = (across * tf.constant(_Plane.pixel_column) + offset) + down * tf.constant(_Plane.pixel_row)  # [SIZE, SIZE]
     return flat * sign - tf.reshape(plane, [SIZE * SIZE])
 
 
-class _PLANE:
+class _Plane:
     """Constants of _without_shading's least squares: which of the 12 means (1, u, v, uu, uv, vv;
     y, yu, yv and three unused) each term takes, and the blocks' and pixels' coordinates."""
 
@@ -206,8 +206,8 @@ def preprocess_graph(rgb: Any) -> Any:
     median, low, high = _median(blocks), tf.reduce_min(blocks), tf.reduce_max(blocks)
     # The ink is darker than the paper (high - median < median - low): sign -1, else +1.
     sign = _sign(high + low - 2.0 * median)
-    ink = _without_shading(flat, blocks, median, sign)
-    paper = 0.0  # the plane  # the ink's side up: its strongest is the largest
+    ink = _without_shading(flat, blocks, median, sign)  # the ink's side up: its strongest is the largest
+    paper = 0.0  # the plane taken out was the paper's level
     strongest = _fifth_strongest(ink)
     # (ink - paper) / contrast, clipped to [0, 1]: ink * a + b, two scalars, one pass over the image.
     # Kept as 6x (RELU6, which the converter fuses into the addition); so is the mask (ink > INK).

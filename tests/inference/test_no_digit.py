@@ -122,7 +122,9 @@ def test_every_format_makes_the_same_decision(exported, probe_images):
     for path in files:
         probabilities, scores = load_predictor(path)(probe_images)
         agreement = float(np.mean(no_digit.decide(scores) == reference))
-        assert agreement >= 0.995, (path.name, agreement)
+        # Full-integer int8 flips 0.5 to 0.65% of this small test model's decisions, the README
+        # model's 0.22% (docs/benchmarks.md); a broken quantization of the head flips many more.
+        assert agreement >= (0.99 if path.name == "mnist_int8.tflite" else 0.995), (path.name, agreement)
         assert probabilities.shape == (len(probe_images), 10)
 
 
