@@ -125,7 +125,7 @@ def test_probabilities_for_50_test_digits_match_litert_in_python(offline, mnist,
 
 def test_a_photographed_page_in_shade_is_flattened_as_preprocess_py_does(offline, mnist, int8_model, tmp_path):
     """Faint ink on a page whose light falls off by 30% corner to corner: left in, the shading is
-    taken for ink by both preprocessings (a quarter of these are read right then)."""
+    taken for ink and cropped with the digit (the page's inputs were 27 grey levels from these)."""
     inputs, reference = [], []
     rows, cols = np.mgrid[:112, :112]
     shade = 1 - 0.3 * (rows + cols) / 222
