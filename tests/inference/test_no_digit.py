@@ -405,6 +405,14 @@ def test_the_reading_benchmark_prints_every_kind_for_every_reader(exported, mnis
     named = re.findall(r"([\w -]+?) \d+% of \d+(?: \(as \d\))?(?:, |;|$)", least.split(": ", 1)[1])
     assert least.startswith("    refused least (Keras): ") and named, least  # which shapes pass, worst first
     assert set(named) <= {t.name for t in templates.shape_templates("heldout")}, least
+    # What refusing 95% of each kind with an aim would cost: a kind the head refuses 95% of already needs a cut
+    # at or under its own, so no more MNIST digits refused than now; a kind it misses needs one above.
+    costs = dict(re.findall(r"^  (.+?) +cut \S+: MNIST test ([\d.]+)%, held-out styles",
+                            result.stdout, re.M))
+    assert set(costs) == set(negatives.available()), result.stdout[-1500:]
+    refused_now = figures("MNIST test")[2]  # Keras with its head, as the trade-off is
+    for kind, cost in costs.items():
+        assert float(cost) <= refused_now + 0.05 if figures(kind)[0] >= 95 else float(cost) >= refused_now - 0.05, kind
     if page:  # what the drawing page answers for each drawing: a digit or "no digit"
         answers = re.findall(r"^  ([\w-]+) \((train|heldout)\): (no digit|\d)$", result.stdout, re.M)
         assert len(answers) == 12 and {"letter-A-b", "arrow-a", "tick-c", "7-plain-a"} <= {a[0] for a in answers}
