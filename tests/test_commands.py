@@ -23,7 +23,7 @@ FLAGS = {
     "verify": ["model", "max_drop", "data_dir", "tfds", "test_examples"],
     "predict": ["model", "top_k", "[no]json"],
     "report": ["model", "export_json", "feature_map_index", "data_dir"],
-    "no_digit": ["model", "validation_examples", "data_dir"],
+    "no_digit": ["model", "validation_examples", "max_refused", "data_dir"],
     "serve": ["model_base_path", "model_name", "host", "port", "max_instances", "max_body_mb", "[no]access_log"],
 }
 

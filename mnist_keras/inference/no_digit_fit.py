@@ -281,6 +281,8 @@ def fit_head(model: Any, x_train: np.ndarray, model_sha256: str = "", settings: 
     """The head for a trained model: fitted on x_train but its last settings.validation_examples
     (which training holds out by default), the threshold chosen on those."""
     held = settings.validation_examples
+    if not 0 < settings.target < 1:  # NaN fails this too
+        raise InputError(f"target={settings.target}: the share of validation digits refused must be between 0 and 1")
     if len(x_train) <= held:
         raise InputError(f"{len(x_train)} training images: the no-digit head needs more than the "
                          f"{held} it chooses its threshold on")

@@ -20,7 +20,7 @@ from mnist_keras.errors import InputError, NoInk
 from mnist_keras.inference import classifiers, litert, no_digit, no_digit_fit, no_digit_graph, predict
 from mnist_keras.inference.predictor import keras_predictor, load_predictor
 from mnist_keras.training import keras_file
-from tests.helpers import REPO, run_module
+from tests.helpers import REPO, assert_one_line_error, run_module
 
 # --- The negatives ----------------------------------------------------------------------------
 
@@ -81,6 +81,31 @@ def test_the_threshold_is_recorded_beside_the_model_and_folded_in(trained, no_di
     assert rejected / sum(counts.values()) <= no_digit.TARGET_REJECTED + 1e-4  # MNIST's and redrawn, together
     assert fitted["validation_rejected"]["typed"] <= 2 * no_digit.TARGET_REJECTED + 1e-4
     assert "digit_score >= 0.5" in record["decision"]
+
+
+def test_a_higher_max_refused_refuses_more_digits_and_more_non_digits(trained, no_digit_head, mnist):
+    """mnist-no-digit --max_refused: the same fit, its cut moved to the share of validation digits asked for;
+    on pictures neither choice saw, the stricter head refuses more MNIST test digits and more non-digits."""
+    model = keras_file.load_keras(trained.model_path)
+    sets = no_digit_fit.build_sets(model, mnist.x_train[:-2000], mnist.x_train[-2000:], 300, 3000)
+    heads = {target: no_digit_fit.fit(sets, settings=no_digit_fit.FitSettings(epochs=10, target=target))
+             for target in (0.0025, 0.03)}
+    for target, head in heads.items():
+        assert head.fitted["target_rejected_validation_digits"] == target
+        assert head.fitted["validation_rejected"]["digits"] <= target + 1e-4
+    non_digits = np.concatenate([negatives.make(kind, "heldout", 100).images for kind in negatives.available()])
+    refused = {target: [float(np.mean(no_digit.decide(keras_predictor(model, head)(images)[1])))
+                        for images in (mnist.x_test[:2000], non_digits)] for target, head in heads.items()}
+    assert refused[0.03][0] > refused[0.0025][0] and refused[0.03][1] > refused[0.0025][1], refused
+
+
+@pytest.mark.parametrize("value, fragment", [("nan", "must be a finite number"), ("20", "in the range [0.01, 10]")])
+def test_a_bad_max_refused_is_one_line_before_any_work(trained, tmp_path, value, fragment):
+    model = tmp_path / "mnist.keras"
+    shutil.copy(trained.model_path, model)
+    result = run_module("mnist_keras.no_digit", f"--model={model}", f"--max_refused={value}", cwd=tmp_path)
+    assert_one_line_error(result, "--max_refused", fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.keras"]  # no head written
 
 
 def test_a_head_that_is_missing_or_for_another_model_is_one_line(trained, no_digit_head, tmp_path):
