@@ -112,6 +112,13 @@ def test_a_bad_max_refused_is_one_line_before_any_work(trained, tmp_path, value,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist.keras"]  # no head written
 
 
+@pytest.mark.parametrize("target", [float("nan"), 0.0, 1.0])
+def test_a_bad_target_is_refused_before_any_work(mnist, target):
+    """For callers from Python: the check is in fit_head itself, before a picture is made."""
+    with pytest.raises(InputError, match=r"target=.*between 0 and 1"):
+        no_digit_fit.fit_head(None, mnist.x_train, settings=no_digit_fit.FitSettings(target=target))
+
+
 def test_a_head_that_is_missing_or_for_another_model_is_one_line(trained, no_digit_head, tmp_path):
     model_path = trained.model_path
     with pytest.raises(InputError, match="no such no-digit head; run mnist-no-digit"):
